@@ -1,0 +1,62 @@
+"""deltastream: fast, loss-free streaming from OpenAI-compatible LLM APIs.
+
+``from deltastream import OpenAI`` (or ``import deltastream as openai``) is a drop-in
+for the official client's streaming surface.
+"""
+
+from . import types
+from ._version import __version__
+from .accumulate import ChatAccumulator
+from .client import AsyncClient, Client
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APIStreamError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    OpenAIError,
+    PermissionDeniedError,
+    RateLimitError,
+    StreamDecodeError,
+    StreamTruncatedError,
+    UnprocessableEntityError,
+)
+from .streaming import AsyncStream, Stream
+
+OpenAI = Client
+AsyncOpenAI = AsyncClient
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APIStreamError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AsyncOpenAI",
+    "AsyncStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatAccumulator",
+    "Client",
+    "ConflictError",
+    "InternalServerError",
+    "NotFoundError",
+    "OpenAI",
+    "OpenAIError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Stream",
+    "StreamDecodeError",
+    "StreamTruncatedError",
+    "UnprocessableEntityError",
+    "__version__",
+    "types",
+]

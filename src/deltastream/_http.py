@@ -1,0 +1,214 @@
+"""Sending requests: headers, retries, and the one place lower-layer errors become ours.
+
+``send`` and ``asend`` are twins: the same loop, one blocking and one awaiting. All
+decisions they make come from pure functions (``_retry``, ``errors.status_error``), so
+the two differ only in how they send, read and sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import msgspec
+
+from ._retry import retry_delay, should_retry
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    status_error,
+)
+
+__all__ = [
+    "ERROR_BODY_LIMIT",
+    "RequestOptions",
+    "asend",
+    "check_event_stream",
+    "send",
+    "transport_error",
+]
+
+ERROR_BODY_LIMIT = 64 * 1024  # what we read of an error response's body
+_PREVIEW = 512  # what a content-type error quotes of the body
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOptions:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: Any = None
+    params: dict[str, Any] | None = None
+    timeout: httpx2.Timeout | None = None
+    max_retries: int = 2
+    stream: bool = False
+
+    def build(self, http: httpx2.Client | httpx2.AsyncClient) -> httpx2.Request:
+        headers = dict(self.headers)
+        content = None
+        if self.body is not None:
+            content = _json.encode(self.body)
+            headers["Content-Type"] = "application/json"
+        return http.build_request(
+            self.method,
+            self.url,
+            content=content,
+            params=self.params,
+            headers=headers,
+            timeout=self.timeout if self.timeout is not None else httpx2.USE_CLIENT_DEFAULT,
+        )
+
+
+def transport_error(exc: httpx2.TransportError, request: httpx2.Request) -> APIConnectionError:
+    """The one mapping from httpx2's transport errors to ours."""
+    if isinstance(exc, httpx2.TimeoutException):
+        deadline = {
+            httpx2.ConnectTimeout: "connect",
+            httpx2.ReadTimeout: "read",
+            httpx2.WriteTimeout: "write",
+            httpx2.PoolTimeout: "pool",
+        }.get(type(exc))
+        seconds = None
+        if deadline is not None:
+            timeouts = request.extensions.get("timeout", {})
+            seconds = timeouts.get(deadline)
+        if seconds is None:
+            return APITimeoutError(request)
+        return APITimeoutError(request, deadline=deadline, seconds=seconds)
+    detail = str(exc) or type(exc).__name__
+    return APIConnectionError(message=f"Connection error: {detail}", request=request)
+
+
+def _parse_error_body(data: bytes) -> object:
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return data.decode("utf-8", "replace")
+
+
+def check_event_stream(response: httpx2.Response, head: bytes | None) -> None:
+    """Raise unless a 2xx answer to a streaming request is an event stream.
+
+    ``head`` is the start of the body when the caller has read it (for the message).
+    """
+    content_type = response.headers.get("content-type", "")
+    if "text/event-stream" in content_type:
+        return
+    preview = (head or b"")[:_PREVIEW].decode("utf-8", "replace")
+    raise APIResponseValidationError(
+        f"Expected a text/event-stream response to a streaming request, got "
+        f"{content_type or 'no content type'!r}; the body starts: {preview!r}",
+        response=response,
+        body=preview,
+    )
+
+
+def _status_failure(response: httpx2.Response, data: bytes) -> APIStatusError:
+    return status_error(response, _parse_error_body(data))
+
+
+def send(
+    http: httpx2.Client,
+    options: RequestOptions,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> httpx2.Response:
+    """Send with retries; return a response whose body has not been read (2xx only)."""
+    attempt = 0
+    while True:
+        request = options.build(http)
+        try:
+            response = http.send(request, stream=True)
+        except httpx2.TransportError as exc:
+            error: APIConnectionError | APIStatusError = transport_error(exc, request)
+            delay = retry_delay(attempt) if attempt < options.max_retries else None
+            if delay is None:
+                raise error from exc
+        else:
+            if response.status_code < 400:
+                return response
+            try:
+                data = _read_limited(response)
+            finally:
+                response.close()
+            error = _status_failure(response, data)
+            delay = None
+            if attempt < options.max_retries and should_retry(
+                response.status_code, response.headers
+            ):
+                delay = retry_delay(attempt, response.headers)
+            if delay is None:
+                raise error
+        sleep(delay)
+        attempt += 1
+
+
+async def asend(
+    http: httpx2.AsyncClient,
+    options: RequestOptions,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> httpx2.Response:
+    """The async twin of :func:`send`."""
+    attempt = 0
+    while True:
+        request = options.build(http)
+        try:
+            response = await http.send(request, stream=True)
+        except httpx2.TransportError as exc:
+            error: APIConnectionError | APIStatusError = transport_error(exc, request)
+            delay = retry_delay(attempt) if attempt < options.max_retries else None
+            if delay is None:
+                raise error from exc
+        else:
+            if response.status_code < 400:
+                return response
+            try:
+                data = await _aread_limited(response)
+            finally:
+                await response.aclose()
+            error = _status_failure(response, data)
+            delay = None
+            if attempt < options.max_retries and should_retry(
+                response.status_code, response.headers
+            ):
+                delay = retry_delay(attempt, response.headers)
+            if delay is None:
+                raise error
+        await sleep(delay)
+        attempt += 1
+
+
+def _read_limited(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for data in response.iter_bytes():
+            parts.append(data)
+            size += len(data)
+            if size >= limit:
+                break
+    except httpx2.TransportError:
+        pass  # an error body cut short still says what it can
+    return b"".join(parts)[:limit]
+
+
+async def _aread_limited(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for data in response.aiter_bytes():
+            parts.append(data)
+            size += len(data)
+            if size >= limit:
+                break
+    except httpx2.TransportError:
+        pass
+    return b"".join(parts)[:limit]

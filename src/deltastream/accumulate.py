@@ -1,0 +1,262 @@
+"""Accumulators: fold streamed chunks into the final result. Pure and linear-time.
+
+Each delta is appended to a list and joined only when a snapshot is asked for, so the
+cost per chunk stays flat however long the stream gets (the official SDK re-dumps and
+re-parses its whole snapshot on every chunk).
+
+Merging rules, as the wire does it across providers:
+
+- choices are keyed by ``index``; tool calls by their ``index`` within the choice. A
+  tool call without ``index`` (Mistral) starts a new call when it brings an ``id`` not
+  seen last, and continues the last call otherwise.
+- ``id``, ``type`` and ``name`` of a tool call come from the first delta that has them;
+  ``arguments`` are concatenated.
+- ``role`` is the first non-null role; ``finish_reason`` the last non-null one;
+  ``usage`` the last non-null top-level usage (it may come in a chunk with no choices).
+- ``logprobs`` token lists are concatenated.
+"""
+
+from __future__ import annotations
+
+from .types.chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    ChatCompletionMessageToolCall,
+    Choice,
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceLogprobs,
+    CompletionUsage,
+    Function,
+    FunctionCall,
+    TokenLogprob,
+)
+
+__all__ = ["ChatAccumulator"]
+
+
+class _ToolCallState:
+    __slots__ = ("arguments", "id", "name", "type")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.type: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+
+    def build(self) -> ChatCompletionMessageToolCall:
+        return ChatCompletionMessageToolCall(
+            id=self.id or "",
+            type=self.type or "function",
+            function=Function(name=self.name or "", arguments="".join(self.arguments)),
+        )
+
+
+class _ChoiceState:
+    __slots__ = (
+        "content",
+        "finish_reason",
+        "function_args",
+        "function_name",
+        "index",
+        "logprobs_content",
+        "logprobs_refusal",
+        "reasoning",
+        "reasoning_content",
+        "refusal",
+        "role",
+        "thinking",
+        "tool_calls",
+    )
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.role: str | None = None
+        self.content: list[str] | None = None
+        self.refusal: list[str] | None = None
+        self.reasoning_content: list[str] | None = None
+        self.reasoning: list[str] | None = None
+        self.thinking: list[str] | None = None
+        self.tool_calls: dict[int, _ToolCallState] = {}
+        self.function_name: str | None = None
+        self.function_args: list[str] | None = None
+        self.finish_reason: str | None = None
+        self.logprobs_content: list[TokenLogprob] | None = None
+        self.logprobs_refusal: list[TokenLogprob] | None = None
+
+    def add_rare(self, delta: ChoiceDelta) -> None:
+        """Everything but plain content: called only when a delta carries more."""
+        if delta.role is not None and self.role is None:
+            self.role = delta.role
+        if delta.refusal is not None:
+            self.refusal = _append(self.refusal, delta.refusal)
+        if delta.reasoning_content is not None:
+            self.reasoning_content = _append(self.reasoning_content, delta.reasoning_content)
+        if delta.reasoning is not None:
+            self.reasoning = _append(self.reasoning, delta.reasoning)
+        if delta.thinking is not None:
+            self.thinking = _append(self.thinking, delta.thinking)
+        if delta.tool_calls:
+            for call in delta.tool_calls:
+                self._add_tool_call(call)
+        if delta.function_call is not None:
+            if delta.function_call.name:
+                self.function_name = (self.function_name or "") + delta.function_call.name
+            if delta.function_call.arguments is not None:
+                self.function_args = _append(self.function_args, delta.function_call.arguments)
+
+    def _add_tool_call(self, call: ChoiceDeltaToolCall) -> None:
+        calls = self.tool_calls
+        index, id = call.index, call.id
+        if index is None:
+            last = max(calls) if calls else -1
+            if last < 0 or (id is not None and id != calls[last].id):
+                index = last + 1
+            else:
+                index = last
+        state = calls.get(index)
+        if state is None:
+            state = calls[index] = _ToolCallState()
+        if id and state.id is None:
+            state.id = id
+        if call.type and state.type is None:
+            state.type = call.type
+        function = call.function
+        if function is not None:
+            if function.name and state.name is None:
+                state.name = function.name
+            if function.arguments:
+                state.arguments.append(function.arguments)
+
+    def add_logprobs(self, logprobs: ChoiceLogprobs) -> None:
+        if logprobs.content:
+            if self.logprobs_content is None:
+                self.logprobs_content = []
+            self.logprobs_content.extend(logprobs.content)
+        if logprobs.refusal:
+            if self.logprobs_refusal is None:
+                self.logprobs_refusal = []
+            self.logprobs_refusal.extend(logprobs.refusal)
+
+    def build(self) -> Choice:
+        tool_calls = [self.tool_calls[i].build() for i in sorted(self.tool_calls)]
+        function_call = None
+        if self.function_name is not None or self.function_args is not None:
+            function_call = FunctionCall(
+                name=self.function_name or "", arguments=_join(self.function_args) or ""
+            )
+        logprobs = None
+        if self.logprobs_content is not None or self.logprobs_refusal is not None:
+            logprobs = ChoiceLogprobs(content=self.logprobs_content, refusal=self.logprobs_refusal)
+        message = ChatCompletionMessage(
+            role=self.role or "assistant",
+            content=_join(self.content),
+            refusal=_join(self.refusal),
+            tool_calls=tool_calls or None,
+            function_call=function_call,
+            reasoning_content=_join(self.reasoning_content),
+            reasoning=_join(self.reasoning),
+            thinking=_join(self.thinking),
+        )
+        return Choice(
+            index=self.index, message=message, logprobs=logprobs, finish_reason=self.finish_reason
+        )
+
+
+class ChatAccumulator:
+    """Feed it chunks with :meth:`add`; read :meth:`snapshot` at any time."""
+
+    __slots__ = (
+        "_choices",
+        "chunks",
+        "created",
+        "id",
+        "model",
+        "service_tier",
+        "system_fingerprint",
+        "usage",
+    )
+
+    def __init__(self) -> None:
+        self._choices: dict[int, _ChoiceState] = {}
+        self.chunks = 0
+        self.id = ""
+        self.model = ""
+        self.created = 0
+        self.system_fingerprint: str | None = None
+        self.service_tier: str | None = None
+        self.usage: CompletionUsage | None = None
+
+    def add(self, chunk: ChatCompletionChunk) -> None:
+        if self.chunks == 0:
+            self.id, self.model, self.created = chunk.id, chunk.model, chunk.created
+        self.chunks += 1
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.system_fingerprint is not None:
+            self.system_fingerprint = chunk.system_fingerprint
+        if chunk.service_tier is not None:
+            self.service_tier = chunk.service_tier
+        for choice in chunk.choices:
+            state = self._choices.get(choice.index)
+            if state is None:
+                state = self._choices[choice.index] = _ChoiceState(choice.index)
+            delta = choice.delta
+            content = delta.content
+            if content is not None:
+                if state.content is None:
+                    state.content = [content]
+                else:
+                    state.content.append(content)
+                # Most deltas carry content and nothing else but a role: skip the rest.
+                if (
+                    delta.tool_calls is None
+                    and delta.refusal is None
+                    and delta.reasoning_content is None
+                    and delta.reasoning is None
+                    and delta.thinking is None
+                    and delta.function_call is None
+                ):
+                    if delta.role is not None and state.role is None:
+                        state.role = delta.role
+                else:
+                    state.add_rare(delta)
+            else:
+                state.add_rare(delta)
+            if choice.finish_reason is not None:
+                state.finish_reason = choice.finish_reason
+            if choice.logprobs is not None:
+                state.add_logprobs(choice.logprobs)
+
+    def snapshot(self) -> ChatCompletion:
+        """The completion as accumulated so far."""
+        return ChatCompletion(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=[self._choices[i].build() for i in sorted(self._choices)],
+            system_fingerprint=self.system_fingerprint,
+            service_tier=self.service_tier,
+            usage=self.usage,
+        )
+
+    def text(self, index: int = 0) -> str:
+        """The content text of one choice so far."""
+        state = self._choices.get(index)
+        return _join(state.content) or "" if state is not None else ""
+
+
+def _append(parts: list[str] | None, value: str) -> list[str]:
+    if parts is None:
+        return [value]
+    parts.append(value)
+    return parts
+
+
+def _join(parts: list[str] | None) -> str | None:
+    if parts is None:
+        return None
+    if len(parts) > 1:
+        parts[:] = ["".join(parts)]  # keep snapshots linear: join once, not every time
+    return parts[0]

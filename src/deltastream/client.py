@@ -1,0 +1,177 @@
+"""``Client`` / ``AsyncClient`` (aliases ``OpenAI`` / ``AsyncOpenAI``): configuration,
+environment variables and the HTTP connection pool."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx2
+
+from ._http import RequestOptions
+from ._version import __version__
+from .errors import OpenAIError
+from .resources.chat import AsyncChat, Chat
+
+__all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MAX_RETRIES = 2
+# LLM streams are long: a generous read allowance, but a short connect.
+DEFAULT_TIMEOUT = httpx2.Timeout(600.0, connect=5.0)
+DEFAULT_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
+class _ClientConfig:
+    """What both clients share: settings resolved from arguments and the environment."""
+
+    api_key: str | None
+    base_url: str
+    timeout: httpx2.Timeout
+    max_retries: int
+    default_headers: dict[str, str]
+
+    def _configure(
+        self,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float | httpx2.Timeout | None,
+        max_retries: int,
+        default_headers: Mapping[str, str] | None,
+    ) -> None:
+        if api_key is None:
+            api_key = os.environ.get("OPENAI_API_KEY") or None
+        if base_url is None:
+            base_url = os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        if api_key is None and base_url.rstrip("/") == OPENAI_BASE_URL:
+            raise OpenAIError(
+                "The api_key client option must be set either by passing api_key to the "
+                "client or by setting the OPENAI_API_KEY environment variable (or point "
+                "OPENAI_BASE_URL at a server that needs no key, such as `deltastream serve`)"
+            )
+        self.api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        if timeout is None:
+            self.timeout = DEFAULT_TIMEOUT
+        elif isinstance(timeout, httpx2.Timeout):
+            self.timeout = timeout
+        else:
+            self.timeout = httpx2.Timeout(timeout, connect=min(timeout, 5.0))
+        self.max_retries = max_retries
+        self.default_headers = dict(default_headers or {})
+
+    def _headers(self, extra: Mapping[str, str] | None, *, stream: bool) -> dict[str, str]:
+        headers = {
+            "Accept": "text/event-stream" if stream else "application/json",
+            "User-Agent": f"deltastream/{__version__}",
+        }
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers.update(self.default_headers)
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def _options(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        timeout: float | httpx2.Timeout | None = None,
+        max_retries: int | None = None,
+    ) -> RequestOptions:
+        if timeout is not None and not isinstance(timeout, httpx2.Timeout):
+            timeout = httpx2.Timeout(timeout, connect=min(timeout, 5.0))
+        return RequestOptions(
+            method="POST",
+            url=f"{self.base_url}{path}",
+            headers=self._headers(extra_headers, stream=stream),
+            body=body,
+            params=dict(extra_query) if extra_query else None,
+            timeout=timeout,
+            max_retries=self.max_retries if max_retries is None else max_retries,
+            stream=stream,
+        )
+
+    def __repr__(self) -> str:
+        # Never show the key itself.
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+
+class Client(_ClientConfig):
+    """A synchronous client for an OpenAI-compatible API."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx2.Timeout | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+        http_client: httpx2.Client | None = None,
+    ) -> None:
+        self._configure(api_key, base_url, timeout, max_retries, default_headers)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx2.Client(
+            timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
+        )
+        self.chat = Chat(self)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClient(_ClientConfig):
+    """An asyncio client for an OpenAI-compatible API."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx2.Timeout | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        self._configure(api_key, base_url, timeout, max_retries, default_headers)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx2.AsyncClient(
+            timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
+        )
+        self.chat = AsyncChat(self)
+
+    async def close(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    aclose = close
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,262 @@
+"""Server-Sent Events: a sans-I/O decoder for the WHATWG event stream format.
+
+Feed it bytes as they arrive; it returns the events each chunk completed::
+
+    decoder = SSEDecoder()
+    for chunk in response.iter_raw():
+        for event in decoder.feed(chunk):
+            ...
+    decoder.close()  # end of stream: an unterminated last block is discarded
+
+Rules this module keeps (WHATWG HTML, "event stream interpretation"):
+
+- Lines end in LF, CR or CRLF. A CR that ends one chunk and an LF that starts the next
+  are one line end, so CRs are normalised to LF as they arrive and the decoder
+  remembers whether the last byte it saw was a CR.
+- Lines are split on bytes. LF never occurs inside a multi-byte UTF-8 sequence, so a
+  character split across chunks is whole again by the time its line is complete, and
+  text is decoded once per event (with replacement characters) rather than per line.
+- One UTF-8 byte-order mark at the very start of the stream is dropped.
+- ``max_event_size`` bounds everything buffered for one event: the unfinished line
+  plus the data lines collected so far. Past it, :class:`EventTooLargeError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+__all__ = ["DEFAULT_MAX_EVENT_SIZE", "EventTooLargeError", "SSEDecoder", "ServerSentEvent"]
+
+DEFAULT_MAX_EVENT_SIZE: Final = 16 * 1024 * 1024
+
+_BOM: Final = b"\xef\xbb\xbf"
+_LF: Final = 10
+_COLON: Final = 58
+_SPACE: Final = 32
+
+
+class EventTooLargeError(ValueError):
+    """One event (or one line) grew past the decoder's ``max_event_size``."""
+
+    def __init__(self, limit: int, buffered: int) -> None:
+        super().__init__(
+            f"server-sent event exceeds max_event_size={limit} bytes "
+            f"({buffered} bytes buffered without completing it)"
+        )
+        self.limit = limit
+        self.buffered = buffered
+
+
+class ServerSentEvent:
+    """One dispatched event.
+
+    ``id`` is the last event ID in force when the event was dispatched ("" if none),
+    ``retry`` the reconnection time in force in milliseconds (None if never set).
+    The data is kept as the UTF-8 bytes received; :attr:`data` decodes it on demand.
+    """
+
+    __slots__ = ("event", "id", "raw_data", "retry")
+
+    def __init__(
+        self,
+        data: str | bytes = b"",
+        event: str = "message",
+        id: str = "",
+        retry: int | None = None,
+    ) -> None:
+        self.raw_data = data.encode() if isinstance(data, str) else data
+        self.event = event
+        self.id = id
+        self.retry = retry
+
+    @property
+    def data(self) -> str:
+        return self.raw_data.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The data parsed as JSON."""
+        return msgspec.json.decode(self.raw_data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ServerSentEvent):
+            return NotImplemented
+        return (self.event, self.raw_data, self.id, self.retry) == (
+            other.event,
+            other.raw_data,
+            other.id,
+            other.retry,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"ServerSentEvent(event={self.event!r}, data={self.data!r}, "
+            f"id={self.id!r}, retry={self.retry!r})"
+        )
+
+
+class SSEDecoder:
+    """Turns a byte stream into :class:`ServerSentEvent` objects. Pure: no I/O."""
+
+    __slots__ = (
+        "_at_start",
+        "_data",
+        "_event_type",
+        "_has_data",
+        "_joined",
+        "_pending",
+        "_pending_size",
+        "_skip_lf",
+        "last_event_id",
+        "max_event_size",
+        "retry",
+    )
+
+    def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self.max_event_size = max_event_size
+        self.last_event_id = ""
+        self.retry: int | None = None
+        # The unfinished last line, in pieces so that a long line arriving in many
+        # small chunks is not copied over and over.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        # The current block's data: the first line as received; from a second line on,
+        # all lines joined in one bytearray (a list of millions of tiny lines would cost
+        # far more memory than the bytes it holds).
+        self._has_data = False
+        self._data = b""
+        self._joined: bytearray | None = None
+        self._event_type = ""
+        self._skip_lf = False  # the previous chunk ended in CR
+        self._at_start = True  # the BOM check has not been done yet
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        """Decode one chunk; return the events it completed."""
+        if self._at_start:
+            data = self._take_pending() + data
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._add_pending(data)  # too short to tell yet
+                return []
+            self._at_start = False
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :]
+        if not data:
+            return []
+        if self._skip_lf and data[0] == _LF:
+            data = data[1:]
+        self._skip_lf = False
+        if b"\r" in data:
+            self._skip_lf = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._add_pending(data)
+            return []
+        if self._pending:
+            head = self._take_pending()
+            data = head + data
+            end += len(head)
+        rest = data[end + 1 :]
+        events = self._process_lines(data[:end].split(b"\n"))
+        if rest:
+            self._add_pending(rest)
+        return events
+
+    def close(self) -> list[ServerSentEvent]:
+        """End of stream.
+
+        A last line without a line end still counts as a line (it may set the id), but
+        a block never ended by a blank line is discarded, as the spec says. Always
+        returns an empty list; it exists so callers can treat every step alike.
+        """
+        self._at_start = False
+        if self._pending:
+            self._process_lines([self._take_pending()])
+        self._reset_block()
+        self._skip_lf = False
+        return []
+
+    # -- internals -----------------------------------------------------------------
+
+    def _process_lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            if not line:
+                if self._has_data:
+                    events.append(self._dispatch())
+                else:
+                    self._event_type = ""
+            elif line.startswith(b"data:"):
+                # The hot path: almost every line of an LLM stream is a data line.
+                self._add_data(line[6:] if line[5:6] == b" " else line[5:])
+            elif line[0] != _COLON:
+                self._process_field(line)
+        return events
+
+    def _process_field(self, line: bytes) -> None:
+        colon = line.find(b":")
+        if colon < 0:
+            name, value = line, b""
+        else:
+            name = line[:colon]
+            value = line[colon + 1 :]
+            if value[:1] == b" ":
+                value = value[1:]
+        if name == b"event":
+            self._event_type = value.decode("utf-8", "replace")
+        elif name == b"data":
+            self._add_data(value)
+        elif name == b"id":
+            if b"\x00" not in value:
+                self.last_event_id = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits only
+            self.retry = int(value)
+
+    def _add_data(self, value: bytes) -> None:
+        if not self._has_data:
+            self._has_data = True
+            self._data = value
+            size = len(value)
+        else:
+            if self._joined is None:
+                self._joined = bytearray(self._data)
+            self._joined += b"\n"
+            self._joined += value
+            size = len(self._joined)
+        if size + self._pending_size > self.max_event_size:
+            self._too_large(size + self._pending_size)
+
+    def _dispatch(self) -> ServerSentEvent:
+        data = self._data if self._joined is None else bytes(self._joined)
+        event = ServerSentEvent(data, self._event_type or "message", self.last_event_id, self.retry)
+        self._reset_block()
+        return event
+
+    def _reset_block(self) -> None:
+        self._has_data = False
+        self._data = b""
+        self._joined = None
+        self._event_type = ""
+
+    def _add_pending(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_size += len(data)
+        buffered = self._pending_size + len(self._data if self._joined is None else self._joined)
+        if buffered > self.max_event_size:
+            self._too_large(buffered)
+
+    def _take_pending(self) -> bytes:
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending = []
+        self._pending_size = 0
+        return data
+
+    def _too_large(self, buffered: int) -> None:
+        self._pending = []
+        self._pending_size = 0
+        self._reset_block()
+        raise EventTooLargeError(self.max_event_size, buffered)

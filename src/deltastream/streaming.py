@@ -1,0 +1,293 @@
+"""``Stream`` and ``AsyncStream``: the response body as typed chunks.
+
+All protocol work happens in :class:`ChunkStream`, which is pure (bytes in, chunks out):
+SSE decoding, ``[DONE]``, in-band errors, typed decoding and accumulation. The two
+shells only pull bytes from the HTTP response and decide what happens to the
+connection. Rules they keep:
+
+- After ``[DONE]`` the rest of the body is drained (a bounded amount) so the
+  connection goes back to the pool; ``close()`` or abandoning a stream closes the
+  response at once, which discards the connection rather than reusing a dirty one.
+- Every error raised while reading carries ``partial`` (the completion accumulated so
+  far) and ``events_received``. Transport failures are translated in ``_http`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+import httpx2
+
+from ._decode import EventDecodeError, decode_chat_chunk, in_band_error
+from ._http import transport_error
+from .accumulate import ChatAccumulator
+from .errors import APIError, APIStreamError, StreamDecodeError, StreamTruncatedError
+from .sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
+from .types.chat import ChatCompletion, ChatCompletionChunk
+
+__all__ = ["AsyncStream", "ChunkStream", "Stream"]
+
+T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
+
+_DRAIN_LIMIT = 64 * 1024  # what we read past [DONE] to keep the connection reusable
+
+
+class ChunkStream:
+    """Pure protocol state of one chat stream: feed it body bytes, get chunks back."""
+
+    __slots__ = ("accumulator", "done", "events_received", "response", "sse")
+
+    def __init__(self, response: httpx2.Response, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE):
+        self.response = response
+        self.sse = SSEDecoder(max_event_size)
+        self.accumulator = ChatAccumulator()
+        self.done = False
+        self.events_received = 0
+
+    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
+        try:
+            events = self.sse.feed(data)
+        except EventTooLargeError as exc:
+            raise self.fail(StreamDecodeError(str(exc), response=self.response, data=b"")) from None
+        chunks: list[ChatCompletionChunk] = []
+        add = self.accumulator.add
+        for event in events:
+            raw = event.raw_data
+            if raw == b"[DONE]":
+                self.done = True
+                break
+            if event.event == "error" or b'"error"' in raw:
+                self._check_error(event)
+            try:
+                chunk = decode_chat_chunk(raw)
+            except EventDecodeError as exc:
+                raise self.fail(
+                    StreamDecodeError(str(exc), response=self.response, data=exc.data)
+                ) from None
+            self.events_received += 1
+            add(chunk)
+            chunks.append(chunk)
+        return chunks
+
+    def end(self, *, require_done: bool = True) -> None:
+        """The body ended. Raise if the stream never said it was done."""
+        self.sse.close()
+        if not self.done and require_done:
+            raise self.fail(
+                StreamTruncatedError(
+                    message=(
+                        "The stream ended without data: [DONE] after "
+                        f"{self.events_received} events; what arrived is in .partial"
+                    ),
+                    request=self.response.request,
+                )
+            )
+
+    def fail(self, error: E) -> E:
+        """Attach what was received so far to an error about to be raised."""
+        if isinstance(error, APIError):
+            error.partial = self.accumulator.snapshot()
+            error.events_received = self.events_received
+        return error
+
+    def _check_error(self, event: ServerSentEvent) -> None:
+        payload = in_band_error(event.raw_data)
+        if payload is None and event.event != "error":
+            return
+        body: object = payload if payload is not None else event.data
+        inner = payload.get("error") if payload is not None else None
+        message = inner.get("message") if isinstance(inner, dict) else None
+        if not isinstance(message, str) or not message:
+            message = f"The server reported an error in the stream: {event.data[:500]}"
+        raise self.fail(APIStreamError(message, self.response.request, body=body))
+
+
+class _StreamBase(Generic[T]):
+    response: httpx2.Response
+    _core: ChunkStream
+
+    @property
+    def current_snapshot(self) -> ChatCompletion:
+        """The completion accumulated from the chunks received so far."""
+        return self._core.accumulator.snapshot()
+
+    @property
+    def events_received(self) -> int:
+        return self._core.events_received
+
+
+class Stream(_StreamBase[T]):
+    """A streamed response, iterated synchronously. Use it as a context manager."""
+
+    def __init__(
+        self,
+        response: httpx2.Response,
+        *,
+        require_done: bool = True,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+    ) -> None:
+        self.response = response
+        self._core = ChunkStream(response, max_event_size=max_event_size)
+        self._require_done = require_done
+        self._iterator = self._iter_chunks()
+
+    def __iter__(self) -> Iterator[T]:
+        return self._iterator
+
+    def __next__(self) -> T:
+        return next(self._iterator)
+
+    def __enter__(self) -> Stream[T]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection now. Safe to call more than once."""
+        self.response.close()
+
+    def until_done(self) -> Stream[T]:
+        """Consume the rest of the stream."""
+        for _ in self._iterator:
+            pass
+        return self
+
+    def get_final_completion(self) -> ChatCompletion:
+        """Consume the rest of the stream and return the accumulated completion."""
+        self.until_done()
+        return self._core.accumulator.snapshot()
+
+    def text_deltas(self) -> Iterator[str]:
+        """The content text of choice 0, delta by delta."""
+        for chunk in self._iterator:
+            chunk_: Any = chunk
+            for choice in chunk_.choices:
+                if choice.index == 0 and choice.delta.content:
+                    yield choice.delta.content
+
+    def _iter_chunks(self) -> Iterator[T]:
+        core = self._core
+        response = self.response
+        body = response.iter_bytes()
+        try:
+            try:
+                for data in body:
+                    items: list[Any] = core.feed(data)
+                    yield from items
+                    if core.done:
+                        break
+                else:
+                    core.end(require_done=self._require_done)
+                    return
+            except httpx2.TransportError as exc:
+                raise core.fail(transport_error(exc, response.request)) from exc
+            _drain(body)
+        finally:
+            response.close()
+
+
+class AsyncStream(_StreamBase[T]):
+    """A streamed response, iterated with ``async for``. Use ``async with``."""
+
+    def __init__(
+        self,
+        response: httpx2.Response,
+        *,
+        require_done: bool = True,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+    ) -> None:
+        self.response = response
+        self._core = ChunkStream(response, max_event_size=max_event_size)
+        self._require_done = require_done
+        self._iterator = self._iter_chunks()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterator
+
+    async def __anext__(self) -> T:
+        return await self._iterator.__anext__()
+
+    async def __aenter__(self) -> AsyncStream[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the connection now. Safe to call more than once."""
+        await self.response.aclose()
+
+    aclose = close
+
+    async def until_done(self) -> AsyncStream[T]:
+        async for _ in self._iterator:
+            pass
+        return self
+
+    async def get_final_completion(self) -> ChatCompletion:
+        await self.until_done()
+        return self._core.accumulator.snapshot()
+
+    async def text_deltas(self) -> AsyncIterator[str]:
+        async for chunk in self._iterator:
+            chunk_: Any = chunk
+            for choice in chunk_.choices:
+                if choice.index == 0 and choice.delta.content:
+                    yield choice.delta.content
+
+    async def _iter_chunks(self) -> AsyncIterator[T]:
+        core = self._core
+        response = self.response
+        body = response.aiter_bytes()
+        try:
+            try:
+                async for data in body:
+                    items: list[Any] = core.feed(data)
+                    for item in items:
+                        yield item
+                    if core.done:
+                        break
+                else:
+                    core.end(require_done=self._require_done)
+                    return
+            except httpx2.TransportError as exc:
+                raise core.fail(transport_error(exc, response.request)) from exc
+            await _adrain(body)
+        finally:
+            await response.aclose()
+
+
+def _drain(body: Iterator[bytes]) -> None:
+    drained = 0
+    try:
+        for data in body:
+            drained += len(data)
+            if drained > _DRAIN_LIMIT:
+                break
+    except httpx2.TransportError:
+        pass  # the stream is complete; a broken tail only costs the connection
+
+
+async def _adrain(body: AsyncIterator[bytes]) -> None:
+    drained = 0
+    try:
+        async for data in body:
+            drained += len(data)
+            if drained > _DRAIN_LIMIT:
+                break
+    except httpx2.TransportError:
+        pass

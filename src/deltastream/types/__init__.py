@@ -1,0 +1,43 @@
+"""Typed API objects (msgspec Structs)."""
+
+from .chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    ChatCompletionMessageToolCall,
+    Choice,
+    ChoiceDelta,
+    ChoiceDeltaFunctionCall,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+    ChoiceLogprobs,
+    ChunkChoice,
+    CompletionTokensDetails,
+    CompletionUsage,
+    Function,
+    FunctionCall,
+    PromptTokensDetails,
+    TokenLogprob,
+    TopLogprob,
+)
+
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionMessage",
+    "ChatCompletionMessageToolCall",
+    "Choice",
+    "ChoiceDelta",
+    "ChoiceDeltaFunctionCall",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
+    "ChoiceLogprobs",
+    "ChunkChoice",
+    "CompletionTokensDetails",
+    "CompletionUsage",
+    "Function",
+    "FunctionCall",
+    "PromptTokensDetails",
+    "TokenLogprob",
+    "TopLogprob",
+]

@@ -1,0 +1,313 @@
+"""Client behaviour that needs no network: requests, errors, stream rules (MockTransport)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx2
+import pytest
+
+import deltastream
+from deltastream.types import ChatCompletion
+
+from ._helpers import (
+    MODES,
+    async_client,
+    chunk_json,
+    event_stream,
+    sse_body,
+    stream_chunks,
+    sync_client,
+)
+
+HELLO = sse_body(chunk_json("Hel"), chunk_json("lo"), chunk_json(finish="stop"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_streaming_request_is_what_the_api_expects(mode: str) -> None:
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return event_stream(HELLO)
+
+    chunks = await stream_chunks(
+        mode, handler, temperature=0.5, extra_body={"top_k": 3}, extra_headers={"X-A": "b"}
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello"
+    (request,) = seen
+    assert request.method == "POST"
+    assert str(request.url) == "http://testserver/v1/chat/completions"
+    assert request.headers["accept"] == "text/event-stream"
+    assert request.headers["authorization"] == "Bearer sk-test"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["x-a"] == "b"
+    body = json.loads(request.content)
+    assert body == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "temperature": 0.5,
+        "top_k": 3,
+    }
+
+
+@pytest.mark.parametrize("piece", [1, 2, 7, 64])
+@pytest.mark.parametrize("mode", MODES)
+async def test_any_chunking_of_the_body_gives_the_same_chunks(mode: str, piece: int) -> None:
+    body = sse_body(chunk_json("日本"), chunk_json("語 ✓ 🤖"), chunk_json(finish="stop"))
+    chunks = await stream_chunks(mode, lambda _: event_stream(body, piece=piece))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "日本語 ✓ 🤖"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_environment_configures_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://elsewhere:9/v1/")
+    client = deltastream.OpenAI()
+    assert client.api_key == "sk-env"
+    assert client.base_url == "http://elsewhere:9/v1"
+    assert "sk-env" not in repr(client)
+    client.close()
+
+
+def test_the_official_endpoint_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(deltastream.OpenAIError, match="api_key"):
+        deltastream.OpenAI()
+
+
+def test_a_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return event_stream(HELLO)
+
+    client = sync_client(handler, api_key=None)
+    list(client.chat.completions.create(model="m", messages=[], stream=True))
+    assert "authorization" not in seen[0].headers
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, deltastream.BadRequestError),
+        (401, deltastream.AuthenticationError),
+        (403, deltastream.PermissionDeniedError),
+        (404, deltastream.NotFoundError),
+        (409, deltastream.ConflictError),
+        (422, deltastream.UnprocessableEntityError),
+        (429, deltastream.RateLimitError),
+        (500, deltastream.InternalServerError),
+        (503, deltastream.InternalServerError),
+        (418, deltastream.APIStatusError),
+    ],
+)
+@pytest.mark.parametrize("mode", MODES)
+async def test_status_errors_map_to_the_official_classes(
+    mode: str, status: int, error: type[deltastream.APIStatusError]
+) -> None:
+    body = {
+        "error": {"message": "nope", "type": "invalid_request_error", "code": "bad", "param": "x"}
+    }
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(status, json=body, headers={"x-request-id": "req_1"})
+
+    with pytest.raises(error) as caught:
+        await stream_chunks(mode, handler, max_retries=0)
+    exc = caught.value
+    assert type(exc) is error
+    assert exc.status_code == status
+    assert exc.message == f"Error code: {status} - nope"
+    assert exc.body == body
+    assert exc.request_id == "req_1"
+    assert (exc.code, exc.type, exc.param) == ("bad", "invalid_request_error", "x")
+    assert exc.response.status_code == status
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_retryable_statuses_are_retried_until_success(mode: str) -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        if len(calls) < 3:
+            return httpx2.Response(
+                503, json={"error": {"message": "busy"}}, headers={"retry-after-ms": "5"}
+            )
+        return event_stream(HELLO)
+
+    chunks = await stream_chunks(mode, handler)
+    assert len(calls) == 3
+    assert len(chunks) == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_retries_stop_at_max_retries(mode: str) -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        return httpx2.Response(
+            429, json={"error": {"message": "slow down"}}, headers={"retry-after-ms": "1"}
+        )
+
+    with pytest.raises(deltastream.RateLimitError):
+        await stream_chunks(mode, handler, max_retries=1)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_client_errors_are_not_retried(mode: str) -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        return httpx2.Response(400, json={"error": {"message": "bad"}})
+
+    with pytest.raises(deltastream.BadRequestError):
+        await stream_chunks(mode, handler)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_connection_errors_are_translated_and_chained(mode: str) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
+
+    with pytest.raises(deltastream.APIConnectionError, match="refused") as caught:
+        await stream_chunks(mode, handler, max_retries=0)
+    assert isinstance(caught.value.__cause__, httpx2.ConnectError)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_timeouts_name_the_deadline(mode: str) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ReadTimeout("slow", request=request)
+
+    with pytest.raises(deltastream.APITimeoutError, match="read deadline") as caught:
+        await stream_chunks(mode, handler, max_retries=0, timeout=2.5)
+    assert caught.value.deadline == "read"
+    assert caught.value.seconds == 2.5
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_non_event_stream_answer_is_a_clear_error(mode: str) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"hello": "world"})
+
+    with pytest.raises(deltastream.APIResponseValidationError, match="text/event-stream") as caught:
+        await stream_chunks(mode, handler)
+    assert "hello" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_in_band_error_event_raises_with_the_partial_result(mode: str) -> None:
+    error = {"error": {"message": "overloaded", "type": "server_error", "code": "busy"}}
+    body = sse_body(chunk_json("par"), chunk_json("tial"), done=False)
+    body += b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n"
+    with pytest.raises(deltastream.APIStreamError, match="overloaded") as caught:
+        await stream_chunks(mode, lambda _: event_stream(body))
+    exc = caught.value
+    assert exc.code == "busy"
+    assert exc.type == "server_error"
+    assert exc.events_received == 2
+    assert isinstance(exc.partial, ChatCompletion)
+    assert exc.partial.choices[0].message.content == "partial"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_error_object_in_a_data_event_raises(mode: str) -> None:
+    body = sse_body(chunk_json("a"), {"error": {"message": "Token limit reached", "code": 400}})
+    with pytest.raises(deltastream.APIStreamError, match="Token limit reached") as caught:
+        await stream_chunks(mode, lambda _: event_stream(body))
+    assert caught.value.code == "400"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_word_error_in_content_is_not_an_error(mode: str) -> None:
+    body = sse_body(chunk_json('"error"'), chunk_json("error"), chunk_json(finish="stop"))
+    chunks = await stream_chunks(mode, lambda _: event_stream(body))
+    assert [c.choices[0].delta.content for c in chunks[:2]] == ['"error"', "error"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_malformed_json_raises_a_decode_error_with_the_data(mode: str) -> None:
+    body = sse_body(chunk_json("ok"), "{not json")
+    with pytest.raises(deltastream.StreamDecodeError) as caught:
+        await stream_chunks(mode, lambda _: event_stream(body))
+    assert caught.value.data == b"{not json"
+    assert caught.value.partial.choices[0].message.content == "ok"
+    assert caught.value.__cause__ is None or not isinstance(caught.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_body_without_done_is_reported_as_truncated(mode: str) -> None:
+    body = sse_body(chunk_json("cut"), done=False)
+    with pytest.raises(deltastream.StreamTruncatedError) as caught:
+        await stream_chunks(mode, lambda _: event_stream(body))
+    assert isinstance(caught.value, deltastream.APIConnectionError)
+    assert caught.value.partial.choices[0].message.content == "cut"
+    assert caught.value.events_received == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_events_after_done_are_ignored(mode: str) -> None:
+    body = HELLO + sse_body(chunk_json("late"), done=False)
+    chunks = await stream_chunks(mode, lambda _: event_stream(body))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_non_streaming_create_returns_a_completion(mode: str) -> None:
+    completion = {
+        "id": "chatcmpl-9",
+        "object": "chat.completion",
+        "created": 5,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "x_vendor": {"kept": True},
+    }
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, json=completion)
+
+    if mode == "sync":
+        result = sync_client(handler).chat.completions.create(model="m", messages=[])
+    else:
+        result = await async_client(handler).chat.completions.create(model="m", messages=[])
+    assert isinstance(result, ChatCompletion)
+    assert result.choices[0].message.content == "Hi"
+    assert result.usage is not None
+    assert result.usage.total_tokens == 2
+    assert result.to_dict()["x_vendor"] == {"kept": True}
+    assert seen[0].headers["accept"] == "application/json"
+    assert "stream" not in json.loads(seen[0].content)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_stream_helpers_accumulate(mode: str) -> None:
+    handler = lambda _: event_stream(HELLO)  # noqa: E731
+    if mode == "sync":
+        client = sync_client(handler)
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        assert list(stream.text_deltas()) == ["Hel", "lo"]
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        final = stream.get_final_completion()
+    else:
+        aclient = async_client(handler)
+        astream = await aclient.chat.completions.create(model="m", messages=[], stream=True)
+        assert [t async for t in astream.text_deltas()] == ["Hel", "lo"]
+        astream = await aclient.chat.completions.create(model="m", messages=[], stream=True)
+        final = await astream.get_final_completion()
+    assert final.choices[0].message.content == "Hello"
+    assert final.choices[0].finish_reason == "stop"
