@@ -16,6 +16,7 @@ from typing import Any
 import httpx2
 import msgspec
 
+from ._deadlines import DEFAULT_TIMEOUT, Timeout
 from ._retry import retry_delay, should_retry
 from .errors import (
     APIConnectionError,
@@ -46,9 +47,10 @@ class RequestOptions:
     headers: dict[str, str]
     body: Any = None
     params: dict[str, Any] | None = None
-    timeout: httpx2.Timeout | None = None
+    timeout: Timeout = DEFAULT_TIMEOUT
     max_retries: int = 2
     stream: bool = False
+    require_done: bool = True
 
     def build(self, http: httpx2.Client | httpx2.AsyncClient) -> httpx2.Request:
         headers = dict(self.headers)
@@ -62,7 +64,7 @@ class RequestOptions:
             content=content,
             params=self.params,
             headers=headers,
-            timeout=self.timeout if self.timeout is not None else httpx2.USE_CLIENT_DEFAULT,
+            timeout=self.timeout.transport(),
         )
 
 
@@ -120,10 +122,15 @@ def send(
     *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> httpx2.Response:
-    """Send with retries; return a response whose body has not been read (2xx only)."""
+    """Send with retries; return a response whose body has not been read (2xx only).
+
+    The time the successful attempt was sent is in ``response.extensions["sent_at"]``
+    (``time.monotonic()``), where the stream's deadlines count from.
+    """
     attempt = 0
     while True:
         request = options.build(http)
+        sent_at = time.monotonic()
         try:
             response = http.send(request, stream=True)
         except httpx2.TransportError as exc:
@@ -133,6 +140,7 @@ def send(
                 raise error from exc
         else:
             if response.status_code < 400:
+                response.extensions["sent_at"] = sent_at
                 return response
             try:
                 data = _read_limited(response)
@@ -160,6 +168,7 @@ async def asend(
     attempt = 0
     while True:
         request = options.build(http)
+        sent_at = time.monotonic()
         try:
             response = await http.send(request, stream=True)
         except httpx2.TransportError as exc:
@@ -169,6 +178,7 @@ async def asend(
                 raise error from exc
         else:
             if response.status_code < 400:
+                response.extensions["sent_at"] = sent_at
                 return response
             try:
                 data = await _aread_limited(response)

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 
+from ._deadlines import Timeout
 from ._http import RequestOptions
 from ._version import __version__
 from .errors import OpenAIError
@@ -19,8 +20,7 @@ __all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MAX_RETRIES = 2
-# LLM streams are long: a generous read allowance, but a short connect.
-DEFAULT_TIMEOUT = httpx2.Timeout(600.0, connect=5.0)
+DEFAULT_TIMEOUT = Timeout()
 DEFAULT_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
@@ -29,7 +29,7 @@ class _ClientConfig:
 
     api_key: str | None
     base_url: str
-    timeout: httpx2.Timeout
+    timeout: Timeout
     max_retries: int
     default_headers: dict[str, str]
 
@@ -37,7 +37,7 @@ class _ClientConfig:
         self,
         api_key: str | None,
         base_url: str | None,
-        timeout: float | httpx2.Timeout | None,
+        timeout: float | Timeout | httpx2.Timeout | None,
         max_retries: int,
         default_headers: Mapping[str, str] | None,
     ) -> None:
@@ -53,12 +53,7 @@ class _ClientConfig:
             )
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
-        if timeout is None:
-            self.timeout = DEFAULT_TIMEOUT
-        elif isinstance(timeout, httpx2.Timeout):
-            self.timeout = timeout
-        else:
-            self.timeout = httpx2.Timeout(timeout, connect=min(timeout, 5.0))
+        self.timeout = Timeout.of(timeout)
         self.max_retries = max_retries
         self.default_headers = dict(default_headers or {})
 
@@ -82,20 +77,20 @@ class _ClientConfig:
         stream: bool,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, Any] | None = None,
-        timeout: float | httpx2.Timeout | None = None,
+        timeout: float | Timeout | httpx2.Timeout | None = None,
         max_retries: int | None = None,
+        require_done: bool = True,
     ) -> RequestOptions:
-        if timeout is not None and not isinstance(timeout, httpx2.Timeout):
-            timeout = httpx2.Timeout(timeout, connect=min(timeout, 5.0))
         return RequestOptions(
             method="POST",
             url=f"{self.base_url}{path}",
             headers=self._headers(extra_headers, stream=stream),
             body=body,
             params=dict(extra_query) if extra_query else None,
-            timeout=timeout,
+            timeout=self.timeout if timeout is None else Timeout.of(timeout),
             max_retries=self.max_retries if max_retries is None else max_retries,
             stream=stream,
+            require_done=require_done,
         )
 
     def __repr__(self) -> str:
@@ -111,7 +106,7 @@ class Client(_ClientConfig):
         *,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: float | httpx2.Timeout | None = None,
+        timeout: float | Timeout | httpx2.Timeout | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         http_client: httpx2.Client | None = None,
@@ -119,7 +114,7 @@ class Client(_ClientConfig):
         self._configure(api_key, base_url, timeout, max_retries, default_headers)
         self._owns_http = http_client is None
         self._http = http_client or httpx2.Client(
-            timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
+            timeout=self.timeout.transport(), limits=DEFAULT_LIMITS, follow_redirects=True
         )
         self.chat = Chat(self)
 
@@ -147,7 +142,7 @@ class AsyncClient(_ClientConfig):
         *,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: float | httpx2.Timeout | None = None,
+        timeout: float | Timeout | httpx2.Timeout | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         http_client: httpx2.AsyncClient | None = None,
@@ -155,7 +150,7 @@ class AsyncClient(_ClientConfig):
         self._configure(api_key, base_url, timeout, max_retries, default_headers)
         self._owns_http = http_client is None
         self._http = http_client or httpx2.AsyncClient(
-            timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
+            timeout=self.timeout.transport(), limits=DEFAULT_LIMITS, follow_redirects=True
         )
         self.chat = AsyncChat(self)
 

@@ -10,20 +10,31 @@ connection. Rules they keep:
   response at once, which discards the connection rather than reusing a dirty one.
 - Every error raised while reading carries ``partial`` (the completion accumulated so
   far) and ``events_received``. Transport failures are translated in ``_http`` only.
+- Deadlines are enforced by ``_deadlines.watchdog``, which shuts the socket down when
+  one passes; a read that fails after that is reported as the timeout it was.
 """
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import httpx2
 
+from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, watchdog
 from ._decode import EventDecodeError, decode_chat_chunk, in_band_error
 from ._http import transport_error
 from .accumulate import ChatAccumulator
-from .errors import APIError, APIStreamError, StreamDecodeError, StreamTruncatedError
+from .errors import (
+    APIError,
+    APIStreamError,
+    APITimeoutError,
+    StreamDecodeError,
+    StreamTruncatedError,
+)
 from .sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
 from .types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -108,6 +119,27 @@ class ChunkStream:
 class _StreamBase(Generic[T]):
     response: httpx2.Response
     _core: ChunkStream
+    _watch: Watch
+    _require_done: bool
+
+    def _setup(
+        self,
+        response: httpx2.Response,
+        timeout: Timeout,
+        require_done: bool,
+        max_event_size: int,
+    ) -> None:
+        self.response = response
+        self._core = ChunkStream(response, max_event_size=max_event_size)
+        self._require_done = require_done
+        sent_at = response.extensions.get("sent_at", time.monotonic())
+        self._watch = Watch(timeout, sent_at, _socket_of(response))
+        if timeout.comments_count:
+            self._watch.first_at = sent_at  # any bytes count: only idle/total apply
+        # The body's reads get a generous backstop; the watchdog keeps the real time.
+        timeouts = response.request.extensions.get("timeout")
+        if isinstance(timeouts, dict):
+            timeouts["read"] = timeout.body_read()
 
     @property
     def current_snapshot(self) -> ChatCompletion:
@@ -118,6 +150,23 @@ class _StreamBase(Generic[T]):
     def events_received(self) -> int:
         return self._core.events_received
 
+    def _failure(self, exc: httpx2.TransportError) -> APIError:
+        expired = self._watch.expired
+        if expired is not None:
+            name, seconds = expired
+            error: APIError = APITimeoutError(self.response.request, deadline=name, seconds=seconds)
+        else:
+            error = transport_error(exc, self.response.request)
+        return self._core.fail(error)
+
+    def _end(self) -> None:
+        expired = self._watch.expired
+        if expired is not None:
+            name, seconds = expired
+            error = APITimeoutError(self.response.request, deadline=name, seconds=seconds)
+            raise self._core.fail(error)
+        self._core.end(require_done=self._require_done)
+
 
 class Stream(_StreamBase[T]):
     """A streamed response, iterated synchronously. Use it as a context manager."""
@@ -126,12 +175,11 @@ class Stream(_StreamBase[T]):
         self,
         response: httpx2.Response,
         *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         require_done: bool = True,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
     ) -> None:
-        self.response = response
-        self._core = ChunkStream(response, max_event_size=max_event_size)
-        self._require_done = require_done
+        self._setup(response, timeout, require_done, max_event_size)
         self._iterator = self._iter_chunks()
 
     def __iter__(self) -> Iterator[T]:
@@ -153,6 +201,7 @@ class Stream(_StreamBase[T]):
 
     def close(self) -> None:
         """Release the connection now. Safe to call more than once."""
+        watchdog.unwatch(self._watch)
         self.response.close()
 
     def until_done(self) -> Stream[T]:
@@ -175,23 +224,28 @@ class Stream(_StreamBase[T]):
                     yield choice.delta.content
 
     def _iter_chunks(self) -> Iterator[T]:
-        core = self._core
-        response = self.response
+        core, watch, response = self._core, self._watch, self.response
+        any_bytes = watch.timeout.comments_count
         body = response.iter_bytes()
+        watchdog.watch(watch)
         try:
             try:
                 for data in body:
                     items: list[Any] = core.feed(data)
+                    if items or any_bytes:
+                        watch.progress()
                     yield from items
                     if core.done:
                         break
                 else:
-                    core.end(require_done=self._require_done)
+                    self._end()
                     return
             except httpx2.TransportError as exc:
-                raise core.fail(transport_error(exc, response.request)) from exc
+                raise self._failure(exc) from exc
+            watchdog.unwatch(watch)
             _drain(body)
         finally:
+            watchdog.unwatch(watch)
             response.close()
 
 
@@ -202,12 +256,11 @@ class AsyncStream(_StreamBase[T]):
         self,
         response: httpx2.Response,
         *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         require_done: bool = True,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
     ) -> None:
-        self.response = response
-        self._core = ChunkStream(response, max_event_size=max_event_size)
-        self._require_done = require_done
+        self._setup(response, timeout, require_done, max_event_size)
         self._iterator = self._iter_chunks()
 
     def __aiter__(self) -> AsyncIterator[T]:
@@ -229,6 +282,7 @@ class AsyncStream(_StreamBase[T]):
 
     async def close(self) -> None:
         """Release the connection now. Safe to call more than once."""
+        watchdog.unwatch(self._watch)
         await self.response.aclose()
 
     aclose = close
@@ -250,25 +304,38 @@ class AsyncStream(_StreamBase[T]):
                     yield choice.delta.content
 
     async def _iter_chunks(self) -> AsyncIterator[T]:
-        core = self._core
-        response = self.response
+        core, watch, response = self._core, self._watch, self.response
+        any_bytes = watch.timeout.comments_count
         body = response.aiter_bytes()
+        watchdog.watch(watch)
         try:
             try:
                 async for data in body:
                     items: list[Any] = core.feed(data)
+                    if items or any_bytes:
+                        watch.progress()
                     for item in items:
                         yield item
                     if core.done:
                         break
                 else:
-                    core.end(require_done=self._require_done)
+                    self._end()
                     return
             except httpx2.TransportError as exc:
-                raise core.fail(transport_error(exc, response.request)) from exc
+                raise self._failure(exc) from exc
+            watchdog.unwatch(watch)
             await _adrain(body)
         finally:
+            watchdog.unwatch(watch)
             await response.aclose()
+
+
+def _socket_of(response: httpx2.Response) -> socket.socket | None:
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return None  # e.g. MockTransport: nothing to shut down
+    sock = stream.get_extra_info("socket")
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def _drain(body: Iterator[bytes]) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
 import httpx2
 
+from .._deadlines import Timeout
 from .._decode import EventDecodeError, decode_chat_completion
 from .._http import asend, check_event_stream, send
 from ..errors import APIResponseValidationError
@@ -57,11 +58,19 @@ class ChatCompletionParams(TypedDict, total=False):
     extra_headers: Mapping[str, str] | None
     extra_query: Mapping[str, Any] | None
     extra_body: Mapping[str, Any] | None
-    timeout: float | httpx2.Timeout | None
+    timeout: float | Timeout | httpx2.Timeout | None
     max_retries: int | None
+    require_done: bool
 
 
-_OPTION_KEYS = ("extra_headers", "extra_query", "extra_body", "timeout", "max_retries")
+_OPTION_KEYS = (
+    "extra_headers",
+    "extra_query",
+    "extra_body",
+    "timeout",
+    "max_retries",
+    "require_done",
+)
 
 
 def _split(
@@ -141,7 +150,7 @@ class Completions:
             finally:
                 response.close()
             check_event_stream(response, head)
-        return Stream(response)
+        return Stream(response, timeout=request.timeout, require_done=request.require_done)
 
 
 class AsyncCompletions:
@@ -202,7 +211,7 @@ class AsyncCompletions:
             finally:
                 await response.aclose()
             check_event_stream(response, head)
-        return AsyncStream(response)
+        return AsyncStream(response, timeout=request.timeout, require_done=request.require_done)
 
 
 class Chat:

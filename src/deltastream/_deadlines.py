@@ -1,0 +1,177 @@
+"""Stream deadlines: the ``Timeout`` value and the watchdog that enforces it.
+
+A socket read timeout bounds each read, which is not what a stream needs: a server
+that trickles a keep-alive comment every second never trips it, and nothing bounds
+the stream as a whole. So once the response headers are in, each stream is watched:
+
+- ``first_token``: request sent until the first event;
+- ``idle``: the longest gap between events (comments do not count unless
+  ``comments_count`` is set);
+- ``total``: the whole stream, request to last byte.
+
+One daemon thread serves every stream of the process, sync and async alike. It sleeps
+until the earliest deadline; if the stream made progress meanwhile it sleeps again,
+otherwise it records which deadline passed and shuts the socket down. The blocked
+read then fails, and the stream raises ``APITimeoutError`` naming the deadline. The
+reader only stores a timestamp per event, so the hot path pays next to nothing.
+
+``unwatch`` and the shutdown happen under one lock, so once a stream is unwatched its
+socket is never touched again (it may be back in the pool, serving someone else).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx2
+
+__all__ = ["DEFAULT_TIMEOUT", "Timeout", "Watch", "watchdog"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """Deadlines for one request, in seconds; None disables one.
+
+    The defaults suit LLM streams: connecting is quick or broken, a reasoning model
+    may think for minutes before its first token, and a stream that goes quiet for
+    two minutes mid-answer is dead.
+    """
+
+    connect: float | None = 5.0
+    first_token: float | None = 300.0
+    idle: float | None = 120.0
+    total: float | None = None
+    write: float | None = 30.0
+    comments_count: bool = False
+
+    @classmethod
+    def of(cls, value: float | Timeout | httpx2.Timeout | None) -> Timeout:
+        """Read what users pass as ``timeout=``: ours, httpx2's, or a number of seconds
+        (which, as in the official SDK, bounds every phase)."""
+        if value is None:
+            return DEFAULT_TIMEOUT
+        if isinstance(value, Timeout):
+            return value
+        if isinstance(value, httpx2.Timeout):
+            return cls(
+                connect=value.connect,
+                first_token=value.read,
+                idle=value.read,
+                write=value.write,
+            )
+        seconds = float(value)
+        return cls(connect=seconds, first_token=seconds, idle=seconds, write=seconds)
+
+    def transport(self) -> httpx2.Timeout:
+        """The per-operation timeouts for httpx2. Until the headers are in only
+        ``first_token`` applies to reading (with ``total`` as a cap)."""
+        return httpx2.Timeout(
+            connect=self.connect,
+            read=_min(self.first_token, self.total),
+            write=self.write,
+            pool=self.connect,
+        )
+
+    def body_read(self) -> float | None:
+        """A per-read backstop for the body; the watchdog enforces the real deadlines."""
+        longest = max((d for d in (self.first_token, self.idle) if d is not None), default=None)
+        return None if longest is None else longest + 1.0
+
+
+DEFAULT_TIMEOUT = Timeout()
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+class Watch:
+    """The deadline state of one stream. The reader calls :meth:`progress` per event."""
+
+    __slots__ = ("expired", "first_at", "last_at", "sock", "started", "timeout")
+
+    def __init__(self, timeout: Timeout, started: float, sock: socket.socket | None) -> None:
+        self.timeout = timeout
+        self.started = started
+        self.sock = sock
+        self.first_at: float | None = None
+        self.last_at = started
+        self.expired: tuple[str, float] | None = None
+
+    def progress(self) -> None:
+        now = time.monotonic()
+        if self.first_at is None:
+            self.first_at = now
+        self.last_at = now
+
+    def next_deadline(self) -> tuple[float, str, float] | None:
+        """(when, name, seconds) of the earliest deadline in force, or None."""
+        t = self.timeout
+        candidates: list[tuple[float, str, float]] = []
+        if t.total is not None:
+            candidates.append((self.started + t.total, "total", t.total))
+        if self.first_at is None:
+            if t.first_token is not None:
+                candidates.append((self.started + t.first_token, "first_token", t.first_token))
+        elif t.idle is not None:
+            candidates.append((self.last_at + t.idle, "idle", t.idle))
+        return min(candidates) if candidates else None
+
+
+class _Watchdog:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watches: set[Watch] = set()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, watch: Watch) -> None:
+        if watch.sock is None or watch.next_deadline() is None:
+            return  # nothing to enforce, or no socket to enforce it on
+        with self._cond:
+            self._watches.add(watch)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="deltastream-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def unwatch(self, watch: Watch) -> None:
+        with self._cond:
+            self._watches.discard(watch)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                wake: float | None = None
+                for watch in list(self._watches):
+                    deadline = watch.next_deadline()
+                    if deadline is None:
+                        self._watches.discard(watch)
+                        continue
+                    when, name, seconds = deadline
+                    if when <= now:
+                        self._expire(watch, name, seconds)
+                    elif wake is None or when < wake:
+                        wake = when
+                self._cond.wait(None if wake is None else wake - now)
+
+    def _expire(self, watch: Watch, name: str, seconds: float) -> None:
+        watch.expired = (name, seconds)
+        self._watches.discard(watch)
+        if watch.sock is not None:
+            # An OSError means it is closed already: the reader finds out by itself.
+            with contextlib.suppress(OSError):
+                watch.sock.shutdown(socket.SHUT_RDWR)
+
+
+watchdog = _Watchdog()
