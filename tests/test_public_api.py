@@ -31,6 +31,7 @@ EXPECTED_TOP_LEVEL = {
     "Stream",
     "StreamDecodeError",
     "StreamTruncatedError",
+    "Timeout",
     "UnprocessableEntityError",
     "__version__",
     "types",

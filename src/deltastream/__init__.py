@@ -5,6 +5,7 @@ for the official client's streaming surface.
 """
 
 from . import types
+from ._deadlines import Timeout
 from ._version import __version__
 from .accumulate import ChatAccumulator
 from .client import AsyncClient, Client
@@ -56,6 +57,7 @@ __all__ = [
     "Stream",
     "StreamDecodeError",
     "StreamTruncatedError",
+    "Timeout",
     "UnprocessableEntityError",
     "__version__",
     "types",

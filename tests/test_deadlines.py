@@ -1,0 +1,79 @@
+"""Deadline values and the watchdog, on real sockets (a socketpair)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx2
+import pytest
+
+from deltastream import Timeout
+from deltastream._deadlines import Watch, watchdog
+
+
+def test_numbers_bound_every_phase_as_in_the_official_sdk() -> None:
+    t = Timeout.of(7)
+    assert (t.connect, t.first_token, t.idle, t.write, t.total) == (7, 7, 7, 7, None)
+
+
+def test_httpx_timeouts_map_read_to_first_token_and_idle() -> None:
+    t = Timeout.of(httpx2.Timeout(20.0, connect=2.0))
+    assert (t.connect, t.first_token, t.idle) == (2.0, 20.0, 20.0)
+
+
+def test_defaults_suit_llm_streams() -> None:
+    t = Timeout.of(None)
+    assert t == Timeout()
+    assert (t.connect, t.first_token, t.idle, t.total) == (5.0, 300.0, 120.0, None)
+    # Reading the headers is bounded by first_token; the body gets a backstop above it.
+    assert t.transport().read == 300.0
+    assert t.body_read() == 301.0
+
+
+@pytest.mark.parametrize(
+    ("timeout", "first_at", "last_at", "expected"),
+    [
+        (Timeout(first_token=10, idle=2), None, 0.0, (10.0, "first_token", 10)),
+        (Timeout(first_token=10, idle=2), 1.0, 5.0, (7.0, "idle", 2)),
+        (Timeout(first_token=10, idle=2, total=6), 1.0, 5.0, (6.0, "total", 6)),
+        (Timeout(first_token=None, idle=None, total=None), None, 0.0, None),
+        (Timeout(first_token=None, idle=3), None, 0.0, None),
+    ],
+)
+def test_the_earliest_deadline_in_force(
+    timeout: Timeout,
+    first_at: float | None,
+    last_at: float,
+    expected: tuple[float, str, float] | None,
+) -> None:
+    watch = Watch(timeout, 0.0, None)
+    watch.first_at = first_at
+    watch.last_at = last_at
+    assert watch.next_deadline() == expected
+
+
+def test_the_watchdog_wakes_for_an_idle_deadline_earlier_than_first_token() -> None:
+    # Regression: it slept towards first_token (100 s) and missed the idle one.
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        watch = Watch(Timeout(first_token=100, idle=0.2), time.monotonic(), reader)
+        watchdog.watch(watch)
+        watch.progress()  # the first event arrived
+        reader.settimeout(10)
+        started = time.monotonic()
+        assert reader.recv(10) == b""  # the watchdog shut the socket down
+        assert time.monotonic() - started < 5
+        assert watch.expired == ("idle", 0.2)
+
+
+def test_an_unwatched_socket_is_never_touched() -> None:
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        watch = Watch(Timeout(first_token=0.05), time.monotonic(), reader)
+        watchdog.watch(watch)
+        watchdog.unwatch(watch)
+        time.sleep(0.2)
+        writer.sendall(b"still open")
+        assert reader.recv(10) == b"still open"
+        assert watch.expired is None

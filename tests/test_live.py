@@ -1,0 +1,280 @@
+"""The client against the real local server over loopback sockets: lifecycle,
+deadlines and injected faults, each test body run with the sync and async client."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+
+import deltastream
+from deltastream import Timeout
+from deltastream.server import create_app, run_in_thread
+from deltastream.types import ChatCompletion
+
+from ._helpers import MODES
+
+FAULT = "X-Deltastream-Fault"
+STORY = [{"role": "user", "content": "Write a story about a robot."}]
+
+
+@pytest.fixture
+def private_url() -> Iterator[str]:
+    """A server of the test's own, so its connection counts are the test's alone."""
+    with run_in_thread(create_app()) as url:
+        yield url
+
+
+def stats(base_url: str) -> dict[str, Any]:
+    root = base_url.removesuffix("/v1")
+    result: dict[str, Any] = httpx2.get(f"{root}/_deltastream/stats").json()
+    return result
+
+
+def wait_for_open_connections(base_url: str, expected: int, within: float = 5.0) -> int:
+    deadline = time.monotonic() + within
+    while True:
+        # Less one: the connection this stats request is itself using.
+        count = int(stats(base_url)["open_connections"]) - 1
+        if count == expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.02)
+
+
+async def run_stream(
+    mode: str,
+    base_url: str,
+    *,
+    fault: str | None = None,
+    limit: int | None = None,
+    **create: Any,
+) -> tuple[str, ChatCompletion]:
+    """Stream a chat answer (optionally stopping after ``limit`` chunks); return the
+    text read and the accumulated snapshot."""
+    headers = {FAULT: fault} if fault else None
+    create.setdefault("messages", STORY)
+    create.setdefault("model", "m")
+    text: list[str] = []
+    if mode == "sync":
+        with deltastream.OpenAI(base_url=base_url) as client:
+            stream = client.chat.completions.create(stream=True, extra_headers=headers, **create)
+            with stream:
+                for i, chunk in enumerate(stream):
+                    if limit is not None and i >= limit:
+                        break
+                    text.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+            return "".join(text), stream.current_snapshot
+    async with deltastream.AsyncOpenAI(base_url=base_url) as aclient:
+        astream = await aclient.chat.completions.create(
+            stream=True, extra_headers=headers, **create
+        )
+        async with astream:
+            i = 0
+            async for chunk in astream:
+                if limit is not None and i >= limit:
+                    break
+                i += 1
+                text.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+        return "".join(text), astream.current_snapshot
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_story_streams_end_to_end(mode: str, server_url: str) -> None:
+    text, final = await run_stream(mode, server_url, stream_options={"include_usage": True})
+    assert "robot" in text.lower()
+    assert final.choices[0].message.content == text
+    assert final.choices[0].finish_reason == "stop"
+    assert final.usage is not None
+    assert final.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_sequential_streams_reuse_one_connection(mode: str, private_url: str) -> None:
+    if mode == "sync":
+        with deltastream.OpenAI(base_url=private_url) as client:
+            for _ in range(100):
+                with client.chat.completions.create(model="m", messages=STORY, stream=True) as s:
+                    assert s.get_final_completion().choices[0].finish_reason == "stop"
+    else:
+        async with deltastream.AsyncOpenAI(base_url=private_url) as aclient:
+            for _ in range(100):
+                astream = await aclient.chat.completions.create(
+                    model="m", messages=STORY, stream=True
+                )
+                final = await astream.get_final_completion()
+                assert final.choices[0].finish_reason == "stop"
+    # Two: the streams' one, and the one this stats request itself opens.
+    assert stats(private_url)["total_connections"] == 2
+
+
+def _read_one_then_fail(stream: deltastream.Stream[Any]) -> None:
+    with stream:
+        next(stream)
+        raise RuntimeError("caller gave up")
+
+
+async def _aread_one_then_fail(stream: deltastream.AsyncStream[Any]) -> None:
+    async with stream:
+        await stream.__anext__()
+        raise RuntimeError("caller gave up")
+
+
+@pytest.mark.parametrize("how", ["close", "break", "exception"])
+@pytest.mark.parametrize("mode", MODES)
+async def test_abandoned_streams_release_their_connection_at_once(
+    mode: str, how: str, private_url: str
+) -> None:
+    headers = {FAULT: "stall-after=3:30"}  # the server would hold the stream for 30 s
+    if mode == "sync":
+        client = deltastream.OpenAI(base_url=private_url)
+        for _ in range(20):
+            stream = client.chat.completions.create(
+                model="m", messages=STORY, stream=True, extra_headers=headers
+            )
+            if how == "close":
+                next(stream)
+                stream.close()
+            elif how == "break":
+                for _chunk in stream:
+                    break
+                del stream
+            else:
+                with pytest.raises(RuntimeError, match="gave up"):
+                    _read_one_then_fail(stream)
+        gc.collect()
+        client.close()
+    else:
+        aclient = deltastream.AsyncOpenAI(base_url=private_url)
+        for _ in range(20):
+            astream = await aclient.chat.completions.create(
+                model="m", messages=STORY, stream=True, extra_headers=headers
+            )
+            if how == "close":
+                await astream.__anext__()
+                await astream.close()
+            elif how == "break":
+                async for _chunk in astream:
+                    break
+                await astream.close()
+            else:
+                with pytest.raises(RuntimeError, match="gave up"):
+                    await _aread_one_then_fail(astream)
+        await aclient.close()
+    assert wait_for_open_connections(private_url, 0) == 0
+
+
+async def test_cancelling_an_async_consumer_closes_the_response(private_url: str) -> None:
+    aclient = deltastream.AsyncOpenAI(base_url=private_url)
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        stream = await aclient.chat.completions.create(
+            model="m", messages=STORY, stream=True, extra_headers={FAULT: "stall-after=2:30"}
+        )
+        async with stream:
+            async for _ in stream:
+                started.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await aclient.close()
+    assert await asyncio.to_thread(wait_for_open_connections, private_url, 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "deadlines", "deadline"),
+    [
+        ("headers-only", Timeout(first_token=0.5), "first_token"),
+        ("trickle=0.1", Timeout(first_token=0.6), "first_token"),
+        ("stall-after=3:30", Timeout(idle=0.5), "idle"),
+        ("stall-after=3:30", Timeout(idle=10, total=0.8), "total"),
+    ],
+)
+@pytest.mark.parametrize("mode", MODES)
+async def test_deadlines_hold_against_a_silent_server(
+    mode: str, server_url: str, fault: str, deadlines: Timeout, deadline: str
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(deltastream.APITimeoutError) as caught:
+        await run_stream(mode, server_url, fault=fault, timeout=deadlines, max_retries=0)
+    elapsed = time.monotonic() - started
+    assert caught.value.deadline == deadline
+    assert f"{deadline} deadline" in str(caught.value)
+    assert elapsed < 5  # nowhere near the server's stall
+    if fault.startswith("stall"):
+        assert caught.value.events_received == 3
+        assert caught.value.partial.choices[0].message.content
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_keepalive_comments_count_when_asked(mode: str, server_url: str) -> None:
+    # With comments counting as progress, a trickle never trips the idle deadline;
+    # the total deadline still ends it.
+    deadlines = Timeout(idle=0.3, total=1.0, comments_count=True)
+    with pytest.raises(deltastream.APITimeoutError) as caught:
+        await run_stream(mode, server_url, fault="trickle=0.1", timeout=deadlines, max_retries=0)
+    assert caught.value.deadline == "total"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_dropped_connection_keeps_what_arrived(mode: str, server_url: str) -> None:
+    with pytest.raises(deltastream.APIConnectionError) as caught:
+        await run_stream(mode, server_url, fault="drop-after=4")
+    assert not isinstance(caught.value, deltastream.APITimeoutError)
+    assert caught.value.events_received == 4
+    assert caught.value.partial.choices[0].message.content
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_missing_done_is_truncation_unless_waived(mode: str, server_url: str) -> None:
+    with pytest.raises(deltastream.StreamTruncatedError) as caught:
+        await run_stream(mode, server_url, fault="no-done")
+    assert caught.value.partial.choices[0].finish_reason == "stop"
+    text, final = await run_stream(mode, server_url, fault="no-done", require_done=False)
+    assert final.choices[0].message.content == text
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_garbage_mid_stream_is_a_decode_error(mode: str, server_url: str) -> None:
+    with pytest.raises(deltastream.StreamDecodeError) as caught:
+        await run_stream(mode, server_url, fault="garbage-after=2")
+    assert caught.value.data == b"{this is not json"
+    assert caught.value.events_received == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_in_band_error_from_the_server(mode: str, server_url: str) -> None:
+    with pytest.raises(deltastream.APIStreamError) as caught:
+        await run_stream(mode, server_url, fault="error-after=3")
+    assert caught.value.code == "injected"
+    assert caught.value.events_received == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_retry_after_503_then_success(mode: str, server_url: str) -> None:
+    key = f"retry-{mode}-{time.monotonic_ns()}"
+    text, _ = await run_stream(
+        mode, server_url, fault=f"status=503;times=2;retry-after-ms=20;key={key}"
+    )
+    assert "robot" in text.lower()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_wrong_content_type_is_reported(mode: str, server_url: str) -> None:
+    with pytest.raises(deltastream.APIResponseValidationError, match="application/json"):
+        await run_stream(mode, server_url, fault="content-type=application/json")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_huge_line_is_bounded(mode: str, server_url: str) -> None:
+    with pytest.raises(deltastream.StreamDecodeError, match="max_event_size") as caught:
+        await run_stream(mode, server_url, fault=f"huge-line={20 * 1024 * 1024}")
+    assert caught.value.events_received == 1
