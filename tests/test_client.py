@@ -311,3 +311,26 @@ async def test_stream_helpers_accumulate(mode: str) -> None:
         final = await astream.get_final_completion()
     assert final.choices[0].message.content == "Hello"
     assert final.choices[0].finish_reason == "stop"
+
+
+def test_with_options_changes_settings_and_shares_the_pool() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        return httpx2.Response(
+            503, json={"error": {"message": "busy"}}, headers={"retry-after-ms": "1"}
+        )
+
+    client = sync_client(handler, max_retries=3)
+    strict = client.with_options(max_retries=0, timeout=9, default_headers={"X-B": "c"})
+    assert strict._http is client._http
+    assert (strict.max_retries, client.max_retries) == (0, 3)
+    assert strict.timeout.first_token == 9
+    with pytest.raises(deltastream.InternalServerError):
+        strict.chat.completions.create(model="m", messages=[], stream=True)
+    assert len(calls) == 1
+    strict.close()  # does not close the shared pool
+    with pytest.raises(deltastream.InternalServerError):
+        client.chat.completions.create(model="m", messages=[], stream=True)
+    assert len(calls) == 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -278,3 +279,43 @@ async def test_a_huge_line_is_bounded(mode: str, server_url: str) -> None:
     with pytest.raises(deltastream.StreamDecodeError, match="max_event_size") as caught:
         await run_stream(mode, server_url, fault=f"huge-line={20 * 1024 * 1024}")
     assert caught.value.events_received == 1
+
+
+def test_cancel_from_another_thread_ends_the_loop_quietly(private_url: str) -> None:
+    client = deltastream.OpenAI(base_url=private_url)
+    stream = client.chat.completions.create(
+        model="m", messages=STORY, stream=True, extra_headers={FAULT: "stall-after=3:30"}
+    )
+    received = []
+    timer = threading.Timer(0.3, stream.cancel)
+    timer.start()
+    started = time.monotonic()
+    for chunk in stream:  # blocks in the stall until the other thread cancels
+        received.append(chunk)
+    timer.join()
+    assert time.monotonic() - started < 5
+    assert stream.cancelled
+    assert len(received) == 3
+    assert stream.current_snapshot.choices[0].message.content
+    client.close()
+    assert wait_for_open_connections(private_url, 0) == 0
+
+
+async def test_cancel_from_another_task_ends_the_loop_quietly(private_url: str) -> None:
+    aclient = deltastream.AsyncOpenAI(base_url=private_url)
+    stream = await aclient.chat.completions.create(
+        model="m", messages=STORY, stream=True, extra_headers={FAULT: "stall-after=3:30"}
+    )
+    received = []
+
+    async def consume() -> None:
+        async for chunk in stream:
+            received.append(chunk)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)
+    stream.cancel()
+    await asyncio.wait_for(task, 5)
+    assert len(received) == 3
+    await aclient.close()
+    assert await asyncio.to_thread(wait_for_open_connections, private_url, 0) == 0

@@ -3,6 +3,7 @@ environment variables and the HTTP connection pool."""
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from types import TracebackType
@@ -26,6 +27,8 @@ DEFAULT_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=1
 
 class _ClientConfig:
     """What both clients share: settings resolved from arguments and the environment."""
+
+    _owns_http: bool
 
     api_key: str | None
     base_url: str
@@ -93,6 +96,22 @@ class _ClientConfig:
             require_done=require_done,
         )
 
+    def _copy_with(
+        self,
+        timeout: float | Timeout | httpx2.Timeout | None,
+        max_retries: int | None,
+        default_headers: Mapping[str, str] | None,
+    ) -> Any:
+        clone = copy.copy(self)
+        if timeout is not None:
+            clone.timeout = Timeout.of(timeout)
+        if max_retries is not None:
+            clone.max_retries = max_retries
+        if default_headers is not None:
+            clone.default_headers = {**self.default_headers, **default_headers}
+        clone._owns_http = False  # the connection pool stays the original's
+        return clone
+
     def __repr__(self) -> str:
         # Never show the key itself.
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -117,6 +136,18 @@ class Client(_ClientConfig):
             timeout=self.timeout.transport(), limits=DEFAULT_LIMITS, follow_redirects=True
         )
         self.chat = Chat(self)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeout | httpx2.Timeout | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> Client:
+        """A client with these settings changed, sharing this one's connection pool."""
+        clone: Client = self._copy_with(timeout, max_retries, default_headers)
+        clone.chat = Chat(clone)
+        return clone
 
     def close(self) -> None:
         if self._owns_http:
@@ -153,6 +184,18 @@ class AsyncClient(_ClientConfig):
             timeout=self.timeout.transport(), limits=DEFAULT_LIMITS, follow_redirects=True
         )
         self.chat = AsyncChat(self)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeout | httpx2.Timeout | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> AsyncClient:
+        """A client with these settings changed, sharing this one's connection pool."""
+        clone: AsyncClient = self._copy_with(timeout, max_retries, default_headers)
+        clone.chat = AsyncChat(clone)
+        return clone
 
     async def close(self) -> None:
         if self._owns_http:

@@ -16,6 +16,8 @@ connection. Rules they keep:
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
@@ -136,6 +138,7 @@ class _StreamBase(Generic[T]):
         self.response = response
         self._core = ChunkStream(response, max_event_size=max_event_size)
         self._require_done = require_done
+        self._cancelled = False
         sent_at = response.extensions.get("sent_at", time.monotonic())
         self._watch = Watch(timeout, sent_at, _socket_of(response))
         if timeout.comments_count:
@@ -151,10 +154,32 @@ class _StreamBase(Generic[T]):
         return self._core.accumulator.snapshot()
 
     @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Stop the stream from anywhere: another thread, task or a signal handler.
+
+        The connection is shut down at once (so the server stops generating) and the
+        consumer's loop ends quietly after the chunks already delivered; what arrived
+        stays in :attr:`current_snapshot`. Unlike ``close()``, this never blocks and
+        needs no event loop.
+        """
+        self._cancelled = True
+        watchdog.unwatch(self._watch)
+        sock = self._watch.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    @property
     def events_received(self) -> int:
         return self._core.events_received
 
-    def _failure(self, exc: httpx2.TransportError) -> APIError:
+    def _failure(self, exc: httpx2.TransportError) -> APIError | None:
+        """The error to raise for a failed read; None if the caller cancelled."""
+        if self._cancelled:
+            return None
         expired = self._watch.expired
         if expired is not None:
             name, seconds = expired
@@ -164,6 +189,8 @@ class _StreamBase(Generic[T]):
         return self._core.fail(error)
 
     def _end(self) -> None:
+        if self._cancelled:
+            return
         expired = self._watch.expired
         if expired is not None:
             name, seconds = expired
@@ -245,7 +272,10 @@ class Stream(_StreamBase[T]):
                     self._end()
                     return
             except httpx2.TransportError as exc:
-                raise self._failure(exc) from exc
+                error = self._failure(exc)
+                if error is None:
+                    return
+                raise error from exc
             watchdog.unwatch(watch)
             _drain(body)
         finally:
@@ -326,7 +356,10 @@ class AsyncStream(_StreamBase[T]):
                     self._end()
                     return
             except httpx2.TransportError as exc:
-                raise self._failure(exc) from exc
+                error = self._failure(exc)
+                if error is None:
+                    return
+                raise error from exc
             watchdog.unwatch(watch)
             await _adrain(body)
         finally:
