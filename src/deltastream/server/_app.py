@@ -1,0 +1,320 @@
+"""The Starlette app: routes, authentication, fault selection, backends.
+
+Routes: ``POST /v1/chat/completions`` (scripted backend) or any ``POST`` path (replay
+backend), ``GET /v1/models``, ``GET /health``, ``GET /_deltastream/stats``. Every error
+is OpenAI-shaped JSON; every response carries an ``x-request-id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import wraps
+from pathlib import Path
+from typing import Final, Literal
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._body import Pause, apply_faults, rechunk
+from ._connections import ServerStats
+from ._errors import APIError, error_response
+from ._faults import AttemptCounter, FaultParseError, Faults, parse_faults
+from ._replay import ReplayLibrary
+from ._respond import StreamResponse
+from ._scripted import Pace, completion, completion_delay, plan_reply, stream_events
+from ._validate import parse_json_body, validate_chat_request
+from ._wire import EVENT_STREAM, encode_json
+
+__all__ = ["CHUNK_SIZE_HEADER", "FAULT_HEADER", "create_app"]
+
+FAULT_HEADER: Final = "X-Deltastream-Fault"
+CHUNK_SIZE_HEADER: Final = "X-Deltastream-Chunk-Size"
+MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+MAX_CHUNK_SIZE: Final = 16 * 1024 * 1024
+SCRIPTED_MODELS: Final = ("deltastream-scripted", "gpt-4o-mini", "gpt-4o", "gpt-4")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _json(value: object, status: int = 200, media_type: str = "application/json") -> Response:
+    return Response(encode_json(value), status_code=status, media_type=media_type)
+
+
+def _openai_errors(handler: Handler) -> Handler:
+    @wraps(handler)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except APIError as exc:
+            return exc.to_response()
+
+    return wrapper
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (404, 405):
+        message = f"Invalid URL ({request.method} {request.url.path})"
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, message, headers=exc.headers)
+
+
+class _RequestIds:
+    """Adds ``x-request-id`` to every response and counts requests."""
+
+    def __init__(self, app: ASGIApp, stats: ServerStats) -> None:
+        self.app = app
+        self.stats = stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.stats.requests += 1
+        request_id = ("req_" + uuid.uuid4().hex).encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-request-id", request_id)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _mask(key: str) -> str:
+    return key[:3] + "*" * 6 + key[-4:] if len(key) > 10 else "*" * len(key)
+
+
+def _chunk_size(request: Request) -> int | None:
+    value = request.headers.get(CHUNK_SIZE_HEADER)
+    if value is None:
+        return None
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_CHUNK_SIZE:
+        raise APIError(
+            400,
+            f"Invalid {CHUNK_SIZE_HEADER} header {value!r}: expected 1 to {MAX_CHUNK_SIZE} bytes.",
+            param=CHUNK_SIZE_HEADER,
+            code="invalid_chunk_size",
+        )
+    return int(value)
+
+
+class _Service:
+    def __init__(
+        self,
+        backend: Literal["scripted", "replay"],
+        library: ReplayLibrary | None,
+        faults_text: str | None,
+        api_key: str | None,
+        pace: Pace,
+    ) -> None:
+        self.backend = backend
+        self.library = library
+        self.default_faults = parse_faults(faults_text)
+        self.default_key = "default:" + (faults_text or "")
+        self.api_key = api_key
+        self.pace = pace
+        self.stats = ServerStats()
+        self.attempts = AttemptCounter()
+
+    def authorize(self, request: Request) -> None:
+        if self.api_key is None or not request.url.path.startswith("/v1/"):
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise APIError(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            )
+        if not hmac.compare_digest(token.encode(), self.api_key.encode()):
+            raise APIError(
+                401, f"Incorrect API key provided: {_mask(token)}.", code="invalid_api_key"
+            )
+
+    def faults(self, request: Request) -> tuple[Faults, str]:
+        """The faults for this request, and the key its attempts are counted under."""
+        text = request.headers.get(FAULT_HEADER)
+        if text is None:
+            faults, key = self.default_faults, self.default_key
+        else:
+            try:
+                faults, key = parse_faults(text), "header:" + text
+            except FaultParseError as exc:
+                raise APIError(
+                    400,
+                    f"Invalid {FAULT_HEADER} header: {exc}",
+                    param=FAULT_HEADER,
+                    code="invalid_fault",
+                ) from None
+        return faults, ("key:" + faults.key if faults.key else key)
+
+    def fail_if_asked(self, faults: Faults, key: str) -> None:
+        if faults.status is None:
+            return
+        attempt = self.attempts.next_attempt(key)
+        if attempt > faults.times:
+            return
+        headers = {}
+        if faults.retry_after is not None:
+            headers["retry-after"] = f"{faults.retry_after:g}"
+        if faults.retry_after_ms is not None:
+            headers["retry-after-ms"] = str(faults.retry_after_ms)
+        if faults.should_retry is not None:
+            headers["x-should-retry"] = "true" if faults.should_retry else "false"
+        raise APIError(
+            faults.status,
+            f"Injected fault: HTTP {faults.status} (attempt {attempt} of {faults.times}).",
+            code="injected",
+            headers=headers,
+        )
+
+    def stream(
+        self,
+        request: Request,
+        source: AsyncIterator[bytes | Pause],
+        faults: Faults,
+        *,
+        responses_api: bool = False,
+    ) -> Response:
+        size = _chunk_size(request)
+        body = rechunk(apply_faults(source, faults, responses_api=responses_api), size)
+        headers = {"content-type": faults.content_type or EVENT_STREAM, "cache-control": "no-cache"}
+        return StreamResponse(body, stats=self.stats, headers=headers)
+
+    async def health(self, request: Request) -> Response:
+        return _json({"status": "ok", "backend": self.backend})
+
+    async def stats_route(self, request: Request) -> Response:
+        return _json(self.stats.snapshot())
+
+    async def models(self, request: Request) -> Response:
+        self.authorize(request)
+        names = self.library.models() if self.library else list(SCRIPTED_MODELS)
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "deltastream"}
+            for name in names
+        ]
+        return _json({"object": "list", "data": data})
+
+    async def chat(self, request: Request) -> Response:
+        self.authorize(request)
+        faults, key = self.faults(request)
+        raw = await request.body()
+        chat = validate_chat_request(parse_json_body(raw))
+        self.fail_if_asked(faults, key)
+        reply = plan_reply(chat, raw)
+        if not chat.stream:
+            delay = completion_delay(reply, self.pace)
+            if delay:
+                await asyncio.sleep(delay)
+            return _json(completion(reply))
+        if faults.content_type and "json" in faults.content_type:
+            return _json(completion(reply), media_type=faults.content_type)
+        return self.stream(request, stream_events(reply, self.pace), faults)
+
+    async def replay(self, request: Request) -> Response:
+        assert self.library is not None
+        self.authorize(request)
+        faults, key = self.faults(request)
+        body = parse_json_body(await request.body())
+        model = body.get("model")
+        if not isinstance(model, str):
+            raise APIError(400, "you must provide a model parameter (the recording to replay)")
+        path = self.library.resolve(model)
+        self.fail_if_asked(faults, key)
+        if faults.content_type and "json" in faults.content_type:
+            message = "Injected fault: a JSON body instead of an event stream."
+            error = {"error": {"message": message, "type": "server_error", "code": "injected"}}
+            return _json(error, media_type=faults.content_type)
+        responses_api = "/responses" in request.url.path
+        return self.stream(request, self.library.events(path), faults, responses_api=responses_api)
+
+    async def retrieve_response(self, request: Request) -> Response:
+        """``GET /v1/responses/{id}``: a recorded response, or its stream from a cursor."""
+        assert self.library is not None
+        self.authorize(request)
+        faults, key = self.faults(request)
+        response_id = request.path_params["response_id"]
+        path = await asyncio.to_thread(self.library.find_response, response_id)
+        self.fail_if_asked(faults, key)
+        if request.query_params.get("stream", "").lower() != "true":
+            return _json(await asyncio.to_thread(self.library.final_response, path))
+        after = request.query_params.get("starting_after")
+        if after is not None and not after.isdigit():
+            raise APIError(
+                400,
+                f"Invalid 'starting_after': expected an integer, got {after!r}.",
+                param="starting_after",
+            )
+        events = self.library.events(path, None if after is None else int(after))
+        return self.stream(request, events, faults, responses_api=True)
+
+
+def create_app(
+    backend: str = "scripted",
+    *,
+    replay_dir: str | Path | None = None,
+    default_faults: str | None = None,
+    api_key: str | None = None,
+    tokens_per_second: float | None = None,
+    first_token_ms: float | None = None,
+) -> Starlette:
+    """The local OpenAI-compatible server as an ASGI app.
+
+    ``backend`` is ``"scripted"`` (deterministic replies to any prompt) or ``"replay"``
+    (the request's ``model`` names a recorded ``.sse`` file under ``replay_dir``).
+    ``default_faults`` applies to requests without an ``X-Deltastream-Fault`` header
+    (see :mod:`deltastream.server._faults` for the grammar); a bad value raises
+    ``ValueError``. With ``api_key``, every ``/v1`` request needs
+    ``Authorization: Bearer <api_key>``. ``tokens_per_second`` and ``first_token_ms``
+    slow the scripted backend down to a chosen pace.
+    """
+    library: ReplayLibrary | None = None
+    if backend == "replay":
+        if replay_dir is None:
+            raise ValueError("the replay backend needs replay_dir")
+        library = ReplayLibrary(replay_dir)
+    elif backend != "scripted":
+        raise ValueError(f"unknown backend {backend!r}: expected 'scripted' or 'replay'")
+    if tokens_per_second is not None and tokens_per_second <= 0:
+        raise ValueError("tokens_per_second must be positive")
+    if first_token_ms is not None and first_token_ms < 0:
+        raise ValueError("first_token_ms must not be negative")
+    service = _Service(
+        "replay" if library else "scripted",
+        library,
+        default_faults,
+        api_key,
+        Pace(tokens_per_second, first_token_ms),
+    )
+    routes = [
+        Route("/health", service.health, methods=["GET"]),
+        Route("/_deltastream/stats", service.stats_route, methods=["GET"]),
+        Route("/v1/models", _openai_errors(service.models), methods=["GET"]),
+    ]
+    if library is None:
+        routes.append(Route("/v1/chat/completions", _openai_errors(service.chat), methods=["POST"]))
+    else:
+        retrieve = _openai_errors(service.retrieve_response)
+        routes.append(Route("/v1/responses/{response_id}", retrieve, methods=["GET"]))
+        routes.append(Route("/{path:path}", _openai_errors(service.replay), methods=["POST"]))
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_RequestIds, stats=service.stats)],
+        exception_handlers={HTTPException: _http_error},
+        max_body_size=MAX_BODY_BYTES,
+    )
+    app.state.deltastream_stats = service.stats
+    return app

@@ -1,0 +1,98 @@
+"""``deltastream serve``: its flags and what running it does."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._faults import FaultParseError, parse_faults
+from ._thread import serve
+
+__all__ = ["add_serve_arguments", "run_serve"]
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
+
+
+def _faults(text: str) -> str:
+    try:
+        parse_faults(text)
+    except FaultParseError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=_port, default=8000, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--backend",
+        choices=("scripted", "replay"),
+        default="scripted",
+        help="scripted: deterministic replies; replay: recorded .sse files (model = file)",
+    )
+    parser.add_argument("--replay-dir", help="folder of recorded .sse files (replay backend)")
+    parser.add_argument(
+        "--faults",
+        type=_faults,
+        help='fault directives for every request, e.g. "drop-after=5" (see docs/faults.md)',
+    )
+    parser.add_argument("--api-key", help="require Authorization: Bearer KEY on /v1 requests")
+    parser.add_argument(
+        "--tokens-per-second", type=_positive_float, help="pace of the scripted stream"
+    )
+    parser.add_argument(
+        "--first-token-ms", type=_non_negative_float, help="delay before the first event"
+    )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if args.backend == "replay" and not args.replay_dir:
+        print("deltastream serve: --backend replay needs --replay-dir", file=sys.stderr)
+        return 2
+    try:
+        serve(
+            args.host,
+            args.port,
+            args.backend,
+            replay_dir=args.replay_dir,
+            faults=args.faults,
+            api_key=args.api_key,
+            tokens_per_second=args.tokens_per_second,
+            first_token_ms=args.first_token_ms,
+        )
+    except KeyboardInterrupt:
+        # uvicorn re-raises the Ctrl+C it caught once it has shut down gracefully.
+        return 0
+    except ValueError as exc:
+        print(f"deltastream serve: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        address = f"{args.host}:{args.port}"
+        print(f"deltastream serve: cannot listen on {address}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,227 @@
+"""Checks a Chat Completions request body and turns it into a :class:`ChatRequest`.
+
+Pure: bytes in, a frozen request or an :class:`APIError` (400) out, with OpenAI's
+messages, ``param`` and ``code`` where OpenAI has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+
+from ._errors import APIError
+
+__all__ = ["ChatRequest", "Tool", "parse_json_body", "validate_chat_request"]
+
+_ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_MAX_N: Final = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    parameters: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: tuple[dict[str, object], ...]
+    stream: bool = False
+    include_usage: bool = False
+    n: int = 1
+    max_tokens: int | None = None
+    seed: int | None = None
+    tools: tuple[Tool, ...] = ()
+    #: True when the tools came from the legacy ``functions`` parameter.
+    legacy_functions: bool = False
+    #: "auto", "none", "required", or the name of the one tool to call.
+    tool_choice: str = "auto"
+
+
+def _invalid(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(400, message, param=param, code=code)
+
+
+def _type_name(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
+
+
+def _wrong_type(param: str, expected: str, value: object) -> APIError:
+    message = (
+        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead."
+    )
+    return _invalid(message, param, "invalid_type")
+
+
+def parse_json_body(body: bytes) -> dict[str, object]:
+    """The request body as a JSON object, or the 400 OpenAI answers for anything else."""
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise _invalid(
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+            "but what was sent was not valid JSON.)"
+        ) from None
+    if not isinstance(value, dict):
+        raise _invalid(f"The request body must be a JSON object, but got {_type_name(value)}.")
+    return value
+
+
+def _int_param(body: dict[str, object], name: str, low: int, high: int | None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _wrong_type(name, "an integer", value)
+    if value < low or (high is not None and value > high):
+        bound = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise _invalid(f"Invalid '{name}': {value} is not {bound}.", name, "integer_out_of_range")
+    return value
+
+
+def _messages(body: dict[str, object]) -> tuple[dict[str, object], ...]:
+    if "messages" not in body:
+        raise _invalid(
+            "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
+        )
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        raise _wrong_type("messages", "an array of objects", messages)
+    if not messages:
+        raise _invalid(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead.",
+            "messages",
+            "empty_array",
+        )
+    for index, message in enumerate(messages):
+        param = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise _wrong_type(param, "an object", message)
+        if "role" not in message:
+            raise _invalid(
+                f"Missing required parameter: '{param}.role'.",
+                f"{param}.role",
+                "missing_required_parameter",
+            )
+        role = message["role"]
+        if role not in _ROLES:
+            allowed = ", ".join(f"'{name}'" for name in sorted(_ROLES))
+            raise _invalid(
+                f"Invalid value: {role!r}. Supported values are: {allowed}.",
+                f"{param}.role",
+                "invalid_value",
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise _wrong_type(f"{param}.content", "a string or an array", content)
+    return tuple(messages)
+
+
+def _function(value: object, param: str) -> Tool:
+    if not isinstance(value, dict):
+        raise _wrong_type(param, "an object", value)
+    name = value.get("name")
+    if not isinstance(name, str) or not name:
+        raise _invalid(
+            f"Missing required parameter: '{param}.name'.",
+            f"{param}.name",
+            "missing_required_parameter",
+        )
+    parameters = value.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise _wrong_type(f"{param}.parameters", "an object", parameters)
+    return Tool(name, parameters)
+
+
+def _tools(body: dict[str, object]) -> tuple[tuple[Tool, ...], bool]:
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _wrong_type("tools", "an array of objects", tools)
+        parsed = []
+        for index, tool in enumerate(tools):
+            if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+                raise _invalid(
+                    f"Invalid 'tools[{index}]': only function tools are supported here.",
+                    f"tools[{index}]",
+                    "invalid_value",
+                )
+            parsed.append(_function(tool.get("function"), f"tools[{index}].function"))
+        return tuple(parsed), False
+    functions = body.get("functions")
+    if functions is None:
+        return (), False
+    if not isinstance(functions, list):
+        raise _wrong_type("functions", "an array of objects", functions)
+    return tuple(_function(f, f"functions[{i}]") for i, f in enumerate(functions)), True
+
+
+def _tool_choice(body: dict[str, object], legacy: bool) -> str:
+    param = "function_call" if legacy else "tool_choice"
+    choice = body.get(param)
+    if choice is None:
+        return "auto"
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise _invalid(f"Invalid value for '{param}': {choice!r}.", param, "invalid_value")
+        return choice
+    if isinstance(choice, dict):
+        named = choice if legacy else choice.get("function")
+        if isinstance(named, dict) and isinstance(named.get("name"), str):
+            return str(named["name"])
+    raise _invalid(f"Invalid value for '{param}'.", param, "invalid_value")
+
+
+def validate_chat_request(body: dict[str, object]) -> ChatRequest:
+    model = body.get("model")
+    if model is None:
+        raise _invalid("you must provide a model parameter")
+    if not isinstance(model, str) or not model:
+        raise _wrong_type("model", "a non-empty string", model)
+    messages = _messages(body)
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _wrong_type("stream", "a boolean", stream)
+    options = body.get("stream_options")
+    include_usage = False
+    if options is not None:
+        if not stream:
+            raise _invalid(
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                "stream_options",
+                "invalid_value",
+            )
+        if not isinstance(options, dict):
+            raise _wrong_type("stream_options", "an object", options)
+        include_usage = options.get("include_usage") is True
+    max_tokens = _int_param(body, "max_completion_tokens", 1, None)
+    if max_tokens is None:
+        max_tokens = _int_param(body, "max_tokens", 1, None)
+    tools, legacy = _tools(body)
+    tool_choice = _tool_choice(body, legacy)
+    if tool_choice not in ("auto", "none", "required") and all(
+        tool.name != tool_choice for tool in tools
+    ):
+        raise _invalid(f"Tool {tool_choice!r} is not among the tools given.", "tool_choice")
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        stream=stream,
+        include_usage=include_usage,
+        n=_int_param(body, "n", 1, _MAX_N) or 1,
+        max_tokens=max_tokens,
+        seed=_int_param(body, "seed", -(2**63), 2**63 - 1),
+        tools=tools,
+        legacy_functions=legacy,
+        tool_choice=tool_choice,
+    )

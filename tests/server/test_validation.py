@@ -1,0 +1,153 @@
+"""Bad requests get OpenAI-shaped errors: 400 validation, 401 api key, 404 unknown URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+
+from deltastream.server import create_app, run_in_thread
+
+from ._sse import chat_body
+
+
+def _error(response: httpx2.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["error"]
+    assert list(body["error"]) == ["message", "type", "param", "code"]
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def _post(http: httpx2.Client, server_url: str, content: bytes) -> httpx2.Response:
+    headers = {"content-type": "application/json"}
+    return http.post(f"{server_url}/chat/completions", content=content, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "param", "code"),
+    [
+        (b"{not json", "could not parse the JSON body", None, None),
+        (b"[1, 2]", "must be a JSON object", None, None),
+        (b'{"messages": []}', "you must provide a model parameter", None, None),
+        (
+            b'{"model": "m"}',
+            "Missing required parameter: 'messages'",
+            "messages",
+            "missing_required_parameter",
+        ),
+        (
+            b'{"model": "m", "messages": "hi"}',
+            "expected an array of objects",
+            "messages",
+            "invalid_type",
+        ),
+        (b'{"model": "m", "messages": []}', "empty array", "messages", "empty_array"),
+        (
+            b'{"model": "m", "messages": ["hi"]}',
+            "expected an object",
+            "messages[0]",
+            "invalid_type",
+        ),
+        (
+            b'{"model": "m", "messages": [{"content": "hi"}]}',
+            "Missing required parameter: 'messages[0].role'",
+            "messages[0].role",
+            "missing_required_parameter",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "robot", "content": "hi"}]}',
+            "Invalid value: 'robot'",
+            "messages[0].role",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user"}], "n": 0}',
+            "not between 1 and 128",
+            "n",
+            "integer_out_of_range",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user"}], "stream_options": {}}',
+            "only allowed when 'stream' is enabled",
+            "stream_options",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user"}], "max_tokens": "3"}',
+            "expected an integer",
+            "max_tokens",
+            "invalid_type",
+        ),
+    ],
+)
+def test_validation_errors(
+    http: httpx2.Client,
+    server_url: str,
+    body: bytes,
+    message: str,
+    param: str | None,
+    code: str | None,
+) -> None:
+    error = _error(_post(http, server_url, body), 400)
+    assert message in error["message"]
+    assert error["type"] == "invalid_request_error"
+    assert (error["param"], error["code"]) == (param, code)
+
+
+def test_bad_fault_header_is_a_400(http: httpx2.Client, server_url: str) -> None:
+    response = http.post(
+        f"{server_url}/chat/completions",
+        json=chat_body(stream=True),
+        headers={"X-Deltastream-Fault": "drop-after=soon"},
+    )
+    error = _error(response, 400)
+    assert "bad value 'soon' for 'drop-after'" in error["message"]
+    assert (error["param"], error["code"]) == ("X-Deltastream-Fault", "invalid_fault")
+
+
+def test_unknown_url_and_method(http: httpx2.Client, server_url: str) -> None:
+    error = _error(http.post(f"{server_url}/nothing/here", json={}), 404)
+    assert error["message"] == "Invalid URL (POST /v1/nothing/here)"
+    _error(http.get(f"{server_url}/chat/completions"), 405)
+
+
+@pytest.fixture(scope="module")
+def keyed_url() -> Iterator[str]:
+    with run_in_thread(create_app(api_key="sk-test-123456")) as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    ("headers", "message", "code"),
+    [
+        ({}, "You didn't provide an API key", None),
+        ({"Authorization": "Basic abc"}, "You didn't provide an API key", None),
+        (
+            {"Authorization": "Bearer sk-wrong-000000"},
+            "Incorrect API key provided: sk-******0000",
+            "invalid_api_key",
+        ),
+    ],
+)
+def test_api_key_required(
+    http: httpx2.Client, keyed_url: str, headers: dict[str, str], message: str, code: str | None
+) -> None:
+    for response in (
+        http.post(f"{keyed_url}/chat/completions", json=chat_body(), headers=headers),
+        http.get(f"{keyed_url}/models", headers=headers),
+    ):
+        error = _error(response, 401)
+        assert message in error["message"]
+        assert error["code"] == code
+
+
+def test_api_key_accepted(http: httpx2.Client, keyed_url: str) -> None:
+    headers = {"Authorization": "Bearer sk-test-123456"}
+    response = http.post(f"{keyed_url}/chat/completions", json=chat_body(), headers=headers)
+    assert response.status_code == 200
+    assert http.get(keyed_url.removesuffix("/v1") + "/health").status_code == 200
