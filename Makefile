@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/deltastream chat "Write a story about a robot."
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -15,8 +15,11 @@ otherwise it records which deadline passed and shuts the socket down. The blocke
 read then fails, and the stream raises ``APITimeoutError`` naming the deadline. The
 reader only stores a timestamp per event, so the hot path pays next to nothing.
 
-``unwatch`` and the shutdown happen under one lock, so once a stream is unwatched its
-socket is never touched again (it may be back in the pool, serving someone else).
+``unwatch`` takes no lock: it runs in generator finalizers, including at interpreter
+exit, when a daemon thread may be frozen holding any lock it had. It clears a flag the
+watchdog checks right before a shutdown. In the narrow race where the stream finishes
+between that check and the shutdown, the cost is one pooled connection: httpcore finds
+it closed (readable at EOF) before reusing it and opens another.
 """
 
 from __future__ import annotations
@@ -97,9 +100,10 @@ def _min(a: float | None, b: float | None) -> float | None:
 class Watch:
     """The deadline state of one stream. The reader calls :meth:`progress` per event."""
 
-    __slots__ = ("expired", "first_at", "last_at", "sock", "started", "timeout")
+    __slots__ = ("active", "expired", "first_at", "last_at", "sock", "started", "timeout")
 
     def __init__(self, timeout: Timeout, started: float, sock: Any) -> None:
+        self.active = True
         self.timeout = timeout
         self.started = started
         self.sock = sock
@@ -149,12 +153,15 @@ class _Watchdog:
             self._cond.notify()
 
     def poke(self) -> None:
-        with self._cond:
-            self._cond.notify()
+        # Bounded wait: never hang on a lock a frozen daemon thread holds at exit.
+        if self._cond.acquire(timeout=1.0):
+            try:
+                self._cond.notify()
+            finally:
+                self._cond.release()
 
     def unwatch(self, watch: Watch) -> None:
-        with self._cond:
-            self._watches.discard(watch)
+        watch.active = False  # no lock: see the module docstring
 
     def _run(self) -> None:
         with self._cond:
@@ -162,7 +169,7 @@ class _Watchdog:
                 now = time.monotonic()
                 wake: float | None = None
                 for watch in list(self._watches):
-                    deadline = watch.next_deadline()
+                    deadline = watch.next_deadline() if watch.active else None
                     if deadline is None:
                         self._watches.discard(watch)
                         continue
@@ -174,8 +181,10 @@ class _Watchdog:
                 self._cond.wait(None if wake is None else wake - now)
 
     def _expire(self, watch: Watch, name: str, seconds: float) -> None:
-        watch.expired = (name, seconds)
         self._watches.discard(watch)
+        if not watch.active:
+            return
+        watch.expired = (name, seconds)
         if watch.sock is not None:
             # An OSError means it is closed already: the reader finds out by itself.
             with contextlib.suppress(OSError):
