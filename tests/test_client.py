@@ -334,3 +334,26 @@ def test_with_options_changes_settings_and_shares_the_pool() -> None:
     with pytest.raises(deltastream.InternalServerError):
         client.chat.completions.create(model="m", messages=[], stream=True)
     assert len(calls) == 5
+
+
+def test_the_retry_loop_waits_what_the_policy_says_on_virtual_time() -> None:
+    from deltastream._deadlines import DEFAULT_TIMEOUT
+    from deltastream._http import RequestOptions, send
+
+    replies = iter(
+        [
+            httpx2.Response(503, headers={"retry-after": "3"}),
+            httpx2.Response(429, headers={"retry-after-ms": "250"}),
+            httpx2.Response(500),
+            httpx2.Response(200, content=b"ok"),
+        ]
+    )
+    slept: list[float] = []
+    http = httpx2.Client(transport=httpx2.MockTransport(lambda _: next(replies)))
+    options = RequestOptions(
+        method="POST", url="http://t/v1/x", headers={}, timeout=DEFAULT_TIMEOUT, max_retries=3
+    )
+    response = send(http, options, sleep=slept.append)
+    assert response.status_code == 200
+    assert slept[:2] == [3.0, 0.25]
+    assert 1.5 <= slept[2] <= 2.0  # backoff for the third attempt: 2 s less up to 25%

@@ -95,6 +95,37 @@ async def test_a_story_streams_end_to_end(mode: str, server_url: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_a_thousand_abandoned_streams_leave_no_connection_open(
+    mode: str, private_url: str
+) -> None:
+    await run_many_abandoned(mode, private_url, 1000)
+    assert wait_for_open_connections(private_url, 0) == 0
+
+
+async def run_many_abandoned(mode: str, base_url: str, count: int) -> None:
+    """Open ``count`` streams one after another on one client, each abandoned after
+    3 chunks by leaving the loop (and letting the stream go)."""
+    if mode == "sync":
+        with deltastream.OpenAI(base_url=base_url) as client:
+            for _ in range(count):
+                stream = client.chat.completions.create(model="m", messages=STORY, stream=True)
+                for i, _chunk in enumerate(stream):
+                    if i == 2:
+                        break
+                del stream
+        return
+    async with deltastream.AsyncOpenAI(base_url=base_url) as aclient:
+        for _ in range(count):
+            astream = await aclient.chat.completions.create(model="m", messages=STORY, stream=True)
+            async with astream:
+                i = 0
+                async for _chunk in astream:
+                    i += 1
+                    if i == 3:
+                        break
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_sequential_streams_reuse_one_connection(mode: str, private_url: str) -> None:
     if mode == "sync":
         with deltastream.OpenAI(base_url=private_url) as client:
