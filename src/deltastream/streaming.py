@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -233,6 +233,10 @@ class Stream(_StreamBase[T]):
     def close(self) -> None:
         """Release the connection now. Safe to call more than once."""
         watchdog.unwatch(self._watch)
+        # Run its cleanup now, not whenever it is collected. ValueError: it is running
+        # (close() called from inside the loop); the response is closed below anyway.
+        with contextlib.suppress(ValueError):
+            self._iterator.close()
         self.response.close()
 
     def until_done(self) -> Stream[T]:
@@ -254,7 +258,7 @@ class Stream(_StreamBase[T]):
                 if choice.index == 0 and choice.delta.content:
                     yield choice.delta.content
 
-    def _iter_chunks(self) -> Iterator[T]:
+    def _iter_chunks(self) -> Generator[T, None, None]:
         core, watch, response = self._core, self._watch, self.response
         any_bytes = watch.timeout.comments_count
         body = response.iter_bytes()
@@ -280,6 +284,8 @@ class Stream(_StreamBase[T]):
             _drain(body)
         finally:
             watchdog.unwatch(watch)
+            if isinstance(body, Generator):
+                body.close()
             response.close()
 
 
@@ -317,6 +323,11 @@ class AsyncStream(_StreamBase[T]):
     async def close(self) -> None:
         """Release the connection now. Safe to call more than once."""
         watchdog.unwatch(self._watch)
+        # Run its cleanup now: an async generator left to the garbage collector is closed
+        # later by the event loop, racing with whatever runs then. RuntimeError: it is
+        # running (close() called from another task); the response is closed below.
+        with contextlib.suppress(RuntimeError):
+            await self._iterator.aclose()
         await self.response.aclose()
 
     aclose = close
@@ -337,7 +348,7 @@ class AsyncStream(_StreamBase[T]):
                 if choice.index == 0 and choice.delta.content:
                     yield choice.delta.content
 
-    async def _iter_chunks(self) -> AsyncIterator[T]:
+    async def _iter_chunks(self) -> AsyncGenerator[T, None]:
         core, watch, response = self._core, self._watch, self.response
         any_bytes = watch.timeout.comments_count
         body = response.aiter_bytes()
@@ -364,6 +375,8 @@ class AsyncStream(_StreamBase[T]):
             await _adrain(body)
         finally:
             watchdog.unwatch(watch)
+            if isinstance(body, AsyncGenerator):
+                await body.aclose()
             await response.aclose()
 
 
