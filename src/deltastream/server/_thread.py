@@ -126,6 +126,9 @@ def serve(
     api_key: str | None = None,
     tokens_per_second: float | None = None,
     first_token_ms: float | None = None,
+    model_path: str | Path | None = None,
+    max_concurrent: int = 1,
+    queue_limit: int = 8,
 ) -> None:
     """Serve until interrupted (Ctrl+C), announcing the base URL on stderr.
 
@@ -138,6 +141,9 @@ def serve(
         api_key=api_key,
         tokens_per_second=tokens_per_second,
         first_token_ms=first_token_ms,
+        model_path=model_path,
+        max_concurrent=max_concurrent,
+        queue_limit=queue_limit,
     )
     sock = _listen(host, port)
     try:
