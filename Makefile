@@ -29,6 +29,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
+# Benchmarks against openai-python (not part of `make test`); rewrites docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet matplotlib py-spy
+	$(BIN)/python -m bench.run
+
 test: lint typecheck unit
 
 clean:

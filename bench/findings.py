@@ -1,0 +1,238 @@
+"""The "Where the time goes" section: measured layers, the profile, and what they mean.
+
+Two sources that check each other. The layer jobs read the same 100,000-chunk body
+through one more layer of deltastream's stack at a time (each its own fresh process),
+so the differences are measured costs, not estimates. The profile (py-spy) of the
+real ``Stream`` says which functions inside those layers take the time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["explain", "render"]
+
+DASH = "\u2013"  # en dash: no figure
+TIMES = "\u00d7"  # multiplication sign
+
+# What a function in the profile is doing, by a piece of its name (first match wins).
+_MEANINGS = [
+    ("validate (h11", "h11: regex `fullmatch` on every chunk-size line"),
+    ("ChunkedReader", "h11: chunked decoding; one `Data` event per HTTP chunk"),
+    ("ReceiveBuffer", "h11: slicing the receive buffer"),
+    ("Data.__init__", "h11: a `Data` event object per HTTP chunk"),
+    ("(h11/", "h11: connection state machine, run once per HTTP chunk"),
+    ("contextlib", "contextlib: httpcore2's `map_exceptions()`, entered per event and read"),
+    ("SyncStream.read", "httpcore2: `settimeout` + `recv` (the kernel copy is here)"),
+    ("SocketStream.receive", "anyio: one socket read (pause/resume reading per call)"),
+    ("_receive_event", "httpcore2: pulls the next h11 event, reads when h11 needs data"),
+    ("_receive_response_body", "httpcore2: copies each `Data` event into `bytes`"),
+    ("_assign_requests_to_connections", "httpcore2 pool: rescans every queued request"),
+    ("(httpcore2/", "httpcore2: connection and pool bookkeeping"),
+    ("(httpx2/", "httpx2: generator layers between httpcore2 and the caller"),
+    ("(anyio/", "anyio: cancel scopes and checkpoints around each I/O call"),
+    ("decode_chat_chunk", "deltastream: msgspec decode into the typed Structs (C code)"),
+    ("SSEDecoder", "deltastream: SSE parsing (sse.py)"),
+    ("ChatAccumulator", "deltastream: accumulating the completion"),
+    ("ChunkStream", "deltastream: per-event loop: `[DONE]`, error check, accumulate"),
+    ("_iter_chunks", "deltastream: the `Stream` shell (watchdog progress, yield)"),
+    ("(deltastream/", "deltastream"),
+    ("(asyncio/", "asyncio event loop"),
+    ("selectors.py", "asyncio: epoll registration (anyio resumes reading per read)"),
+    ("(bench/", "the benchmark loop"),
+]
+
+
+def explain(function: str) -> str:
+    for needle, meaning in _MEANINGS:
+        if needle in function:
+            return meaning
+    return ""
+
+
+def _us(results: dict[str, Any], section: str, client: str) -> float | None:
+    value: float | None = (
+        results.get(section, {}).get(client, {}).get("median", {}).get("us_per_chunk")
+    )
+    return value
+
+
+def _f(value: float | None) -> str:
+    return DASH if value is None else f"{value:.2f}"
+
+
+def _layer_table(results: dict[str, Any]) -> tuple[str, dict[str, dict[str, float | None]]]:
+    rows = [
+        ("httpx2 `iter_raw()`, nothing parsed", "layer: httpx2 iter_raw"),
+        ("httpx2 `iter_bytes()`, nothing parsed", "layer: httpx2 iter_bytes"),
+        ("`iter_raw()` + deltastream `SSEDecoder`", "layer: + SSEDecoder"),
+        ("`iter_raw()` + `ChunkStream` (SSE, decode, accumulate)", "layer: + ChunkStream"),
+        ("**deltastream sync** (`Stream`, over `iter_bytes()`)", "deltastream sync"),
+        ("raw floor (socket, own chunked decoding, msgspec)", "raw floor sync"),
+    ]
+    values: dict[str, dict[str, float | None]] = {}
+    lines = [
+        "| what reads the body | one HTTP chunk per event | one HTTP chunk per ~64 KB |",
+        "| --- | --- | --- |",
+    ]
+    for label, client in rows:
+        per_event_section = "big" if not client.startswith("layer") else "layers per-event"
+        per_event = _us(results, per_event_section, client)
+        coalesced = _us(results, "layers", client)
+        values[client] = {"event": per_event, "coalesced": coalesced}
+        lines.append(f"| {label} | {_f(per_event)} | {_f(coalesced)} |")
+    return "\n".join(lines), values
+
+
+def _profile_tables(profile: dict[str, Any]) -> str:
+    layers = "\n".join(
+        ["| layer (innermost frame) | share of CPU samples |", "| --- | --- |"]
+        + [f"| {name} | {share * 100:.1f}% |" for name, share in profile["layers"]]
+    )
+    functions = "\n".join(
+        ["| function (self time) | share | what it is |", "| --- | --- | --- |"]
+        + [
+            f"| `{name}` | {share * 100:.1f}% | {explain(name)} |"
+            for name, share in profile["functions"][:15]
+        ]
+    )
+    samples = f", {profile['samples']:,} samples" if profile.get("samples") else ""
+    return f"{profile['tool']}{samples}.\n\n{layers}\n\n{functions}"
+
+
+def _share(profile: dict[str, Any], prefix: str) -> float:
+    return float(sum(share for name, share in profile["layers"] if name.startswith(prefix)))
+
+
+def _function_share(profile: dict[str, Any], needle: str) -> float:
+    return float(sum(share for name, share in profile["functions"] if needle in name))
+
+
+def _cost(value: float) -> str:
+    return f"{value:.2f} µs" if value >= 0.05 else "nothing measurable"
+
+
+def _sync_findings(values: dict[str, dict[str, float | None]], profile: dict[str, Any]) -> str:
+    names = [
+        ("deltastream sync", "event"),
+        ("deltastream sync", "coalesced"),
+        ("layer: httpx2 iter_raw", "event"),
+        ("layer: httpx2 iter_raw", "coalesced"),
+        ("layer: httpx2 iter_bytes", "event"),
+        ("layer: httpx2 iter_bytes", "coalesced"),
+        ("layer: + SSEDecoder", "coalesced"),
+        ("layer: + ChunkStream", "coalesced"),
+        ("raw floor sync", "event"),
+    ]
+    figures = [values[client][column] for client, column in names]
+    if any(value is None for value in figures):
+        return "_Some layer jobs failed; see the tables above._"
+    ds, ds_c, raw, raw_c, raw_bytes, raw_bytes_c, sse_c, chunks_c, floor = (
+        float(value or 0.0) for value in figures
+    )
+    ours, ours_c = ds - raw, ds_c - raw_c
+    http = _share(profile, "h11") + _share(profile, "httpcore2") + _share(profile, "httpx2")
+    h11 = _share(profile, "h11")
+    ctx = _function_share(profile, "contextlib")
+    return "\n".join(
+        [
+            f"1. **The HTTP layer below deltastream is most of the cost.** Reading the "
+            f"body with httpx2's `iter_raw()` and parsing nothing costs {raw:.2f} µs per "
+            f"chunk, {raw / ds:.0%} of deltastream's {ds:.2f}; in the profile {http:.0%} "
+            f"of the samples sit in httpx2/httpcore2/h11 ({h11:.0%} in h11 alone). For "
+            f"every HTTP chunk h11 matches the chunk-size line with a regex, builds a "
+            f"`Data` event and runs its state machine; httpcore2 enters a "
+            f"`map_exceptions()` context manager ({ctx:.0%} of the samples are "
+            f"contextlib), copies the data into `bytes` and hands it up through five "
+            f"generators. With one SSE event per HTTP chunk, as a server that flushes "
+            f"every token sends them, all of that is paid per event. When the same bytes "
+            f"come as one HTTP chunk per ~64 KB, `iter_raw()` costs {raw_c:.2f} µs per "
+            f"event and "
+            f"deltastream {ds_c:.2f} µs ({ds / ds_c:.1f}{TIMES} less).",
+            f"2. **`iter_raw()` instead of `iter_bytes()` would save little:** "
+            f"{raw_bytes - raw:+.2f} µs per chunk with one event per HTTP chunk, "
+            f"{raw_bytes_c - raw_c:+.2f} µs with coalesced chunks (run-to-run noise is "
+            f"of that order). Without a `Content-Encoding`, `iter_bytes()` only adds an "
+            f"identity decoder and a `ByteChunker` generator per piece.",
+            f"3. **What would pay: fewer, bigger pieces.** A body reader that decodes the "
+            f"chunked framing itself (over the connection's network stream, as the raw "
+            f"floor does) and hands the SSE decoder everything one `recv` returned would "
+            f"make the per-event framing cost what the coalesced column shows: about "
+            f"{ds_c:.1f} µs per chunk instead of {ds:.1f}. It means owning the end of "
+            f"the message and connection reuse after `[DONE]`, i.e. a small transport of "
+            f"deltastream's own for the streaming body, not a one-line change.",
+            f"4. **deltastream's own code pays per call, too.** Its part (deltastream "
+            f"minus `iter_raw()`) is {ours:.2f} µs per chunk when each `feed()` carries "
+            f"one event but {ours_c:.2f} µs when one carries ~200: about "
+            f"{ours - ours_c:.2f} µs per chunk is fixed cost per piece (in "
+            f"`SSEDecoder.feed`: the BOM and CR checks, `rfind`, `split`, list "
+            f"allocations; in `ChunkStream.feed` and `Stream._iter_chunks`: a list per "
+            f"piece, watchdog progress, `yield from`). A fast path in `SSEDecoder.feed` "
+            f"for a piece that is exactly one complete `data:` line and blank line (no "
+            f"CR, nothing pending: the common case here), and yielding from `feed` "
+            f"without building a list, would recover part of it.",
+            f"5. **Per event, with the per-piece costs amortised** (coalesced column): "
+            f"SSE parsing {_cost(sse_c - raw_c)}, msgspec decoding into the typed Structs "
+            f"plus the `[DONE]`/error checks and `ChatAccumulator.add` "
+            f"{_cost(chunks_c - sse_c)}, the `Stream` shell {_cost(ds_c - chunks_c)}. "
+            f"The raw floor does everything, HTTP included, in {floor:.2f} µs per chunk "
+            f"with per-event framing (smaller Struct, no accumulation, no checks).",
+        ]
+    )
+
+
+def _async_findings(data: dict[str, Any]) -> str:
+    profiles = data.get("profile", {})
+    parts = []
+    p = profiles.get("async")
+    if p:
+        http = _share(p, "h11") + _share(p, "httpcore2") + _share(p, "httpx2")
+        ours = _share(p, "deltastream")
+        loop = sum(share for name, share in p["layers"] if name in ("other", "anyio"))
+        job = p["job"]
+        parts += [
+            f"### deltastream async, {job['streams']:,} paced streams",
+            f"Here every chunk arrives alone, in its own read, and the per-read machinery "
+            f"dominates: {http:.0%} of the samples in httpx2/httpcore2/h11, {loop:.0%} in "
+            f"anyio and the asyncio loop (epoll registration per read, cancel scopes), "
+            f"{ours:.0%} in deltastream's own code. A read path that skips anyio's "
+            f"per-call pause/resume (a protocol-based stream) would cut the per-chunk "
+            f"CPU; deltastream's parsing is a small part of it.",
+            _profile_tables(p),
+        ]
+    c10k = data["results"].get("c10k", {}).get("deltastream async", {}).get("median", {})
+    if c10k and c10k.get("completed", 0) < c10k.get("streams", 0):
+        parts.append(
+            f"**10,000 streams:** deltastream async completed {c10k['completed']:,.0f} of "
+            f"{c10k['streams']:,.0f}. With the default pool of 1,000 connections the "
+            f"other requests queue in httpcore2's pool, whose "
+            f"`_assign_requests_to_connections` rescans every queued request and every "
+            f"connection on each change (quadratic in the queue), and deltastream's pool "
+            f"timeout of 5 s (the `connect` deadline) turns waits into retries that "
+            f"queue again. Suggestions: a fail-fast (or much longer) pool timeout that is "
+            f"not retried, or a semaphore of deltastream's own in front of the pool so "
+            f"httpcore2 never holds a long queue."
+        )
+    return "\n\n".join(parts)
+
+
+def render(data: dict[str, Any]) -> str:
+    results = data["results"]
+    table, values = _layer_table(results)
+    parts = [
+        "## Where the time goes",
+        "deltastream sync on the 100,000-chunk stream. First measured, layer by layer: "
+        "each row reads the same body through one more layer of the stack, in its own "
+        "fresh process, median of the runs; CPU µs per chunk. The second column is the "
+        "same SSE bytes sent as one HTTP chunk per ~64 KB write instead of one per "
+        "event.",
+        table,
+    ]
+    profile = data.get("profile", {}).get("sync")
+    if profile:
+        parts += ["### Profile of `Stream` (sync)", _profile_tables(profile)]
+        parts += ["### What it means", _sync_findings(values, profile)]
+    async_part = _async_findings(data)
+    if async_part:
+        parts.append(async_part)
+    return "\n\n".join(parts)

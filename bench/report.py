@@ -1,0 +1,356 @@
+"""docs/benchmarks.md from the results of a run (and the plot beside it).
+
+Everything in the document is computed from ``bench/results/latest.json``; the prose
+of "Where the time goes" is written around the measured figures, so a run on other
+code or another machine rewrites it with its own numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from . import findings
+from .plot import plot
+
+__all__ = ["DASH", "TIMES", "render", "write"]
+
+DASH = "\u2013"  # en dash: no figure
+TIMES = "\u00d7"  # multiplication sign, for ratios
+
+SEQUENTIAL = [
+    "deltastream sync",
+    "deltastream async",
+    "openai-python sync",
+    "openai-python async",
+    "httpx2 sse sync",
+    "httpx2 sse async",
+    "raw floor sync",
+    "raw floor async",
+]
+ASYNC = [c for c in SEQUENTIAL if c.endswith("async")]
+
+
+def _median(results: dict[str, Any], section: str, client: str) -> dict[str, Any]:
+    median: dict[str, Any] = results.get(section, {}).get(client, {}).get("median", {})
+    return median
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    if not value or not base:
+        return DASH
+    return f"{value / base:.2f}{TIMES}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _openai_of(client: str) -> str:
+    return "openai-python async" if client.endswith("async") else "openai-python sync"
+
+
+def _failed(results: dict[str, Any], section: str, client: str) -> str:
+    runs = results.get(section, {}).get(client, {}).get("runs", [])
+    errors = [r["error"] for r in runs if "error" in r]
+    return f"failed: {errors[0]}" if errors else "not run"
+
+
+# -- sections -------------------------------------------------------------------------------
+
+
+def _machine(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
+    memory = f"{m['memory_gib']:.0f} GiB" if m.get("memory_gib") else "unknown"
+    modified = " (with uncommitted changes under src/)" if m.get("src_modified") else ""
+    runs = data["config"]["runs"]
+    return "\n".join(
+        [
+            "## Machine and method",
+            "",
+            f"- CPU: {m['cpu_model']}, `nproc` = {m['nproc']}; memory {memory}; {m['os']}",
+            f"- Python {m['python']} ({m['python_impl']}); {packages}",
+            f"- deltastream at commit `{m['commit'] or 'unknown'}`{modified}; "
+            f"run started {data['started']}, took {data['duration_s'] / 60:.1f} min",
+            f"- Each figure is the median of {runs} runs (the 10,000-stream test: one run), "
+            "each run a fresh process per client and workload, so CPU time and peak RSS "
+            "are that client's alone. Runs interleave the clients.",
+            "- The load server (`bench/server.py`, asyncio, HTTP/1.1 keep-alive, "
+            "pre-rendered realistic `chat.completion.chunk` events, one HTTP chunk per "
+            "event as a server that flushes every token sends them, ~64 KB per write) runs "
+            "in its own process pinned to one CPU; the client is pinned to the other.",
+            "- CPU µs/chunk: `time.process_time()` (all threads of the client process) "
+            "around the loop that sends the requests and iterates the chunks, divided by "
+            "the chunks received. chunks/s: chunks over wall time. Peak RSS: "
+            "`ru_maxrss` of the client process (interpreter and imports included).",
+            "- Each client iterates the library's own stream object and counts chunks. "
+            "httpx2: `client.sse(url, method='POST', json=...)` and `json.loads` per "
+            "event. Raw floor (`bench/floor.py`): blocking socket, hand-written request, "
+            "chunked decoding, frames split on `\\n\\n`, `msgspec.json.decode` into a "
+            "small Struct; its asyncio twin uses `asyncio.open_connection`.",
+        ]
+    )
+
+
+def _throughput(results: dict[str, Any], section: str, title: str) -> str:
+    floor = _median(results, section, "raw floor sync").get("us_per_chunk")
+    rows = []
+    for client in SEQUENTIAL:
+        m = _median(results, section, client)
+        if not m:
+            rows.append([client, _failed(results, section, client), "", "", "", "", ""])
+            continue
+        base = _median(results, section, _openai_of(client)).get("us_per_chunk")
+        rows.append(
+            [
+                f"**{client}**" if client.startswith("deltastream") else client,
+                _fmt(m["us_per_chunk"], 2),
+                _fmt(m["chunks_per_s"], 0),
+                _fmt(m["peak_rss_mb"]),
+                _ratio(m["us_per_chunk"], base),
+                _ratio(m["us_per_chunk"], floor),
+                _fmt(m.get("connections"), 0),
+            ]
+        )
+    header = [
+        "client",
+        "CPU µs/chunk",
+        "chunks/s",
+        "peak RSS MB",
+        "vs openai-python",
+        "vs raw floor",
+        "TCP connections",
+    ]
+    return f"## {title}\n\n" + _table(header, rows)
+
+
+def _ttfc(results: dict[str, Any]) -> str:
+    rows = []
+    for client in SEQUENTIAL:
+        m = _median(results, "ttfc", client)
+        if not m:
+            rows.append([client, _failed(results, "ttfc", client), "", "", ""])
+            continue
+        rows.append(
+            [
+                client,
+                _fmt(m["ttfc_ms"], 3),
+                _fmt(m["ttfc_p99_ms"], 3),
+                _fmt(m["cold_ttfc_ms"], 2),
+                _fmt(m["connections"], 0),
+            ]
+        )
+    header = [
+        "client",
+        "warm TTFC p50 ms",
+        "warm TTFC p99 ms",
+        "first stream (connects) ms",
+        "TCP connections for 100 sequential streams",
+    ]
+    return "\n\n".join(
+        [
+            "## Time to first chunk and connection reuse",
+            "100 sequential 10-chunk streams on one client: time from `create()` to "
+            "the first chunk in hand, over the 99 streams after the first (which opens "
+            "the connection). Connections are counted by the server: those that "
+            "carried at least one request during the job.",
+            _table(header, rows),
+        ]
+    )
+
+
+def _accumulation(results: dict[str, Any]) -> str:
+    rows = []
+    verdicts = []
+    for mode in ("sync", "async"):
+        client = f"deltastream {mode}"
+        plain = _median(results, "big", client).get("us_per_chunk")
+        rows.append([client, "plain iteration", _fmt(plain, 2), f"1.00{TIMES}"])
+        for consumer in ("get_final_completion()", "text_deltas()"):
+            m = _median(results, "accumulation", f"{client} {consumer}")
+            value = m.get("us_per_chunk")
+            rows.append([client, consumer, _fmt(value, 2), _ratio(value, plain)])
+            if value and plain:
+                verdicts.append(abs(value / plain - 1) <= 0.20)
+    verdict = (
+        "All within 20% of plain iteration."
+        if verdicts and all(verdicts)
+        else "**Not all within 20% of plain iteration.**"
+    )
+    return "\n\n".join(
+        [
+            "## Accumulation consumers (deltastream)",
+            "The 100,000-chunk stream consumed three ways. deltastream accumulates every "
+            "chunk as it decodes it, so `get_final_completion()` only adds the final "
+            "join, and `text_deltas()` one generator step per chunk. " + verdict,
+            _table(["client", "consumer", "CPU µs/chunk", "vs plain iteration"], rows),
+        ]
+    )
+
+
+def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
+    parts = ["## Concurrency (async clients, paced server)"]
+    c1000 = config["sections"].get("c1000")
+    if c1000:
+        rows = []
+        for client in ASYNC:
+            m = _median(results, "c1000", client)
+            if not m:
+                rows.append([client, _failed(results, "c1000", client)] + [""] * 7)
+                continue
+            rows.append(
+                [
+                    client,
+                    _fmt(m["cpu_pct"]),
+                    _fmt(m["steady_cpu_pct"]),
+                    _fmt(m["latency_p50_ms"], 2),
+                    _fmt(m["latency_p99_ms"], 1),
+                    _fmt(m["kb_per_stream"]),
+                    _fmt(m["peak_rss_mb"]),
+                    _fmt(m["completed"], 0),
+                    _fmt(m["errors"], 0),
+                ]
+            )
+        header = [
+            "client",
+            "CPU % of one core (whole run)",
+            "CPU % (steady middle)",
+            "added latency p50 ms",
+            "p99 ms",
+            "KB per stream",
+            "peak RSS MB",
+            "completed",
+            "errors",
+        ]
+        parts += [
+            f"### {c1000['streams']:,} concurrent streams at {c1000['rate']:g} chunks/s",
+            f"All streams started at once, {c1000['n']} chunks each "
+            f"(~{c1000['n'] / c1000['rate']:.0f} s). Added latency: arrival time in the "
+            "client minus the send time the server wrote into each chunk's id (both "
+            "CLOCK_MONOTONIC), over every chunk. CPU over the whole run includes opening "
+            "the connections; the steady figure is the middle half of the run. KB per "
+            "stream: growth of peak RSS over the run divided by the streams.",
+            _table(header, rows),
+        ]
+    c10k = config["sections"].get("c10k")
+    if c10k:
+        rows = []
+        for client in [*ASYNC[:1], "deltastream async, max_retries=0", *ASYNC[1:]]:
+            m = _median(results, "c10k", client)
+            runs = results.get("c10k", {}).get(client, {}).get("runs", [])
+            if not m:
+                rows.append([client, _failed(results, "c10k", client)] + [""] * 6)
+                continue
+            kinds = runs[-1].get("error_kinds") or {}
+            detail = ", ".join(f"{k} {v:,}" for k, v in kinds.items()) or DASH
+            rows.append(
+                [
+                    client,
+                    f"{m['completed']:,.0f}",
+                    f"{m['errors']:,.0f}",
+                    detail,
+                    f"{m['unfinished']:,.0f}",
+                    _fmt(m["cpu_pct"]),
+                    _fmt(m["kb_per_stream"]),
+                    _fmt(m["latency_p50_ms"], 1),
+                ]
+            )
+        header = [
+            "client",
+            "completed",
+            "errors",
+            "error kinds",
+            f"unfinished after {c10k['deadline']:g} s",
+            "CPU %",
+            "KB per stream",
+            "latency p50 ms",
+        ]
+        parts += [
+            f"### {c10k['streams']:,} concurrent streams at {c10k['rate']:g} chunk/s",
+            f"{c10k['n']} chunks each (~{c10k['n'] / c10k['rate']:.0f} s if served at "
+            f"once); streams still running {c10k['deadline']:g} s after the start are "
+            "cancelled and counted as unfinished. Default client settings: deltastream "
+            "and openai-python pool at most 1,000 connections, httpx2 is given the same "
+            f"limits; the raw floor opens one connection per stream. "
+            f"{c10k['runs']} run.",
+            _table(header, rows),
+        ]
+    return "\n\n".join(parts)
+
+
+def _server_note(results: dict[str, Any]) -> str:
+    shares = []
+    for section in ("big", "many"):
+        for entry in results.get(section, {}).values():
+            for run in entry["runs"]:
+                if "server_cpu_s" in run and run.get("wall_s"):
+                    shares.append(run["server_cpu_s"] / run["wall_s"])
+    if not shares:
+        return ""
+    return (
+        f"The load server used at most {max(shares) * 100:.0f}% of its CPU during any "
+        "sequential job (median "
+        f"{sorted(shares)[len(shares) // 2] * 100:.0f}%): it was not the bottleneck."
+    )
+
+
+def render(data: dict[str, Any]) -> str:
+    results = data["results"]
+    config = data["config"]
+    big_ds = _median(results, "big", "deltastream sync").get("us_per_chunk")
+    big_oa = _median(results, "big", "openai-python sync").get("us_per_chunk")
+    big_floor = _median(results, "big", "raw floor sync").get("us_per_chunk")
+    headline = ""
+    if big_ds and big_oa and big_floor:
+        headline = (
+            f"On one 100,000-chunk stream deltastream (sync) spends {big_ds:.1f} µs of "
+            f"CPU per chunk, openai-python {big_oa:.1f} µs ({big_oa / big_ds:.1f}{TIMES} "
+            f"more), and the raw floor {big_floor:.1f} µs "
+            f"(deltastream is {big_ds / big_floor:.1f}{TIMES} the floor)."
+        )
+    parts = [
+        "# Benchmarks",
+        "_Generated by `make bench` (`python -m bench.run`): do not edit by hand, the "
+        "next run rewrites this file. Raw figures: `bench/results/latest.json` (not "
+        "committed). Issue 7._",
+        headline,
+        "![client CPU µs per chunk](benchmarks.png)",
+        _machine(data),
+        _throughput(results, "big", "One stream of 100,000 chunks")
+        + "\n\n“vs openai-python”: this client's CPU per chunk over openai-python's in "
+        f"the same mode (sync or async); below 1{TIMES} is less CPU. “vs raw floor”: over the "
+        "sync raw floor's. " + _server_note(results),
+        _throughput(results, "many", "1,000 sequential streams of 100 chunks")
+        + "\n\nOne client, streams one after another; TCP connections are what the "
+        "server accepted for the 1,000 streams.",
+        _ttfc(results),
+        _accumulation(results),
+    ]
+    if "c1000" in results or "c10k" in results:
+        parts.append(_concurrency(results, config))
+    else:
+        parts.append(
+            "## Concurrency\n\nNot measured in this run (`--quick`); "
+            "`python -m bench.run` without it adds the 1,000- and 10,000-stream tests."
+        )
+    parts.append(findings.render(data))
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def write(data: dict[str, Any], markdown: Path, png: Path) -> None:
+    markdown.write_text(render(data))
+    m = data["machine"]
+    title = f"{m['cpu_model']}, {m['nproc']} CPUs, Python {m['python']}"
+    plot(data["results"], SEQUENTIAL, png, title)

@@ -1,0 +1,197 @@
+"""Run the benchmarks: ``python -m bench.run [--quick] [--runs N]``.
+
+Every job runs ``--runs`` times (rounds interleave the clients, so drift over the run
+touches them all alike) and each figure is the median. The results go to
+``bench/results/latest.json``; ``docs/benchmarks.md`` and ``docs/benchmarks.png`` are
+rewritten from them (``--no-docs`` leaves the docs alone).
+
+``--quick`` leaves out the concurrency section (a few minutes instead of ~12).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import machine, profile, report
+from .harness import ROOT, JobFailed, LoadServer, run_job
+
+__all__ = ["SECTIONS", "Section", "main"]
+
+SYNC = ["deltastream sync", "openai-python sync", "httpx2 sse sync", "raw floor sync"]
+ASYNC = ["deltastream async", "openai-python async", "httpx2 sse async", "raw floor async"]
+SEQUENTIAL = [SYNC[0], ASYNC[0], SYNC[1], ASYNC[1], SYNC[2], ASYNC[2], SYNC[3], ASYNC[3]]
+LAYERS = [
+    "layer: httpx2 iter_raw",
+    "layer: httpx2 iter_bytes",
+    "layer: + SSEDecoder",
+    "layer: + ChunkStream",
+]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One table: the same job for each client. ``variants`` label extra parameters."""
+
+    name: str
+    clients: list[str]
+    job: dict[str, Any]
+    variants: dict[str, dict[str, Any]] = field(default_factory=lambda: {"": {}})
+    concurrency: bool = False
+    runs: int | None = None  # None: --runs
+    timeout: float = 300
+
+
+SECTIONS = [
+    Section("big", SEQUENTIAL, {"scenario": "stream", "streams": 1, "n": 100_000}),
+    Section("many", SEQUENTIAL, {"scenario": "stream", "streams": 1000, "n": 100}),
+    Section("ttfc", SEQUENTIAL, {"scenario": "ttfc", "streams": 100, "n": 10}),
+    Section(
+        "accumulation",
+        ["deltastream sync", "deltastream async"],
+        {"scenario": "stream", "streams": 1, "n": 100_000},
+        variants={
+            "get_final_completion()": {"consumer": "final"},
+            "text_deltas()": {"consumer": "text"},
+        },
+    ),
+    Section(
+        "layers",
+        [*LAYERS, "deltastream sync", "raw floor sync"],
+        {"scenario": "stream", "streams": 1, "n": 100_000, "framing": "coalesced"},
+    ),
+    Section(
+        "layers per-event",
+        LAYERS,
+        {"scenario": "stream", "streams": 1, "n": 100_000},
+    ),
+    Section(
+        "c1000",
+        ASYNC,
+        {"scenario": "concurrent", "streams": 1000, "n": 30, "rate": 3.0, "deadline": 60},
+        concurrency=True,
+        timeout=180,
+    ),
+    Section(
+        "c10k",
+        [*ASYNC[:1], "deltastream async, max_retries=0", *ASYNC[1:]],
+        {"scenario": "concurrent", "streams": 10_000, "n": 10, "rate": 1.0, "deadline": 30},
+        concurrency=True,
+        runs=1,
+        timeout=240,
+    ),
+]
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [run for run in runs if "error" not in run]
+    if not ok:
+        return {}
+    keys = [k for k, v in ok[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    return {k: statistics.median(run[k] for run in ok) for k in keys}
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _summary(result: dict[str, Any]) -> str:
+    if "error" in result:
+        return f"FAILED: {result['error']}"
+    for key, fmt in (
+        ("us_per_chunk", "{:.2f} µs/chunk"),
+        ("ttfc_ms", "ttfc {:.3f} ms"),
+        ("latency_p50_ms", "p50 {:.1f} ms"),
+    ):
+        if key in result:
+            text = fmt.format(result[key])
+            if "errors" in result:
+                text += f", {result['completed']} done, {result['errors']} errors"
+            return text
+    return "ok"
+
+
+def run(server: LoadServer, sections: list[Section], runs: int) -> dict[str, Any]:
+    """Rounds of every section's jobs; the results keyed by section, then client."""
+    results: dict[str, dict[str, dict[str, Any]]] = {s.name: {} for s in sections}
+    total = sum((s.runs or runs) * len(s.clients) * len(s.variants) for s in sections)
+    done = 0
+    for round_ in range(runs):
+        for section in sections:
+            if round_ >= (section.runs or runs):
+                continue
+            for variant, extra in section.variants.items():
+                for client in section.clients:
+                    key = f"{client} {variant}".strip()
+                    job = section.job | extra | {"client": client}
+                    try:
+                        result = run_job(server, job, timeout=section.timeout)
+                    except JobFailed as exc:
+                        result = {"error": str(exc)}
+                    entry = results[section.name].setdefault(key, {"runs": []})
+                    entry["runs"].append(result)
+                    done += 1
+                    _log(f"[{done}/{total}] {section.name}: {key}: {_summary(result)}")
+    for section_results in results.values():
+        for entry in section_results.values():
+            entry["median"] = _median(entry["runs"])
+    return results
+
+
+def profiles(server: LoadServer, concurrency: bool) -> dict[str, Any]:
+    jobs = {"sync": (SECTIONS[0].job | {"client": "deltastream sync"}, "_sequential_sync")}
+    if concurrency:
+        c1000 = next(s for s in SECTIONS if s.name == "c1000")
+        c10k = next(s for s in SECTIONS if s.name == "c10k")
+        jobs["async"] = (c1000.job | {"client": "deltastream async"}, "_concurrent")
+        jobs["async10k"] = (c10k.job | {"client": "deltastream async"}, "_concurrent")
+    found = {}
+    for name, (job, focus) in jobs.items():
+        _log(f"profiling {job['client']}: {job['scenario']} {job['streams']}x{job['n']}")
+        found[name] = profile.collect(server, job, focus)
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run deltastream's benchmarks.")
+    parser.add_argument("--quick", action="store_true", help="leave out concurrency")
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/")
+    parser.add_argument("--no-profile", action="store_true", help="skip the profile")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "latest.json", help="JSON"
+    )
+    args = parser.parse_args(argv)
+    sections = [s for s in SECTIONS if not (args.quick and s.concurrency)]
+    started = time.time()
+    data: dict[str, Any] = {
+        "machine": machine.describe(),
+        "config": {
+            "runs": args.runs,
+            "quick": args.quick,
+            "sections": {s.name: s.job | {"runs": s.runs or args.runs} for s in sections},
+        },
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+    }
+    with LoadServer() as server:
+        data["results"] = run(server, sections, args.runs)
+        if not args.no_profile:
+            data["profile"] = profiles(server, concurrency=not args.quick)
+    data["duration_s"] = time.time() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(data, indent=1))
+    _log(f"wrote {args.out}")
+    if not args.no_docs:
+        report.write(data, ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "benchmarks.png")
+        _log("wrote docs/benchmarks.md and docs/benchmarks.png")
+    _log(f"took {data['duration_s'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

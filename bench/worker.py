@@ -1,0 +1,316 @@
+"""One measurement in a fresh process: ``python -m bench.worker '<job as JSON>'``.
+
+A job names a client, a scenario and its parameters; the worker prints one JSON line
+with the figures. A fresh process per job means peak RSS and CPU time belong to that
+client and that scenario alone. CPU time is ``time.process_time()`` (every thread of
+the process: deltastream's watchdog thread counts) around the streaming loop only.
+
+Scenarios:
+
+- ``stream``: ``streams`` sequential streams of ``n`` chunks on one client. The
+  consumer is plain iteration, or for deltastream ``final`` (``get_final_completion``)
+  or ``text`` (``text_deltas``). ``framing="coalesced"`` asks the server for one HTTP
+  chunk per write instead of one per event.
+- ``ttfc``: ``streams`` sequential small streams; time from ``create`` to the first
+  chunk on the warm connection (the first stream, which connects, is left out).
+- ``concurrent``: (async clients) ``streams`` streams at once, paced at ``rate``
+  chunks/s by the server: latency the client adds (arrival minus the send time in
+  each chunk's id), CPU share, memory per stream, and errors by kind.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import gc
+import json
+import os
+import resource
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from .clients import CLIENTS, AsyncBenchClient, ClientSpec, SyncBenchClient
+from .payload import send_time_ns
+from .server import raise_fd_limit
+
+__all__ = ["main", "run_job"]
+
+Result = dict[str, Any]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
+
+
+# -- sequential streams -----------------------------------------------------------------
+
+
+def _consume_sync(stream: Any, consumer: str) -> int:
+    count = 0
+    if consumer == "final":
+        stream.get_final_completion()
+        return int(stream.events_received)
+    if consumer == "text":
+        for _ in stream.text_deltas():
+            count += 1
+        return int(stream.events_received)
+    for _ in stream:
+        count += 1
+    return count
+
+
+async def _consume_async(stream: Any, consumer: str) -> int:
+    count = 0
+    if consumer == "final":
+        await stream.get_final_completion()
+        return int(stream.events_received)
+    if consumer == "text":
+        async for _ in stream.text_deltas():
+            count += 1
+        return int(stream.events_received)
+    async for _ in stream:
+        count += 1
+    return count
+
+
+def _sequential_sync(
+    client: SyncBenchClient, streams: int, n: int, consumer: str, headers: dict[str, str]
+) -> int:
+    total = 0
+    for _ in range(streams):
+        with client.stream(n, headers) as stream:
+            total += _consume_sync(stream, consumer)
+    return total
+
+
+async def _sequential_async(
+    client: AsyncBenchClient, streams: int, n: int, consumer: str, headers: dict[str, str]
+) -> int:
+    total = 0
+    for _ in range(streams):
+        async with client.stream(n, headers) as stream:
+            total += await _consume_async(stream, consumer)
+    return total
+
+
+def scenario_stream(
+    spec: ClientSpec,
+    port: int,
+    streams: int,
+    n: int,
+    consumer: str = "iter",
+    framing: str = "per-event",
+) -> Result:
+    headers = {"x-bench-framing": framing}
+    gc.collect()
+    if spec.kind == "sync":
+        client = spec.make(port)
+        cpu, wall = time.process_time(), time.perf_counter()
+        received = _sequential_sync(client, streams, n, consumer, headers)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        client.close()
+    else:
+
+        async def main() -> tuple[float, float, int]:
+            client = spec.make(port)
+            cpu, wall = time.process_time(), time.perf_counter()
+            received = await _sequential_async(client, streams, n, consumer, headers)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            await client.aclose()
+            return cpu, wall, received
+
+        cpu, wall, received = asyncio.run(main())
+    expected = streams * n
+    if spec.counts and received != expected:
+        raise RuntimeError(f"{spec.name}: received {received} chunks, expected {expected}")
+    return {
+        "chunks": expected,
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "us_per_chunk": cpu / expected * 1e6,
+        "chunks_per_s": expected / wall,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+# -- time to first chunk ------------------------------------------------------------------
+
+
+def _ttfc_sync(client: SyncBenchClient, streams: int, n: int) -> list[float]:
+    times = []
+    for _ in range(streams):
+        start = time.perf_counter()
+        with client.stream(n) as stream:
+            chunks = iter(stream)
+            next(chunks)
+            times.append(time.perf_counter() - start)
+            for _ in chunks:
+                pass
+    return times
+
+
+async def _ttfc_async(client: AsyncBenchClient, streams: int, n: int) -> list[float]:
+    times = []
+    for _ in range(streams):
+        start = time.perf_counter()
+        async with client.stream(n) as stream:
+            chunks = aiter(stream)
+            await anext(chunks)
+            times.append(time.perf_counter() - start)
+            async for _ in chunks:
+                pass
+    return times
+
+
+def scenario_ttfc(spec: ClientSpec, port: int, streams: int, n: int) -> Result:
+    if spec.kind == "sync":
+        client = spec.make(port)
+        times = _ttfc_sync(client, streams, n)
+        client.close()
+    else:
+
+        async def main() -> list[float]:
+            client = spec.make(port)
+            times = await _ttfc_async(client, streams, n)
+            await client.aclose()
+            return times
+
+        times = asyncio.run(main())
+    warm = sorted(times[1:])
+    return {
+        "streams": streams,
+        "cold_ttfc_ms": times[0] * 1e3,
+        "ttfc_ms": percentile(warm, 0.5) * 1e3,
+        "ttfc_p99_ms": percentile(warm, 0.99) * 1e3,
+    }
+
+
+# -- concurrent paced streams -------------------------------------------------------------
+
+
+class _CpuSampler:
+    """(wall, cpu) every ``interval`` seconds, for the CPU share in the steady middle."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+
+    async def run(self) -> None:
+        while True:
+            self.samples.append((time.perf_counter(), time.process_time()))
+            await asyncio.sleep(self.interval)
+
+    def share(self, start: float, end: float) -> float:
+        """CPU share (0-1) over the middle half of [start, end]."""
+        lo, hi = start + (end - start) / 4, end - (end - start) / 4
+        window = [s for s in self.samples if lo <= s[0] <= hi]
+        if len(window) < 2:
+            return float("nan")
+        (w0, c0), (w1, c1) = window[0], window[-1]
+        return (c1 - c0) / (w1 - w0)
+
+
+async def _concurrent(
+    spec: ClientSpec, port: int, streams: int, n: int, rate: float, deadline: float
+) -> Result:
+    client: AsyncBenchClient = spec.make(port)
+    headers = {"x-bench-rate": str(rate)}
+    latencies = array.array("q", bytes(8 * streams * n))  # allocated before the baseline
+    filled = completed = 0
+    errors: Counter[str] = Counter()
+    chunk_id: Callable[[Any], str] = spec.chunk_id
+
+    async def one() -> None:
+        nonlocal filled, completed
+        try:
+            async with client.stream(n, headers) as stream:
+                async for chunk in stream:
+                    latencies[filled] = time.monotonic_ns() - send_time_ns(chunk_id(chunk))
+                    filled += 1
+            completed += 1
+        except Exception as exc:
+            errors[type(exc).__name__] += 1
+
+    gc.collect()
+    base_rss = peak_rss_mb()
+    sampler = _CpuSampler()
+    sampling = asyncio.create_task(sampler.run())
+    cpu, start = time.process_time(), time.perf_counter()
+    tasks = [asyncio.create_task(one()) for _ in range(streams)]
+    _done, pending = await asyncio.wait(tasks, timeout=deadline)
+    cpu, end = time.process_time() - cpu, time.perf_counter()
+    peak_rss = peak_rss_mb()
+    sampling.cancel()
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    await _quietly(client.aclose())
+    values = sorted(latencies[:filled])
+    return {
+        "streams": streams,
+        "completed": completed,
+        "errors": sum(errors.values()),
+        "error_kinds": dict(errors),
+        "unfinished": len(pending),
+        "chunks": filled,
+        "wall_s": end - start,
+        "cpu_pct": cpu / (end - start) * 100,
+        "steady_cpu_pct": sampler.share(start, end) * 100,
+        "latency_p50_ms": percentile(values, 0.5) / 1e6,
+        "latency_p99_ms": percentile(values, 0.99) / 1e6,
+        "peak_rss_mb": peak_rss,
+        "kb_per_stream": (peak_rss - base_rss) * 1024 / streams,
+    }
+
+
+async def _quietly(closing: Awaitable[None]) -> None:
+    try:
+        await asyncio.wait_for(closing, 10)
+    except Exception as exc:
+        print(f"closing the client failed: {exc!r}", file=sys.stderr)
+
+
+def scenario_concurrent(
+    spec: ClientSpec, port: int, streams: int, n: int, rate: float, deadline: float
+) -> Result:
+    if spec.kind != "async":
+        raise ValueError("the concurrent scenario is for async clients")
+    return asyncio.run(_concurrent(spec, port, streams, n, rate, deadline))
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+SCENARIOS: dict[str, Callable[..., Result]] = {
+    "stream": scenario_stream,
+    "ttfc": scenario_ttfc,
+    "concurrent": scenario_concurrent,
+}
+
+
+def run_job(job: dict[str, Any]) -> Result:
+    params = dict(job)
+    spec = CLIENTS[params.pop("client")]
+    scenario = SCENARIOS[params.pop("scenario")]
+    return scenario(spec, **params)
+
+
+def main() -> None:
+    raise_fd_limit()
+    job = json.loads(sys.argv[1])
+    cpu = job.pop("cpu", None)
+    if cpu is not None:
+        os.sched_setaffinity(0, {int(cpu)})
+    print(json.dumps(run_job(job)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
