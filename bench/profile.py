@@ -49,6 +49,21 @@ def layer_of(filename: str) -> str | None:
     return None
 
 
+def _layer_of_stack(stack: tuple[str, ...]) -> str:
+    """The layer of the innermost frame that has one; the event loop's own frames
+    (reached from the benchmark only through asyncio) count as the event loop."""
+    through_loop = False
+    for frame in reversed(stack):
+        filename = _parse_frame(frame)[1]
+        layer = layer_of(filename)
+        if layer == "benchmark loop" and through_loop:
+            return "asyncio event loop"
+        if layer is not None:
+            return layer
+        through_loop = through_loop or "asyncio/" in filename or "selectors.py" in filename
+    return "other"
+
+
 def _parse_frame(frame: str) -> tuple[str, str]:
     """``'Cls.func (pkg/file.py:12)'`` -> (``'Cls.func'``, ``'pkg/file.py'``)."""
     function, _, where = frame.rpartition(" (")
@@ -67,13 +82,7 @@ def _analyse(stacks: Counter[tuple[str, ...]], focus: str) -> dict[str, Any]:
         total += count
         function, filename = _parse_frame(stack[-1])
         functions[f"{function} ({filename})"] += count
-        for frame in reversed(stack):
-            layer = layer_of(_parse_frame(frame)[1])
-            if layer is not None:
-                layers[layer] += count
-                break
-        else:
-            layers["other"] += count
+        layers[_layer_of_stack(stack)] += count
     return {
         "samples": total,
         "functions": [[name, count / total] for name, count in functions.most_common(20)],
