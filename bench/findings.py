@@ -105,7 +105,16 @@ def _share(profile: dict[str, Any], prefix: str) -> float:
 
 
 def _function_share(profile: dict[str, Any], needle: str) -> float:
+    """Self time of the functions whose name holds ``needle``."""
     return float(sum(share for name, share in profile["functions"] if needle in name))
+
+
+def _inclusive_share(profile: dict[str, Any], function: str) -> float:
+    """Share of the samples with ``function`` anywhere on the stack (closures excluded)."""
+    for name, share in profile.get("inclusive", []):
+        if name.split(" (")[0].rsplit(".", 1)[-1] == function:
+            return float(share)
+    return _function_share(profile, function)
 
 
 def _cost(value: float) -> str:
@@ -188,7 +197,7 @@ def _async_findings(data: dict[str, Any]) -> str:
     if p:
         http = _share(p, "h11") + _share(p, "httpcore2") + _share(p, "httpx2")
         loop = _share(p, "anyio") + _share(p, "asyncio")
-        pool = _function_share(p, "_assign_requests_to_connections")
+        pool = _inclusive_share(p, "_assign_requests_to_connections")
         job = p["job"]
         parts += [
             f"### Profile of `AsyncStream`, {job['streams']:,} paced streams",
@@ -229,7 +238,7 @@ def _ten_thousand(data: dict[str, Any]) -> list[str]:
         )
     p = data.get("profile", {}).get("async10k")
     if p:
-        pool = _function_share(p, "_assign_requests_to_connections")
+        pool = _inclusive_share(p, "_assign_requests_to_connections")
         text += (
             f" In a profile of that test ({p['job']['deadline']} s), "
             f"{pool:.0%} of the CPU samples are in `_assign_requests_to_connections`."

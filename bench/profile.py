@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .harness import ROOT, LoadServer, worker_command
+from .harness import ROOT, LoadServer, wait_for_quiet, worker_command
 
 __all__ = ["LAYERS", "collect", "layer_of"]
 
@@ -72,6 +72,7 @@ def _parse_frame(frame: str) -> tuple[str, str]:
 
 def _analyse(stacks: Counter[tuple[str, ...]], focus: str) -> dict[str, Any]:
     functions: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
     layers: Counter[str] = Counter()
     total = 0
     for stack, count in stacks.items():
@@ -82,11 +83,14 @@ def _analyse(stacks: Counter[tuple[str, ...]], focus: str) -> dict[str, Any]:
         total += count
         function, filename = _parse_frame(stack[-1])
         functions[f"{function} ({filename})"] += count
+        for name in {"{} ({})".format(*_parse_frame(frame)) for frame in stack}:
+            inclusive[name] += count
         layers[_layer_of_stack(stack)] += count
     return {
         "samples": total,
         "functions": [[name, count / total] for name, count in functions.most_common(20)],
         "layers": [[name, count / total] for name, count in layers.most_common()],
+        "inclusive": [[name, count / total] for name, count in inclusive.most_common(80)],
     }
 
 
@@ -113,6 +117,7 @@ def _cprofile_in_worker(job: dict[str, Any], server: LoadServer) -> dict[str, An
 
 def collect(server: LoadServer, job: dict[str, Any], focus: str) -> dict[str, Any]:
     """Profile ``job``; keep the samples whose stack holds a frame matching ``focus``."""
+    wait_for_quiet()
     if shutil.which("py-spy") or Path(sys.executable).with_name("py-spy").exists():
         try:
             result = _analyse(_py_spy(job, server, rate=500), focus)
@@ -143,6 +148,7 @@ def _main() -> None:
                 "samples": None,
                 "functions": [[k, v / total] for k, v in functions.most_common(20)],
                 "layers": [[k, v / total] for k, v in layers.most_common()],
+                "inclusive": [],
             }
         )
     )
