@@ -27,7 +27,15 @@ _MEANINGS = [
     ("SocketStream.receive", "anyio: one socket read (pause/resume reading per call)"),
     ("_receive_event", "httpcore2: pulls the next h11 event, reads when h11 needs data"),
     ("_receive_response_body", "httpcore2: copies each `Data` event into `bytes`"),
-    ("_assign_requests_to_connections", "httpcore2 pool: rescans every queued request"),
+    (
+        "_assign_requests_to_connections",
+        "httpcore2 pool: a pass over every request and connection at each start/end",
+    ),
+    ("has_expired", "httpcore2 pool: probes each idle connection's socket in that pass"),
+    ("is_socket_readable", "httpcore2 pool: probes each idle connection's socket in that pass"),
+    ("getpeername", "httpcore2 pool: the socket probe (via anyio's `get_extra_info`)"),
+    ("extra_attributes", "anyio: builds the extra-info dict for httpcore2's socket probe"),
+    ("current_task", "asyncio `current_task()`: sniffio's library check, anyio cancel scopes"),
     ("(httpcore2/", "httpcore2: connection and pool bookkeeping"),
     ("(httpx2/", "httpx2: generator layers between httpcore2 and the caller"),
     ("(anyio/", "anyio: cancel scopes and checkpoints around each I/O call"),
@@ -158,11 +166,12 @@ def _sync_findings(values: dict[str, dict[str, float | None]], profile: dict[str
             f"come as one HTTP chunk per ~64 KB, `iter_raw()` costs {raw_c:.2f} µs per "
             f"event and "
             f"deltastream {ds_c:.2f} µs ({ds / ds_c:.1f}{TIMES} less).",
-            f"2. **`iter_raw()` instead of `iter_bytes()` would save little:** "
-            f"{raw_bytes - raw:+.2f} µs per chunk with one event per HTTP chunk, "
-            f"{raw_bytes_c - raw_c:+.2f} µs with coalesced chunks (run-to-run noise is "
-            f"of that order). Without a `Content-Encoding`, `iter_bytes()` only adds an "
-            f"identity decoder and a `ByteChunker` generator per piece.",
+            f"2. **`iter_raw()` instead of `iter_bytes()` would save little.** Measured, "
+            f"`iter_bytes()` minus `iter_raw()` is {raw_bytes - raw:+.2f} µs per chunk "
+            f"with one event per HTTP chunk and {raw_bytes_c - raw_c:+.2f} µs with "
+            f"coalesced chunks: within run-to-run noise. Without a "
+            f"`Content-Encoding`, `iter_bytes()` only adds an identity decoder and a "
+            f"`ByteChunker` generator per piece.",
             f"3. **What would pay: fewer, bigger pieces.** A body reader that decodes the "
             f"chunked framing itself (over the connection's network stream, as the raw "
             f"floor does) and hands the SSE decoder everything one `recv` returned would "
@@ -199,17 +208,37 @@ def _async_findings(data: dict[str, Any]) -> str:
         loop = _share(p, "anyio") + _share(p, "asyncio")
         pool = _inclusive_share(p, "_assign_requests_to_connections")
         job = p["job"]
+        c1000 = data["results"].get("c1000", {}).get("deltastream async", {}).get("median", {})
+        latency = ""
+        floor = data["results"].get("c1000", {}).get("raw floor async", {}).get("median", {})
+        if c1000.get("latency_p50_ms") and c1000.get("loop_lag_p50_ms"):
+            latency = (
+                f" The latency points the same way: a chunk waits "
+                f"{c1000['latency_p50_ms']:.1f} ms (p50) while the loop's own lag is "
+                f"{c1000['loop_lag_p50_ms']:.2f} ms. A chunk takes several loop iterations "
+                f"to reach the consumer (resume reading, epoll, `data_received`, wake the "
+                f"task), and under load each iteration runs every stream's ready callbacks"
+            )
+            if floor.get("latency_p50_ms") is not None:
+                latency += (
+                    f"; the raw floor's `StreamReader`, which keeps reading, adds "
+                    f"{floor['latency_p50_ms']:.2f} ms"
+                )
+            latency += "."
         parts += [
             f"### Profile of `AsyncStream`, {job['streams']:,} paced streams",
             f"Here each chunk arrives alone and is read alone, so the cost per read "
             f"is what counts, and deltastream's own code is {_share(p, 'deltastream'):.0%} "
-            f"of the samples. httpx2/httpcore2/h11 take {http:.0%} (of which "
-            f"{pool:.0%} in the pool's `_assign_requests_to_connections`, run whenever "
-            f"a request starts or ends), anyio and the asyncio loop {loop:.0%}: anyio's "
+            f"of the samples. httpx2/httpcore2/h11 take {http:.0%}; {pool:.0%} of all "
+            f"samples are under the pool's `_assign_requests_to_connections`, which "
+            f"passes over every request and connection, probing each idle connection's "
+            f"socket, whenever a request starts or ends. anyio and the asyncio loop take "
+            f"{loop:.0%}: anyio's "
             f"socket stream pauses reading after each read and resumes it before the "
-            f"next, an epoll registration per chunk (`selectors.register`). A read path "
-            f"of deltastream's own (an `asyncio.Protocol` that feeds the decoder from "
-            f"`data_received`) is where a large saving would be; the parsing is not.",
+            f"next, an epoll registration per chunk (`selectors.register`).{latency} A "
+            f"read path of deltastream's own (an `asyncio.Protocol` that feeds the "
+            f"decoder from `data_received`, as the raw floor's `StreamReader` does) is "
+            f"where a large saving would be; the parsing is not.",
             _profile_tables(p),
         ]
     parts += _ten_thousand(data)
@@ -224,9 +253,10 @@ def _ten_thousand(data: dict[str, Any]) -> list[str]:
     text = (
         f"**10,000 streams.** deltastream async completed {ds['completed']:,.0f} of "
         f"{ds['streams']:,.0f} in the time given. With the default pool of 1,000 "
-        f"connections the other requests wait in httpcore2's pool, which rescans the "
-        f"whole queue and every connection each time a request starts, ends or times "
-        f"out (quadratic in the queue). deltastream's pool deadline is its `connect` "
+        f"connections the other requests wait in httpcore2's pool, which passes over "
+        f"every request (queued ones included) and every connection each time a "
+        f"request starts, ends or times out: quadratic in the queue. deltastream's "
+        f"pool deadline is its `connect` "
         f"deadline, 5 s, and a pool or connect timeout is retried (twice by default), "
         f"so the waiting requests time out and join the queue again."
     )

@@ -8,6 +8,7 @@ code or another machine rewrites it with its own numbers.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,42 @@ def _failed(results: dict[str, Any], section: str, client: str) -> str:
 # -- sections -------------------------------------------------------------------------------
 
 
+def _noise(results: dict[str, Any]) -> str:
+    others, waited = [], 0.0
+    for section in results.values():
+        for entry in section.values():
+            for run in entry["runs"]:
+                if "other_cpu_pct" in run:
+                    others.append(run["other_cpu_pct"])
+                waited += run.get("waited_for_quiet_s", 0.0)
+    if not others:
+        return ""
+    others.sort()
+    return (
+        f"- Other processes on the machine (this is a shared development machine) used "
+        f"a median {others[len(others) // 2]:.0f}% of one core during the jobs, at most "
+        f"{others[-1]:.0f}%; before each job the harness waited for them to go below "
+        f"50% (up to 30 s; {waited:.0f} s in all). Jobs that ran beside a busy neighbour "
+        f"are noisier, which the medians soften but do not remove."
+    )
+
+
 def _machine(data: dict[str, Any]) -> str:
     m = data["machine"]
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     memory = f"{m['memory_gib']:.0f} GiB" if m.get("memory_gib") else "unknown"
     modified = " (with uncommitted changes under src/)" if m.get("src_modified") else ""
     runs = data["config"]["runs"]
+    sections = data["config"]["sections"]
+    others = [
+        f"{label}: {sections[name]['runs']}"
+        for name, label in (
+            ("layers", "the layer measurements"),
+            ("c10k", "the 10,000-stream test"),
+        )
+        if name in sections and sections[name]["runs"] != runs
+    ]
+    single = f" ({'; '.join(others)})" if others else ""
     return "\n".join(
         [
             "## Machine and method",
@@ -84,7 +115,7 @@ def _machine(data: dict[str, Any]) -> str:
             f"- Python {m['python']} ({m['python_impl']}); {packages}",
             f"- deltastream at commit `{m['commit'] or 'unknown'}`{modified}; "
             f"run started {data['started']}, took {data['duration_s'] / 60:.1f} min",
-            f"- Each figure is the median of {runs} runs (the 10,000-stream test: one run), "
+            f"- Each figure is the median of {runs} run{'s' if runs != 1 else ''}{single}, "
             "each run a fresh process per client and workload, so CPU time and peak RSS "
             "are that client's alone. Runs interleave the clients.",
             "- The load server (`bench/server.py`, asyncio, HTTP/1.1 keep-alive, "
@@ -100,6 +131,9 @@ def _machine(data: dict[str, Any]) -> str:
             "event. Raw floor (`bench/floor.py`): blocking socket, hand-written request, "
             "chunked decoding, frames split on `\\n\\n`, `msgspec.json.decode` into a "
             "small Struct; its asyncio twin uses `asyncio.open_connection`.",
+            "- chunks/s is wall time and so includes waiting for the server and the "
+            "loopback round trips between streams; CPU µs/chunk is the client's own cost.",
+            _noise(data["results"]),
         ]
     )
 
@@ -159,6 +193,17 @@ def _ttfc(results: dict[str, Any]) -> str:
         "first stream (connects) ms",
         "TCP connections for 100 sequential streams",
     ]
+    note = ""
+    openai_sync = _median(results, "ttfc", "openai-python sync").get("connections", 0)
+    if openai_sync > 1:
+        note = (
+            f"openai-python sync used {openai_sync:.0f} connections for 100 streams: its "
+            "`Stream` stops reading at `data: [DONE]` and closes the response before the "
+            "end of the chunked body, so httpcore2 cannot put the connection back in the "
+            "pool (its async `Stream` drains the body first and reuses it). So each of its "
+            "sequential streams opens a new TCP connection: its “warm” TTFC includes a "
+            "connect, and so do its figures for 1,000 sequential streams."
+        )
     return "\n\n".join(
         [
             "## Time to first chunk and connection reuse",
@@ -167,6 +212,7 @@ def _ttfc(results: dict[str, Any]) -> str:
             "the connection). Connections are counted by the server: those that "
             "carried at least one request during the job.",
             _table(header, rows),
+            note,
         ]
     )
 
@@ -208,7 +254,7 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
         for client in ASYNC:
             m = _median(results, "c1000", client)
             if not m:
-                rows.append([client, _failed(results, "c1000", client)] + [""] * 7)
+                rows.append([client, _failed(results, "c1000", client)] + [""] * 8)
                 continue
             rows.append(
                 [
@@ -217,6 +263,7 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
                     _fmt(m["steady_cpu_pct"]),
                     _fmt(m["latency_p50_ms"], 2),
                     _fmt(m["latency_p99_ms"], 1),
+                    f"{_fmt(m['loop_lag_p50_ms'], 2)} / {_fmt(m['loop_lag_p99_ms'], 1)}",
                     _fmt(m["kb_per_stream"]),
                     _fmt(m["peak_rss_mb"]),
                     _fmt(m["completed"], 0),
@@ -229,6 +276,7 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
             "CPU % (steady middle)",
             "added latency p50 ms",
             "p99 ms",
+            "loop lag p50 / p99 ms",
             "KB per stream",
             "peak RSS MB",
             "completed",
@@ -240,8 +288,9 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
             f"(~{c1000['n'] / c1000['rate']:.0f} s). Added latency: arrival time in the "
             "client minus the send time the server wrote into each chunk's id (both "
             "CLOCK_MONOTONIC), over every chunk. CPU over the whole run includes opening "
-            "the connections; the steady figure is the middle half of the run. KB per "
-            "stream: growth of peak RSS over the run divided by the streams.",
+            "the connections; the steady figure is the middle half of the run. Loop lag: "
+            "how late a 10 ms `asyncio.sleep` in the same loop woke up. KB per stream: "
+            "growth of peak RSS over the run divided by the streams.",
             _table(header, rows),
         ]
     c10k = config["sections"].get("c10k")
@@ -353,4 +402,7 @@ def write(data: dict[str, Any], markdown: Path, png: Path) -> None:
     markdown.write_text(render(data))
     m = data["machine"]
     title = f"{m['cpu_model']}, {m['nproc']} CPUs, Python {m['python']}"
-    plot(data["results"], SEQUENTIAL, png, title)
+    try:
+        plot(data["results"], SEQUENTIAL, png, title)
+    except ImportError as exc:  # matplotlib is an extra
+        print(f"no plot ({exc}); install matplotlib for docs/benchmarks.png", file=sys.stderr)

@@ -5,7 +5,7 @@ touches them all alike) and each figure is the median. The results go to
 ``bench/results/latest.json``; ``docs/benchmarks.md`` and ``docs/benchmarks.png`` are
 rewritten from them (``--no-docs`` leaves the docs alone).
 
-``--quick`` leaves out the concurrency section (a few minutes instead of ~12).
+``--quick`` leaves out the concurrency section (~5 minutes instead of ~11).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import machine, profile, report
+from . import machine, profiling, report
 from .harness import ROOT, JobFailed, LoadServer, run_job
 
 __all__ = ["SECTIONS", "Section", "main"]
@@ -45,7 +45,11 @@ class Section:
     variants: dict[str, dict[str, Any]] = field(default_factory=lambda: {"": {}})
     concurrency: bool = False
     runs: int | None = None  # None: --runs
+    extra_runs: int = 0  # on top of runs
     timeout: float = 300
+
+    def count(self, runs: int) -> int:
+        return (self.runs or runs) + self.extra_runs
 
 
 SECTIONS = [
@@ -61,15 +65,18 @@ SECTIONS = [
             "text_deltas()": {"consumer": "text"},
         },
     ),
+    # Layer figures are differences of close numbers: two more runs for steadier medians.
     Section(
         "layers",
         [*LAYERS, "deltastream sync", "raw floor sync"],
         {"scenario": "stream", "streams": 1, "n": 100_000, "framing": "coalesced"},
+        extra_runs=2,
     ),
     Section(
         "layers per-event",
         LAYERS,
         {"scenario": "stream", "streams": 1, "n": 100_000},
+        extra_runs=2,
     ),
     Section(
         "c1000",
@@ -120,11 +127,11 @@ def _summary(result: dict[str, Any]) -> str:
 def run(server: LoadServer, sections: list[Section], runs: int) -> dict[str, Any]:
     """Rounds of every section's jobs; the results keyed by section, then client."""
     results: dict[str, dict[str, dict[str, Any]]] = {s.name: {} for s in sections}
-    total = sum((s.runs or runs) * len(s.clients) * len(s.variants) for s in sections)
+    total = sum(s.count(runs) * len(s.clients) * len(s.variants) for s in sections)
     done = 0
-    for round_ in range(runs):
+    for round_ in range(max(s.count(runs) for s in sections)):
         for section in sections:
-            if round_ >= (section.runs or runs):
+            if round_ >= section.count(runs):
                 continue
             for variant, extra in section.variants.items():
                 for client in section.clients:
@@ -156,7 +163,7 @@ def profiles(server: LoadServer, concurrency: bool) -> dict[str, Any]:
     found = {}
     for name, (job, focus) in jobs.items():
         _log(f"profiling {job['client']}: {job['scenario']} {job['streams']}x{job['n']}")
-        found[name] = profile.collect(server, job, focus)
+        found[name] = profiling.collect(server, job, focus)
     return found
 
 
@@ -177,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         "config": {
             "runs": args.runs,
             "quick": args.quick,
-            "sections": {s.name: s.job | {"runs": s.runs or args.runs} for s in sections},
+            "sections": {s.name: s.job | {"runs": s.count(args.runs)} for s in sections},
         },
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
     }

@@ -2,8 +2,9 @@
 
 ``POST /v1/chat/completions`` answers with an event stream of ``max_tokens`` chunks
 (see :mod:`bench.payload`). By default the body goes out as fast as the client reads
-it, in ~64 KB pre-rendered writes; with the header ``x-bench-rate: R`` the events are
-paced at R per second, each stamped with its send time. Connections are kept alive.
+it, in ~64 KB pre-rendered writes of one HTTP chunk per event (``x-bench-framing:
+coalesced``: one HTTP chunk per write); with the header ``x-bench-rate: R`` the events
+are paced at R per second, each stamped with its send time. Connections are kept alive.
 
 ``GET /stats`` returns counters as JSON: ``accepted`` (TCP connections accepted),
 ``chat_connections`` (those that carried at least one chat request; ``/stats``
@@ -39,7 +40,6 @@ class Stats:
     chat_connections: int = 0
     requests: int = 0
     open: int = 0
-    errors: int = 0
 
 
 STATS = Stats()

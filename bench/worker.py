@@ -197,17 +197,23 @@ def scenario_ttfc(spec: ClientSpec, port: int, streams: int, n: int) -> Result:
 # -- concurrent paced streams -------------------------------------------------------------
 
 
-class _CpuSampler:
-    """(wall, cpu) every ``interval`` seconds, for the CPU share in the steady middle."""
+class _LoopWatch:
+    """CPU time every 0.25 s (for the CPU share in the steady middle of the run), and
+    the event loop's lag: how late a 10 ms sleep wakes up."""
 
-    def __init__(self, interval: float = 0.25) -> None:
-        self.interval = interval
+    def __init__(self) -> None:
         self.samples: list[tuple[float, float]] = []
+        self.lags: list[float] = []
 
     async def run(self) -> None:
+        next_sample = 0.0
         while True:
-            self.samples.append((time.perf_counter(), time.process_time()))
-            await asyncio.sleep(self.interval)
+            now = time.perf_counter()
+            if now >= next_sample:
+                self.samples.append((now, time.process_time()))
+                next_sample = now + 0.25
+            await asyncio.sleep(0.01)
+            self.lags.append(time.perf_counter() - now - 0.01)
 
     def share(self, start: float, end: float) -> float:
         """CPU share (0-1) over the middle half of [start, end]."""
@@ -242,19 +248,20 @@ async def _concurrent(
 
     gc.collect()
     base_rss = peak_rss_mb()
-    sampler = _CpuSampler()
-    sampling = asyncio.create_task(sampler.run())
+    watch = _LoopWatch()
+    watching = asyncio.create_task(watch.run())
     cpu, start = time.process_time(), time.perf_counter()
     tasks = [asyncio.create_task(one()) for _ in range(streams)]
     _done, pending = await asyncio.wait(tasks, timeout=deadline)
     cpu, end = time.process_time() - cpu, time.perf_counter()
     peak_rss = peak_rss_mb()
-    sampling.cancel()
+    watching.cancel()
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     await _quietly(client.aclose())
     values = sorted(latencies[:filled])
+    lags = sorted(watch.lags)
     return {
         "streams": streams,
         "completed": completed,
@@ -264,9 +271,11 @@ async def _concurrent(
         "chunks": filled,
         "wall_s": end - start,
         "cpu_pct": cpu / (end - start) * 100,
-        "steady_cpu_pct": sampler.share(start, end) * 100,
+        "steady_cpu_pct": watch.share(start, end) * 100,
         "latency_p50_ms": percentile(values, 0.5) / 1e6,
         "latency_p99_ms": percentile(values, 0.99) / 1e6,
+        "loop_lag_p50_ms": percentile(lags, 0.5) * 1e3,
+        "loop_lag_p99_ms": percentile(lags, 0.99) * 1e3,
         "peak_rss_mb": peak_rss,
         "kb_per_stream": (peak_rss - base_rss) * 1024 / streams,
     }

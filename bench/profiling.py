@@ -2,7 +2,7 @@
 
 py-spy samples the worker from outside (no instrumentation, so the shares are not
 skewed toward small functions the way cProfile skews them). Without py-spy, cProfile
-runs inside the worker instead: ``python -m bench.profile '<job as JSON>'``.
+runs inside the worker instead: ``python -m bench.profiling '<job as JSON>'``.
 
 Samples are attributed two ways: by function (self time, all lines of a function
 together) and by layer: the package of the innermost frame, where a standard-library
@@ -109,7 +109,7 @@ def _py_spy(job: dict[str, Any], server: LoadServer, rate: int) -> Counter[tuple
 
 
 def _cprofile_in_worker(job: dict[str, Any], server: LoadServer) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.profile", json.dumps(job | {"port": server.port})]
+    command = [sys.executable, "-m", "bench.profiling", json.dumps(job | {"port": server.port})]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
