@@ -357,3 +357,17 @@ def test_the_retry_loop_waits_what_the_policy_says_on_virtual_time() -> None:
     assert response.status_code == 200
     assert slept[:2] == [3.0, 0.25]
     assert 1.5 <= slept[2] <= 2.0  # backoff for the third attempt: 2 s less up to 25%
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_waiting_for_a_pooled_connection_is_not_retried(mode: str) -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        raise httpx2.PoolTimeout("all connections busy", request=request)
+
+    with pytest.raises(deltastream.APITimeoutError) as caught:
+        await stream_chunks(mode, handler)
+    assert caught.value.deadline == "pool"
+    assert len(calls) == 1  # a retry would only join the back of the same queue

@@ -14,7 +14,7 @@ from deltastream._deadlines import Watch, watchdog
 
 def test_numbers_bound_every_phase_as_in_the_official_sdk() -> None:
     t = Timeout.of(7)
-    assert (t.connect, t.first_token, t.idle, t.write, t.total) == (7, 7, 7, 7, None)
+    assert (t.connect, t.first_token, t.idle, t.write, t.pool, t.total) == (7, 7, 7, 7, 7, None)
 
 
 def test_httpx_timeouts_map_read_to_first_token_and_idle() -> None:

@@ -50,6 +50,9 @@ class Timeout:
     idle: float | None = 120.0
     total: float | None = None
     write: float | None = 30.0
+    # Waiting for a free connection when all the pool's are streaming: a queue, not a
+    # fault, so it gets room (and is never retried: retrying only re-queues).
+    pool: float | None = 300.0
     comments_count: bool = False
 
     @classmethod
@@ -66,9 +69,12 @@ class Timeout:
                 first_token=value.read,
                 idle=value.read,
                 write=value.write,
+                pool=value.pool,
             )
         seconds = float(value)
-        return cls(connect=seconds, first_token=seconds, idle=seconds, write=seconds)
+        return cls(
+            connect=seconds, first_token=seconds, idle=seconds, write=seconds, pool=seconds
+        )
 
     def transport(self) -> httpx2.Timeout:
         """The per-operation timeouts for httpx2. Until the headers are in only
@@ -77,7 +83,7 @@ class Timeout:
             connect=self.connect,
             read=_min(self.first_token, self.total),
             write=self.write,
-            pool=self.connect,
+            pool=self.pool,
         )
 
     def body_read(self) -> float | None:

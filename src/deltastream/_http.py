@@ -135,7 +135,8 @@ def send(
             response = http.send(request, stream=True)
         except httpx2.TransportError as exc:
             error: APIConnectionError | APIStatusError = transport_error(exc, request)
-            delay = retry_delay(attempt) if attempt < options.max_retries else None
+            retryable = attempt < options.max_retries and not isinstance(exc, httpx2.PoolTimeout)
+            delay = retry_delay(attempt) if retryable else None
             if delay is None:
                 raise error from exc
         else:
@@ -173,7 +174,8 @@ async def asend(
             response = await http.send(request, stream=True)
         except httpx2.TransportError as exc:
             error: APIConnectionError | APIStatusError = transport_error(exc, request)
-            delay = retry_delay(attempt) if attempt < options.max_retries else None
+            retryable = attempt < options.max_retries and not isinstance(exc, httpx2.PoolTimeout)
+            delay = retry_delay(attempt) if retryable else None
             if delay is None:
                 raise error from exc
         else:
