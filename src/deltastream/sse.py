@@ -53,6 +53,10 @@ class EventTooLargeError(ValueError):
         self.events: list[ServerSentEvent] = []  # completed before the limit was hit
 
 
+def _to_bytes(data: str | bytes) -> bytes:
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
 class ServerSentEvent:
     """One dispatched event.
 
@@ -70,7 +74,7 @@ class ServerSentEvent:
         id: str = "",
         retry: int | None = None,
     ) -> None:
-        self.raw_data = data.encode() if isinstance(data, str) else data
+        self.raw_data = data if data.__class__ is bytes else _to_bytes(data)
         self.event = event
         self.id = id
         self.retry = retry
@@ -151,6 +155,22 @@ class SSEDecoder:
                 data = data[len(_BOM) :]
         if not data:
             return []
+        # Fast path: a chunk that is exactly one plain `data: ...` event, the common
+        # shape of an LLM stream whose server flushes every token.
+        if (
+            not self._pending
+            and not self._has_data
+            and not self._skip_lf
+            and data[:6] == b"data: "
+            and data.find(b"\n") == len(data) - 2
+            and data[-1] == _LF
+            and b"\r" not in data
+            and len(data) - 8 <= self.max_event_size
+        ):
+            self.last_event_id = self._id_buffer
+            event_type = self._event_type or "message"
+            self._event_type = ""
+            return [ServerSentEvent(data[6:-2], event_type, self._id_buffer, self.retry)]
         if self._skip_lf and data[0] == _LF:
             data = data[1:]
         self._skip_lf = False
