@@ -59,7 +59,7 @@ def test_the_watchdog_wakes_for_an_idle_deadline_earlier_than_first_token() -> N
     with reader, writer:
         watch = Watch(Timeout(first_token=100, idle=0.2), time.monotonic(), reader)
         watchdog.watch(watch)
-        watch.progress()  # the first event arrived
+        watch.progress(time.monotonic())  # the first event arrived
         reader.settimeout(10)
         started = time.monotonic()
         assert reader.recv(10) == b""  # the watchdog shut the socket down

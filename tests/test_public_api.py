@@ -8,6 +8,16 @@ import deltastream.sse
 import deltastream.types
 
 EXPECTED_TOP_LEVEL = {
+    "UsageEvent",
+    "ToolCallArgumentsDoneEvent",
+    "ToolCallArgumentsDeltaEvent",
+    "ToolArgumentsError",
+    "TeeBufferFull",
+    "StreamMetrics",
+    "StreamEvent",
+    "RefusalDeltaEvent",
+    "FinishEvent",
+    "ContentDeltaEvent",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",

@@ -6,6 +6,18 @@ for the official client's streaming surface.
 
 from . import types
 from ._deadlines import Timeout
+from ._events import (
+    ContentDeltaEvent,
+    FinishEvent,
+    RefusalDeltaEvent,
+    StreamEvent,
+    ToolArgumentsError,
+    ToolCallArgumentsDeltaEvent,
+    ToolCallArgumentsDoneEvent,
+    UsageEvent,
+)
+from ._metrics import StreamMetrics
+from ._tee import TeeBufferFull
 from ._version import __version__
 from .accumulate import ChatAccumulator
 from .client import AsyncClient, Client
@@ -48,17 +60,27 @@ __all__ = [
     "ChatAccumulator",
     "Client",
     "ConflictError",
+    "ContentDeltaEvent",
+    "FinishEvent",
     "InternalServerError",
     "NotFoundError",
     "OpenAI",
     "OpenAIError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RefusalDeltaEvent",
     "Stream",
     "StreamDecodeError",
+    "StreamEvent",
+    "StreamMetrics",
     "StreamTruncatedError",
+    "TeeBufferFull",
     "Timeout",
+    "ToolArgumentsError",
+    "ToolCallArgumentsDeltaEvent",
+    "ToolCallArgumentsDoneEvent",
     "UnprocessableEntityError",
-    "__version__",
+    "UsageEvent",
     "types",
+    "__version__",
 ]

@@ -72,9 +72,7 @@ class Timeout:
                 pool=value.pool,
             )
         seconds = float(value)
-        return cls(
-            connect=seconds, first_token=seconds, idle=seconds, write=seconds, pool=seconds
-        )
+        return cls(connect=seconds, first_token=seconds, idle=seconds, write=seconds, pool=seconds)
 
     def transport(self) -> httpx2.Timeout:
         """The per-operation timeouts for httpx2. Until the headers are in only
@@ -117,8 +115,8 @@ class Watch:
         self.last_at = started
         self.expired: tuple[str, float] | None = None
 
-    def progress(self) -> None:
-        now = time.monotonic()
+    def progress(self, now: float) -> None:
+        """An event arrived at ``now`` (``time.monotonic()``)."""
         self.last_at = now
         if self.first_at is None:
             self.first_at = now

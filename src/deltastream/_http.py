@@ -142,6 +142,7 @@ def send(
         else:
             if response.status_code < 400:
                 response.extensions["sent_at"] = sent_at
+                response.extensions["retries"] = attempt
                 return response
             try:
                 data = _read_limited(response)
@@ -181,6 +182,7 @@ async def asend(
         else:
             if response.status_code < 400:
                 response.extensions["sent_at"] = sent_at
+                response.extensions["retries"] = attempt
                 return response
             try:
                 data = await _aread_limited(response)

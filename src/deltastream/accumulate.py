@@ -64,6 +64,7 @@ class _ChoiceState:
         "logprobs_refusal",
         "reasoning",
         "reasoning_content",
+        "recent_tool_deltas",
         "refusal",
         "role",
         "thinking",
@@ -79,6 +80,9 @@ class _ChoiceState:
         self.reasoning: list[str] | None = None
         self.thinking: list[str] | None = None
         self.tool_calls: dict[int, _ToolCallState] = {}
+        # (tool index, argument fragment) of the last delta that carried tool calls,
+        # with indexes as resolved here (some servers send none).
+        self.recent_tool_deltas: list[tuple[int, str]] = []
         self.function_name: str | None = None
         self.function_args: list[str] | None = None
         self.finish_reason: str | None = None
@@ -98,15 +102,14 @@ class _ChoiceState:
         if delta.thinking is not None:
             self.thinking = _append(self.thinking, delta.thinking)
         if delta.tool_calls:
-            for call in delta.tool_calls:
-                self._add_tool_call(call)
+            self.recent_tool_deltas = [self._add_tool_call(call) for call in delta.tool_calls]
         if delta.function_call is not None:
             if delta.function_call.name:
                 self.function_name = (self.function_name or "") + delta.function_call.name
             if delta.function_call.arguments is not None:
                 self.function_args = _append(self.function_args, delta.function_call.arguments)
 
-    def _add_tool_call(self, call: ChoiceDeltaToolCall) -> None:
+    def _add_tool_call(self, call: ChoiceDeltaToolCall) -> tuple[int, str]:
         calls = self.tool_calls
         index, id = call.index, call.id
         if index is None:
@@ -128,6 +131,8 @@ class _ChoiceState:
                 state.name = function.name
             if function.arguments:
                 state.arguments.append(function.arguments)
+                return index, function.arguments
+        return index, ""
 
     def add_logprobs(self, logprobs: ChoiceLogprobs) -> None:
         if logprobs.content:

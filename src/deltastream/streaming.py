@@ -21,13 +21,16 @@ import socket
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import httpx2
 
 from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, watchdog
 from ._decode import EventDecodeError, decode_chat_chunk, in_band_error
+from ._events import EventBuilder, StreamEvent
 from ._http import transport_error
+from ._metrics import StreamMetrics
+from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
 from .accumulate import ChatAccumulator
 from .errors import (
     APIError,
@@ -48,14 +51,27 @@ _DRAIN_LIMIT = 64 * 1024  # what we read past [DONE] to keep the connection reus
 
 
 class ChunkStream:
-    """Pure protocol state of one chat stream: feed it body bytes, get chunks back."""
+    """Pure protocol state of one chat stream: feed it body bytes, get chunks back.
 
-    __slots__ = ("accumulator", "done", "events_received", "response", "sse")
+    By default each chunk is accumulated as it is decoded. The stream shells pass
+    ``accumulate=False`` and accumulate each chunk as they hand it over instead, so that
+    snapshots match what the caller has seen; chunks decoded before an error are still
+    accumulated before the error is raised, so ``.partial`` holds everything received.
+    """
 
-    def __init__(self, response: httpx2.Response, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE):
+    __slots__ = ("accumulate", "accumulator", "done", "events_received", "response", "sse")
+
+    def __init__(
+        self,
+        response: httpx2.Response,
+        *,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        accumulate: bool = True,
+    ):
         self.response = response
         self.sse = SSEDecoder(max_event_size)
         self.accumulator = ChatAccumulator()
+        self.accumulate = accumulate
         self.done = False
         self.events_received = 0
 
@@ -64,7 +80,9 @@ class ChunkStream:
             events = self.sse.feed(data)
         except EventTooLargeError as exc:
             # Keep what the chunk completed before the oversized event, then fail.
-            self._chunks(exc.events)
+            for chunk in self._chunks(exc.events):
+                if not self.accumulate:
+                    self.accumulator.add(chunk)
             error = StreamDecodeError(str(exc), response=self.response, data=b"")
             raise self.fail(error) from None
         return self._chunks(events)
@@ -72,21 +90,29 @@ class ChunkStream:
     def _chunks(self, events: list[ServerSentEvent]) -> list[ChatCompletionChunk]:
         chunks: list[ChatCompletionChunk] = []
         add = self.accumulator.add
-        for event in events:
-            raw = event.raw_data
-            if raw == b"[DONE]":
-                self.done = True
-                break
-            if event.event == "error" or b'"error"' in raw:
-                self._check_error(event)
-            try:
-                chunk = decode_chat_chunk(raw)
-            except EventDecodeError as exc:
-                error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
-                raise self.fail(error) from None
-            self.events_received += 1
-            add(chunk)
-            chunks.append(chunk)
+        accumulate = self.accumulate
+        try:
+            for event in events:
+                raw = event.raw_data
+                if raw == b"[DONE]":
+                    self.done = True
+                    break
+                if event.event == "error" or b'"error"' in raw:
+                    self._check_error(event)
+                try:
+                    chunk = decode_chat_chunk(raw)
+                except EventDecodeError as exc:
+                    error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
+                    raise error from None
+                self.events_received += 1
+                if accumulate:
+                    add(chunk)
+                chunks.append(chunk)
+        except APIError as error:
+            if not accumulate:
+                for chunk in chunks:  # received, though never handed over
+                    add(chunk)
+            raise self.fail(error) from None
         return chunks
 
     def end(self, *, require_done: bool = True) -> None:
@@ -119,7 +145,7 @@ class ChunkStream:
         message = inner.get("message") if isinstance(inner, dict) else None
         if not isinstance(message, str) or not message:
             message = f"The server reported an error in the stream: {event.data[:500]}"
-        raise self.fail(APIStreamError(message, self.response.request, body=body))
+        raise APIStreamError(message, self.response.request, body=body)
 
 
 class _StreamBase(Generic[T]):
@@ -136,10 +162,14 @@ class _StreamBase(Generic[T]):
         max_event_size: int,
     ) -> None:
         self.response = response
-        self._core = ChunkStream(response, max_event_size=max_event_size)
+        self._core = ChunkStream(response, max_event_size=max_event_size, accumulate=False)
         self._require_done = require_done
         self._cancelled = False
-        sent_at = response.extensions.get("sent_at", time.monotonic())
+        headers_at = time.monotonic()
+        sent_at = response.extensions.get("sent_at", headers_at)
+        self._metrics = StreamMetrics(
+            sent_at, headers_at, retries=response.extensions.get("retries", 0)
+        )
         self._watch = Watch(timeout, sent_at, _socket_of(response))
         if timeout.comments_count:
             self._watch.first_at = sent_at  # any bytes count: only idle/total apply
@@ -152,6 +182,14 @@ class _StreamBase(Generic[T]):
     def current_snapshot(self) -> ChatCompletion:
         """The completion accumulated from the chunks received so far."""
         return self._core.accumulator.snapshot()
+
+    @property
+    def metrics(self) -> StreamMetrics:
+        """Timing and volume of this stream so far (see :class:`StreamMetrics`)."""
+        usage = self._core.accumulator.usage
+        if usage is not None:
+            self._metrics.completion_tokens = usage.completion_tokens
+        return self._metrics
 
     @property
     def cancelled(self) -> bool:
@@ -250,6 +288,21 @@ class Stream(_StreamBase[T]):
         self.until_done()
         return self._core.accumulator.snapshot()
 
+    def tee(self, n: int = 2, *, max_buffer: int = DEFAULT_TEE_BUFFER) -> list[Iterator[T]]:
+        """``n`` independent iterators over this stream's chunks. Iterate only those from
+        now on. An iterator that runs ``max_buffer`` chunks ahead of another raises
+        ``TeeBufferFull`` (memory stays bounded)."""
+        return tee(self._iterator, n, max_buffer)
+
+    def events(self) -> Iterator[StreamEvent]:
+        """Higher-level events: content and refusal deltas with their snapshots, tool-call
+        argument deltas (with lazily parsed partial JSON) and completions, finish
+        reasons, usage."""
+        builder = EventBuilder(self._core.accumulator)
+        for chunk in self._iterator:
+            yield from builder.events(cast(ChatCompletionChunk, chunk))
+        yield from builder.finish()
+
     def text_deltas(self) -> Iterator[str]:
         """The content text of choice 0, delta by delta."""
         for chunk in self._iterator:
@@ -259,7 +312,8 @@ class Stream(_StreamBase[T]):
                     yield choice.delta.content
 
     def _iter_chunks(self) -> Generator[T, None, None]:
-        core, watch, response = self._core, self._watch, self.response
+        core, watch, response, metrics = self._core, self._watch, self.response, self._metrics
+        add = core.accumulator.add
         any_bytes = watch.timeout.comments_count
         body = response.iter_bytes()
         watchdog.watch(watch)
@@ -267,9 +321,15 @@ class Stream(_StreamBase[T]):
             try:
                 for data in body:
                     items: list[Any] = core.feed(data)
+                    now = time.monotonic()
                     if items or any_bytes:
-                        watch.progress()
-                    yield from items
+                        watch.progress(now)
+                    metrics.on_read(now, len(data), len(items))
+                    if metrics.first_token_at is None and _carries_token(items):
+                        metrics.first_token_at = now
+                    for item in items:
+                        add(item)
+                        yield item
                     if core.done:
                         break
                 else:
@@ -341,6 +401,19 @@ class AsyncStream(_StreamBase[T]):
         await self.until_done()
         return self._core.accumulator.snapshot()
 
+    def tee(self, n: int = 2, *, max_buffer: int = DEFAULT_TEE_BUFFER) -> list[AsyncIterator[T]]:
+        """See :meth:`Stream.tee`."""
+        return async_tee(self._iterator, n, max_buffer)
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """See :meth:`Stream.events`."""
+        builder = EventBuilder(self._core.accumulator)
+        async for chunk in self._iterator:
+            for event in builder.events(cast(ChatCompletionChunk, chunk)):
+                yield event
+        for event in builder.finish():
+            yield event
+
     async def text_deltas(self) -> AsyncIterator[str]:
         async for chunk in self._iterator:
             chunk_: Any = chunk
@@ -349,7 +422,8 @@ class AsyncStream(_StreamBase[T]):
                     yield choice.delta.content
 
     async def _iter_chunks(self) -> AsyncGenerator[T, None]:
-        core, watch, response = self._core, self._watch, self.response
+        core, watch, response, metrics = self._core, self._watch, self.response, self._metrics
+        add = core.accumulator.add
         any_bytes = watch.timeout.comments_count
         body = response.aiter_bytes()
         watchdog.watch(watch)
@@ -357,9 +431,14 @@ class AsyncStream(_StreamBase[T]):
             try:
                 async for data in body:
                     items: list[Any] = core.feed(data)
+                    now = time.monotonic()
                     if items or any_bytes:
-                        watch.progress()
+                        watch.progress(now)
+                    metrics.on_read(now, len(data), len(items))
+                    if metrics.first_token_at is None and _carries_token(items):
+                        metrics.first_token_at = now
                     for item in items:
+                        add(item)
                         yield item
                     if core.done:
                         break
@@ -378,6 +457,16 @@ class AsyncStream(_StreamBase[T]):
             if isinstance(body, AsyncGenerator):
                 await body.aclose()
             await response.aclose()
+
+
+def _carries_token(chunks: list[Any]) -> bool:
+    """Whether any of these chunks carries generated output (for time to first token)."""
+    for chunk in chunks:
+        for choice in chunk.choices:
+            d = choice.delta
+            if d.content or d.refusal or d.reasoning_content or d.reasoning or d.tool_calls:
+                return True
+    return False
 
 
 def _socket_of(response: httpx2.Response) -> Any:

@@ -140,6 +140,13 @@ class Function(BaseModel, kw_only=True):
     name: str = ""
     arguments: str = ""
 
+    def parse_arguments(self) -> Any:
+        """The arguments as JSON; ``ToolArgumentsError`` (naming the tool) if they are
+        not valid, e.g. cut short by ``finish_reason: "length"``."""
+        from .._events import parse_arguments
+
+        return parse_arguments(self.name, self.arguments)
+
 
 class ChatCompletionMessageToolCall(BaseModel, kw_only=True):
     id: str = ""
