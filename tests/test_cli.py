@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,10 @@ def test_chat_reports_errors_without_a_traceback(server_url: str) -> None:
 def test_help_and_version(args: list[str]) -> None:
     result = run_cli(*args)
     assert ("deltastream" in result.stdout + result.stderr) is True
+
+
+def test_replay_prints_what_a_recording_accumulates_to(wire_dir: Path) -> None:
+    result = run_cli("replay", str(wire_dir / "openai" / "chat-parallel-tool-calls.sse"))
+    assert result.returncode == 0, result.stderr
+    assert "GetWeatherArgs" in result.stdout
+    assert "get_stock_price" in result.stdout

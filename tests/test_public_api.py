@@ -82,6 +82,12 @@ def test_error_hierarchy_matches_the_official_sdk() -> None:
 def test_submodules_export_what_they_define() -> None:
     assert set(deltastream.sse.__all__) == {
         "DEFAULT_MAX_EVENT_SIZE",
+        "AsyncEventSource",
+        "EventSource",
+        "ReconnectInfo",
+        "ReconnectsExhaustedError",
+        "aconnect",
+        "connect",
         "EventTooLargeError",
         "SSEDecoder",
         "ServerSentEvent",

@@ -25,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(args)
+    if args.command == "replay":
+        return _replay(args)
     return _chat(args)
 
 
@@ -60,7 +62,24 @@ def _parser() -> argparse.ArgumentParser:
         serve.set_defaults(server_missing=True)
     else:
         add_serve_arguments(serve)
+    replay = commands.add_parser(
+        "replay", help="print what a recorded .sse chat stream accumulates to"
+    )
+    replay.add_argument("file", help="a recorded chat stream (.sse)")
+    replay.add_argument("--json", action="store_true", help="print the ChatCompletion as JSON")
     return parser
+
+
+def _replay(args: argparse.Namespace) -> int:
+    try:
+        from .server._replay_cli import replay_file_main
+    except ImportError:
+        print(
+            'deltastream replay needs the server extra: pip install "deltastream[server]"',
+            file=sys.stderr,
+        )
+        return 1
+    return replay_file_main(args.file, args.json)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -30,7 +30,18 @@ from typing import Any, Final
 
 import msgspec
 
-__all__ = ["DEFAULT_MAX_EVENT_SIZE", "EventTooLargeError", "SSEDecoder", "ServerSentEvent"]
+__all__ = [
+    "DEFAULT_MAX_EVENT_SIZE",
+    "AsyncEventSource",
+    "EventSource",
+    "EventTooLargeError",
+    "ReconnectInfo",
+    "ReconnectsExhaustedError",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "aconnect",
+    "connect",
+]
 
 DEFAULT_MAX_EVENT_SIZE: Final = 16 * 1024 * 1024
 
@@ -287,3 +298,14 @@ class SSEDecoder:
         self._pending = bytearray()
         self._reset_block()
         raise EventTooLargeError(self.max_event_size, buffered)
+
+
+# At the end: _eventsource imports the names above from this module.
+from ._eventsource import (  # noqa: E402
+    AsyncEventSource,
+    EventSource,
+    ReconnectInfo,
+    ReconnectsExhaustedError,
+    aconnect,
+    connect,
+)

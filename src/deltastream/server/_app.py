@@ -1,8 +1,10 @@
 """The Starlette app: routes, authentication, fault selection, backends.
 
-Routes: ``POST /v1/chat/completions`` (scripted backend) or any ``POST`` path (replay
-backend), ``GET /v1/models``, ``GET /health``, ``GET /_deltastream/stats``. Every error
-is OpenAI-shaped JSON; every response carries an ``x-request-id``.
+Routes: ``POST /v1/chat/completions`` (scripted and llama backends), any ``POST`` path
+(replay backend), any ``GET`` or ``POST`` under ``/v1`` (proxy backend), ``GET
+/v1/models``, ``GET /health``, ``GET /_deltastream/stats``. Every error is OpenAI-shaped
+JSON; every response carries an ``x-request-id``; every request gets an access log line
+(:mod:`._access`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import hmac
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Final, Literal
@@ -23,14 +26,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._body import Pause, apply_faults, rechunk
+from ._access import AccessLog
+from ._body import BodyItem, apply_faults, rechunk
 from ._connections import ServerStats
 from ._errors import APIError, error_response
 from ._faults import AttemptCounter, FaultParseError, Faults, parse_faults
 from ._llama import LlamaBackend, ModelNotFound, Overloaded
+from ._pace import Pace, paced, parse_replay_pace
+from ._proxy import Upstream, is_event_stream
 from ._replay import ReplayLibrary
 from ._respond import StreamResponse
-from ._scripted import Pace, completion, completion_delay, plan_reply, stream_events
+from ._scripted import completion, completion_delay, plan_reply, stream_events
 from ._validate import parse_json_body, validate_chat_request
 from ._wire import EVENT_STREAM, encode_json
 
@@ -43,6 +49,7 @@ MAX_CHUNK_SIZE: Final = 16 * 1024 * 1024
 SCRIPTED_MODELS: Final = ("deltastream-scripted", "gpt-4o-mini", "gpt-4o", "gpt-4")
 
 Handler = Callable[[Request], Awaitable[Response]]
+Backend = Literal["scripted", "replay", "llama", "proxy"]
 
 
 def _json(value: object, status: int = 200, media_type: str = "application/json") -> Response:
@@ -110,19 +117,45 @@ def _chunk_size(request: Request) -> int | None:
     return int(value)
 
 
+def _model_of(raw: bytes) -> str:
+    """The request body's ``model``, or ``""`` (the proxy does not validate bodies)."""
+    try:
+        body = parse_json_body(raw) if raw else {}
+    except APIError:
+        return ""
+    model = body.get("model")
+    return model if isinstance(model, str) else ""
+
+
+def _injected_json(content_type: str) -> Response:
+    message = "Injected fault: a JSON body instead of an event stream."
+    error = {"error": {"message": message, "type": "server_error", "code": "injected"}}
+    return _json(error, media_type=content_type)
+
+
+async def _no_events() -> AsyncIterator[BodyItem]:
+    return
+    yield  # an async generator that yields nothing
+
+
 class _Service:
     def __init__(
         self,
-        backend: Literal["scripted", "replay", "llama"],
+        backend: Backend,
         library: ReplayLibrary | None,
         faults_text: str | None,
         api_key: str | None,
         pace: Pace,
         llama: LlamaBackend | None = None,
+        *,
+        replay_pace: Pace | None = None,
+        upstream: Upstream | None = None,
     ) -> None:
         self.backend = backend
         self.library = library
         self.llama = llama
+        self.upstream = upstream
+        self.replay_pace = replay_pace or Pace()
         self.default_faults = parse_faults(faults_text)
         self.default_key = "default:" + (faults_text or "")
         self.api_key = api_key
@@ -183,18 +216,30 @@ class _Service:
             headers=headers,
         )
 
-    def stream(
+    async def stream(
         self,
         request: Request,
-        source: AsyncIterator[bytes | Pause],
+        source: AsyncIterator[BodyItem],
         faults: Faults,
         *,
         responses_api: bool = False,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> Response:
-        size = _chunk_size(request)
+        try:
+            size = _chunk_size(request)
+        except APIError:
+            if on_close is not None:
+                await on_close()
+            raise
         body = rechunk(apply_faults(source, faults, responses_api=responses_api), size)
         headers = {"content-type": faults.content_type or EVENT_STREAM, "cache-control": "no-cache"}
-        return StreamResponse(body, stats=self.stats, headers=headers)
+        return StreamResponse(
+            body,
+            stats=self.stats,
+            headers=headers,
+            responses_api=responses_api,
+            on_close=on_close,
+        )
 
     async def health(self, request: Request) -> Response:
         return _json({"status": "ok", "backend": self.backend})
@@ -220,6 +265,7 @@ class _Service:
         raw = await request.body()
         body = parse_json_body(raw)
         chat = validate_chat_request(body)
+        request.state.model = chat.model
         self.fail_if_asked(faults, key)
         if self.llama is not None:
             return await self.llama_chat(request, body, chat.stream, faults)
@@ -231,7 +277,7 @@ class _Service:
             return _json(completion(reply))
         if faults.content_type and "json" in faults.content_type:
             return _json(completion(reply), media_type=faults.content_type)
-        return self.stream(request, stream_events(reply, self.pace), faults)
+        return await self.stream(request, stream_events(reply, self.pace), faults)
 
     async def llama_chat(
         self, request: Request, body: dict[str, object], stream: bool, faults: Faults
@@ -245,7 +291,7 @@ class _Service:
             raise APIError(
                 429, str(exc), code="rate_limit_exceeded", headers={"retry-after": "1"}
             ) from None
-        return self.stream(request, source, faults)
+        return await self.stream(request, source, faults)
 
     async def replay(self, request: Request) -> Response:
         assert self.library is not None
@@ -255,14 +301,14 @@ class _Service:
         model = body.get("model")
         if not isinstance(model, str):
             raise APIError(400, "you must provide a model parameter (the recording to replay)")
+        request.state.model = model
         path = self.library.resolve(model)
         self.fail_if_asked(faults, key)
         if faults.content_type and "json" in faults.content_type:
-            message = "Injected fault: a JSON body instead of an event stream."
-            error = {"error": {"message": message, "type": "server_error", "code": "injected"}}
-            return _json(error, media_type=faults.content_type)
+            return _injected_json(faults.content_type)
         responses_api = "/responses" in request.url.path
-        return self.stream(request, self.library.events(path), faults, responses_api=responses_api)
+        events = paced(self.library.events(path), self.replay_pace)
+        return await self.stream(request, events, faults, responses_api=responses_api)
 
     async def retrieve_response(self, request: Request) -> Response:
         """``GET /v1/responses/{id}``: a recorded response, or its stream from a cursor."""
@@ -282,7 +328,35 @@ class _Service:
                 param="starting_after",
             )
         events = self.library.events(path, None if after is None else int(after))
-        return self.stream(request, events, faults, responses_api=True)
+        return await self.stream(
+            request, paced(events, self.replay_pace), faults, responses_api=True
+        )
+
+    async def proxy(self, request: Request) -> Response:
+        """Any ``/v1`` request, forwarded upstream (see :mod:`._proxy`)."""
+        assert self.upstream is not None
+        self.authorize(request)
+        faults, key = self.faults(request)
+        raw = await request.body()
+        model = _model_of(raw)
+        request.state.model = model
+        self.fail_if_asked(faults, key)
+        responses_api = "/responses" in request.url.path
+        if faults.headers_only or faults.trickle is not None:
+            return await self.stream(request, _no_events(), faults, responses_api=responses_api)
+        response = await self.upstream.send(request, raw)
+        if response.status_code != 200 or not is_event_stream(response):
+            return await self.upstream.passthrough(response)
+        if faults.content_type and "json" in faults.content_type:
+            await response.aclose()
+            return _injected_json(faults.content_type)
+        return await self.stream(
+            request,
+            self.upstream.relay(response, model or "model"),
+            faults,
+            responses_api=responses_api,
+            on_close=response.aclose,
+        )
 
 
 def create_app(
@@ -296,19 +370,29 @@ def create_app(
     model_path: str | Path | None = None,
     max_concurrent: int = 1,
     queue_limit: int = 8,
+    replay_pace: float | str | None = None,
+    upstream: str | None = None,
+    upstream_api_key: str | None = None,
+    record_dir: str | Path | None = None,
 ) -> Starlette:
     """The local OpenAI-compatible server as an ASGI app.
 
-    ``backend`` is ``"scripted"`` (deterministic replies to any prompt) or ``"replay"``
-    (the request's ``model`` names a recorded ``.sse`` file under ``replay_dir``).
+    ``backend`` is ``"scripted"`` (deterministic replies to any prompt), ``"replay"``
+    (the request's ``model`` names a recorded ``.sse`` file under ``replay_dir``),
+    ``"llama"`` (a GGUF model, ``model_path``) or ``"proxy"`` (forward to the
+    ``upstream`` base URL, with ``upstream_api_key`` if given, recording streams into
+    ``record_dir`` if given).
     ``default_faults`` applies to requests without an ``X-Deltastream-Fault`` header
     (see :mod:`deltastream.server._faults` for the grammar); a bad value raises
     ``ValueError``. With ``api_key``, every ``/v1`` request needs
     ``Authorization: Bearer <api_key>``. ``tokens_per_second`` and ``first_token_ms``
-    slow the scripted backend down to a chosen pace.
+    slow the scripted backend down to a chosen pace. A replay goes as fast as possible
+    unless ``replay_pace`` (events per second, or ``"asfast"``) or else
+    ``tokens_per_second`` sets its pace; ``first_token_ms`` delays its first event.
     """
     library: ReplayLibrary | None = None
     llama: LlamaBackend | None = None
+    proxy: Upstream | None = None
     if backend == "llama":
         try:
             llama = LlamaBackend(model_path, max_concurrent=max_concurrent, queue_limit=queue_limit)
@@ -319,36 +403,65 @@ def create_app(
         if replay_dir is None:
             raise ValueError("the replay backend needs replay_dir")
         library = ReplayLibrary(replay_dir)
+    elif backend == "proxy":
+        if upstream is None:
+            raise ValueError("the proxy backend needs an upstream URL")
+        proxy = Upstream(upstream, api_key=upstream_api_key, record_dir=record_dir)
     elif backend != "scripted":
-        raise ValueError(f"unknown backend {backend!r}: expected 'scripted', 'replay' or 'llama'")
+        raise ValueError(
+            f"unknown backend {backend!r}: expected 'scripted', 'replay', 'llama' or 'proxy'"
+        )
     if tokens_per_second is not None and tokens_per_second <= 0:
         raise ValueError("tokens_per_second must be positive")
     if first_token_ms is not None and first_token_ms < 0:
         raise ValueError("first_token_ms must not be negative")
+    if isinstance(replay_pace, str):
+        replay_pace = parse_replay_pace(replay_pace)
+    elif replay_pace is not None and not 0 < replay_pace < float("inf"):
+        raise ValueError("replay_pace must be positive (events per second)")
+    kind: Backend = "llama" if llama else "replay" if library else "proxy" if proxy else "scripted"
     service = _Service(
-        "llama" if llama else "replay" if library else "scripted",
+        kind,
         library,
         default_faults,
         api_key,
         Pace(tokens_per_second, first_token_ms),
         llama,
+        replay_pace=Pace(replay_pace or tokens_per_second, first_token_ms),
+        upstream=proxy,
     )
+    return _starlette(service)
+
+
+def _starlette(service: _Service) -> Starlette:
     routes = [
         Route("/health", service.health, methods=["GET"]),
         Route("/_deltastream/stats", service.stats_route, methods=["GET"]),
-        Route("/v1/models", _openai_errors(service.models), methods=["GET"]),
     ]
-    if library is None:
-        routes.append(Route("/v1/chat/completions", _openai_errors(service.chat), methods=["POST"]))
+    if service.upstream is not None:
+        forward = _openai_errors(service.proxy)
+        routes.append(Route("/v1/{path:path}", forward, methods=["GET", "POST"]))
     else:
+        routes.append(Route("/v1/models", _openai_errors(service.models), methods=["GET"]))
+    if service.library is not None:
         retrieve = _openai_errors(service.retrieve_response)
         routes.append(Route("/v1/responses/{response_id}", retrieve, methods=["GET"]))
         routes.append(Route("/{path:path}", _openai_errors(service.replay), methods=["POST"]))
+    elif service.upstream is None:
+        routes.append(Route("/v1/chat/completions", _openai_errors(service.chat), methods=["POST"]))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if service.upstream is not None:
+            await service.upstream.aclose()
+
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_RequestIds, stats=service.stats)],
+        middleware=[Middleware(AccessLog), Middleware(_RequestIds, stats=service.stats)],
         exception_handlers={HTTPException: _http_error},
         max_body_size=MAX_BODY_BYTES,
+        lifespan=lifespan,
     )
     app.state.deltastream_stats = service.stats
     return app

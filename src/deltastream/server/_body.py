@@ -146,17 +146,19 @@ async def _never_an_event(faults: Faults) -> AsyncGenerator[BodyItem, None]:
 
 
 async def apply_faults(
-    source: AsyncIterator[bytes | Pause], faults: Faults, *, responses_api: bool = False
+    source: AsyncIterator[BodyItem], faults: Faults, *, responses_api: bool = False
 ) -> AsyncGenerator[BodyItem, None]:
-    """The body ``source`` (event blocks and pauses) with ``faults`` applied."""
+    """The body ``source`` (event blocks, pauses, maybe a cut) with ``faults`` applied."""
     if faults.headers_only or faults.trickle is not None:
         async for item in _never_an_event(faults):
             yield item
         return
     written = 0
     async for item in source:
-        if isinstance(item, Pause) or not is_data_event(item):
+        if not isinstance(item, bytes) or not is_data_event(item):
             yield item
+            if isinstance(item, End | Cut):
+                return
             continue
         if faults.no_done and is_done(item):
             continue

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ._faults import FaultParseError, parse_faults
+from ._pace import parse_replay_pace
 from ._thread import serve
 
 __all__ = ["add_serve_arguments", "run_serve"]
@@ -46,16 +47,24 @@ def _faults(text: str) -> str:
     return text
 
 
+def _replay_pace(text: str) -> float | None:
+    try:
+        return parse_replay_pace(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=_port, default=8000, help="port (0 picks a free one)")
     parser.add_argument(
         "--backend",
-        choices=("scripted", "replay", "llama"),
+        choices=("scripted", "replay", "llama", "proxy"),
         default="scripted",
         help=(
             "scripted: deterministic replies; replay: recorded .sse files (model = file); "
-            'llama: a real model on the CPU (pip install "deltastream[local]")'
+            'llama: a real model on the CPU (pip install "deltastream[local]"); '
+            "proxy: forward to --upstream (see docs/server.md)"
         ),
     )
     parser.add_argument(
@@ -67,6 +76,27 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--queue-limit", type=int, default=8, help="llama: waiting requests before a 429"
     )
     parser.add_argument("--replay-dir", help="folder of recorded .sse files (replay backend)")
+    parser.add_argument(
+        "--replay-pace",
+        type=_replay_pace,
+        default=None,
+        metavar="asfast|N",
+        help="replay: 'asfast' (default) or N events per second (else --tokens-per-second)",
+    )
+    parser.add_argument("--upstream", help="proxy: base URL, e.g. https://api.openai.com/v1")
+    parser.add_argument(
+        "--upstream-api-key",
+        help="proxy: send this key upstream (default: pass the request's Authorization on)",
+    )
+    parser.add_argument(
+        "--record-dir", help="proxy: write each streamed body to DIR/<timestamp>-<model>.sse"
+    )
+    parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one line per request on stderr (default: on)",
+    )
     parser.add_argument(
         "--faults",
         type=_faults,
@@ -85,6 +115,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.backend == "replay" and not args.replay_dir:
         print("deltastream serve: --backend replay needs --replay-dir", file=sys.stderr)
         return 2
+    if args.backend == "proxy" and not args.upstream:
+        print("deltastream serve: --backend proxy needs --upstream URL", file=sys.stderr)
+        return 2
     try:
         serve(
             args.host,
@@ -98,6 +131,11 @@ def run_serve(args: argparse.Namespace) -> int:
             model_path=args.model,
             max_concurrent=args.max_concurrent,
             queue_limit=args.queue_limit,
+            replay_pace=args.replay_pace,
+            upstream=args.upstream,
+            upstream_api_key=args.upstream_api_key,
+            record_dir=args.record_dir,
+            access_log=args.access_log,
         )
     except KeyboardInterrupt:
         # uvicorn re-raises the Ctrl+C it caught once it has shut down gracefully.

@@ -32,6 +32,7 @@ class ServerStats:
         self.streams = 0
         self.active_streams = 0
         self._open: dict[Peer, asyncio.Transport] = {}
+        self._stoppers: set[asyncio.Future[None]] = set()
 
     def connection_made(self, peer: Peer | None, transport: asyncio.Transport) -> None:
         self.tracking = True
@@ -52,6 +53,19 @@ class ServerStats:
         """Close every open connection (used when a test server shuts down)."""
         for transport in list(self._open.values()):
             transport.close()
+
+    def add_stopper(self, stop: asyncio.Future[None]) -> None:
+        """``stop`` is resolved by :meth:`stop_streams` (one per open stream)."""
+        self._stoppers.add(stop)
+
+    def remove_stopper(self, stop: asyncio.Future[None]) -> None:
+        self._stoppers.discard(stop)
+
+    def stop_streams(self) -> None:
+        """Ask every open stream to end now (the server is shutting down)."""
+        for stop in list(self._stoppers):
+            if not stop.done():
+                stop.set_result(None)
 
     def snapshot(self) -> dict[str, object]:
         return {

@@ -4,6 +4,10 @@ The request's ``model`` names a file relative to the replay folder. Names that l
 folder (``..``, absolute paths, symlinks pointing outside) are refused with the same 404
 as a missing file, so nothing outside the folder can be read or probed.
 
+A ``model`` that names no file but a model the proxy recorded (files named
+``<timestamp>-<model>.sse``, see :mod:`._proxy`) replays the newest such recording, so
+a test suite recorded once against a real server runs unchanged against the replay.
+
 Recorded Responses streams can also be resumed the way OpenAI resumes background
 responses: ``GET /v1/responses/{id}?stream=true&starting_after=N`` finds the recording
 whose events carry that response id and sends its blocks from the first one with a
@@ -14,6 +18,7 @@ whose events carry that response id and sends its blocks from the first one with
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
@@ -23,9 +28,15 @@ import msgspec
 from ._body import split_blocks
 from ._errors import APIError
 
-__all__ = ["ReplayLibrary"]
+__all__ = ["MAX_FILE_BYTES", "ReplayLibrary", "recording_suffix"]
 
 MAX_FILE_BYTES: Final = 64 * 1024 * 1024
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def recording_suffix(model: str) -> str:
+    """``-<model>.sse``, the model made safe for a file name (what the proxy records)."""
+    return "-" + (_UNSAFE.sub("_", model)[:100] or "model") + ".sse"
 
 
 def _not_found(name: str, why: str) -> APIError:
@@ -68,7 +79,12 @@ class ReplayLibrary:
         if not path.is_relative_to(self.root):
             raise _not_found(name, "outside the replay folder")
         if not path.is_file():
-            raise _not_found(name, "no such recording")
+            recorded = sorted(self.root.glob("*" + recording_suffix(name)))
+            if "/" in name or not recorded:
+                raise _not_found(name, "no such recording")
+            path = recorded[-1].resolve()
+            if not path.is_relative_to(self.root) or not path.is_file():
+                raise _not_found(name, "outside the replay folder")
         if path.stat().st_size > MAX_FILE_BYTES:
             raise APIError(400, f"Recording `{name}` is larger than {MAX_FILE_BYTES} bytes.")
         return path

@@ -18,6 +18,7 @@ from typing import Final, Literal
 
 from ._body import Pause
 from ._compose import compose_reply, count_tokens, split_tokens, tool_result_reply
+from ._pace import Pace
 from ._schema import example_arguments
 from ._validate import ChatRequest, Tool
 from ._wire import DONE, ChunkFactory, sse_event, stable_id, usage
@@ -25,20 +26,6 @@ from ._wire import DONE, ChunkFactory, sse_event, stable_id, usage
 __all__ = ["Pace", "Reply", "completion", "plan_reply", "stream_events"]
 
 _ARGUMENT_PIECES: Final = (4, 6, 5)
-
-
-@dataclass(frozen=True, slots=True)
-class Pace:
-    """Optional delays: before the first event, and between events after it."""
-
-    tokens_per_second: float | None = None
-    first_token_ms: float | None = None
-
-    def first(self) -> float:
-        return (self.first_token_ms or 0.0) / 1000
-
-    def between(self) -> float:
-        return 1 / self.tokens_per_second if self.tokens_per_second else 0.0
 
 
 @dataclass(frozen=True, slots=True)

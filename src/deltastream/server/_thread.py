@@ -3,12 +3,17 @@
 We bind the listening socket ourselves and hand it to uvicorn, so the port is known
 (``port=0`` picks a free one) and accepting connections before uvicorn's loop starts;
 connections that arrive early wait in the backlog.
+
+Shutting down (Ctrl+C, or leaving ``run_in_thread``) first ends every open stream
+cleanly (:meth:`ServerStats.stop_streams`: an in-band error event, then the end of the
+body), then lets uvicorn finish the other requests within its grace period.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import sys
 import threading
@@ -20,6 +25,7 @@ from typing import Final
 import uvicorn
 from starlette.types import ASGIApp
 
+from ._access import LOGGER_NAME
 from ._app import create_app
 from ._connections import ServerStats, tracking_protocol
 
@@ -49,9 +55,27 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(app: ASGIApp, *, graceful_seconds: int) -> uvicorn.Config:
+def _stats_of(app: ASGIApp) -> ServerStats | None:
     stats = getattr(getattr(app, "state", None), "deltastream_stats", None)
-    protocol = tracking_protocol(stats) if isinstance(stats, ServerStats) else "h11"
+    return stats if isinstance(stats, ServerStats) else None
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending open streams before its graceful shutdown waits."""
+
+    def __init__(self, config: uvicorn.Config, stats: ServerStats | None) -> None:
+        super().__init__(config)
+        self.stats = stats
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.stats is not None:
+            self.stats.stop_streams()
+        await super().shutdown(sockets=sockets)
+
+
+def _config(app: ASGIApp, *, graceful_seconds: int) -> uvicorn.Config:
+    stats = _stats_of(app)
+    protocol = tracking_protocol(stats) if stats is not None else "h11"
     return uvicorn.Config(
         app,
         http=protocol,
@@ -77,11 +101,13 @@ def run_in_thread(
 ) -> Iterator[str]:
     """Serve ``app`` on a real socket from a background thread; yield its base URL.
 
-    On exit, open connections are closed and the server stops; this takes at most about
-    ``2 * shutdown_timeout`` seconds even if requests are still running.
+    On exit, open streams end (with an in-band error event) and the server stops; this
+    takes at most about ``2 * shutdown_timeout`` seconds even if requests are still
+    running.
     """
     sock = _listen(host, port)
-    server = uvicorn.Server(_config(app, graceful_seconds=1))
+    stats = _stats_of(app)
+    server = _Server(_config(app, graceful_seconds=1), stats)
     loops: list[asyncio.AbstractEventLoop] = []
 
     def run() -> None:
@@ -101,19 +127,28 @@ def run_in_thread(
             time.sleep(_POLL_SECONDS)
         yield base_url(host, sock.getsockname()[1])
     finally:
-        stats = getattr(getattr(app, "state", None), "deltastream_stats", None)
-        if isinstance(stats, ServerStats) and loops and thread.is_alive():
-            # Streams that never end by themselves (trickle, headers-only) must not hold
-            # up the shutdown.
-            with contextlib.suppress(RuntimeError):
-                loops[0].call_soon_threadsafe(stats.close_all)
         server.should_exit = True
         if thread.ident is not None:
             thread.join(shutdown_timeout)
             if thread.is_alive():
+                if stats is not None and loops:
+                    # Whatever still holds a connection must not hold up the exit.
+                    with contextlib.suppress(RuntimeError):
+                        loops[0].call_soon_threadsafe(stats.close_all)
                 server.force_exit = True
                 thread.join(shutdown_timeout)
         sock.close()
+
+
+def _log_requests_to_stderr() -> None:
+    """Show the access log (INFO on ``deltastream.server``) unless logging is set up."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def serve(
@@ -129,9 +164,15 @@ def serve(
     model_path: str | Path | None = None,
     max_concurrent: int = 1,
     queue_limit: int = 8,
+    replay_pace: float | str | None = None,
+    upstream: str | None = None,
+    upstream_api_key: str | None = None,
+    record_dir: str | Path | None = None,
+    access_log: bool = True,
 ) -> None:
     """Serve until interrupted (Ctrl+C), announcing the base URL on stderr.
 
+    With ``access_log``, one line per request goes to stderr (see :mod:`._access`).
     Raises ``ValueError`` for bad options and ``OSError`` if the address is taken.
     """
     app = create_app(
@@ -144,11 +185,17 @@ def serve(
         model_path=model_path,
         max_concurrent=max_concurrent,
         queue_limit=queue_limit,
+        replay_pace=replay_pace,
+        upstream=upstream,
+        upstream_api_key=upstream_api_key,
+        record_dir=record_dir,
     )
+    if access_log:
+        _log_requests_to_stderr()
     sock = _listen(host, port)
     try:
         url = base_url(host, sock.getsockname()[1])
         print(f"deltastream serve: listening on {url}", file=sys.stderr, flush=True)
-        uvicorn.Server(_config(app, graceful_seconds=3)).run(sockets=[sock])
+        _Server(_config(app, graceful_seconds=3), _stats_of(app)).run(sockets=[sock])
     finally:
         sock.close()

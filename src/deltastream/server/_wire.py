@@ -40,12 +40,12 @@ def sse_event(value: object, *, event: str | None = None) -> bytes:
     return head + b"data: " + _encoder.encode(value) + b"\n\n"
 
 
-def error_event(message: str, *, responses_api: bool = False) -> bytes:
+def error_event(message: str, *, responses_api: bool = False, code: str = "injected") -> bytes:
     """An in-band ``event: error``; the Responses API shape differs from Chat's."""
     if responses_api:
-        payload: object = {"type": "error", "code": "injected", "message": message, "param": None}
+        payload: object = {"type": "error", "code": code, "message": message, "param": None}
     else:
-        payload = {"error": {"message": message, "type": "server_error", "code": "injected"}}
+        payload = {"error": {"message": message, "type": "server_error", "code": code}}
     return sse_event(payload, event="error")
 
 
