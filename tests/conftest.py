@@ -37,3 +37,11 @@ def server_url() -> Iterator[str]:
 def replay_url(wire_dir: Path) -> Iterator[str]:
     with run_in_thread(create_app("replay", replay_dir=wire_dir)) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def llama_url() -> Iterator[str]:
+    """A server running the real small model (the ``local`` extra, which make test
+    installs)."""
+    with run_in_thread(create_app("llama")) as url:
+        yield url
