@@ -186,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def test_serve_arguments() -> None:
     args = _parser().parse_args([])
-    assert (args.host, args.port, args.backend) == ("127.0.0.1", 8000, "scripted")
+    assert (args.host, args.port, args.backend) == ("127.0.0.1", 8000, None)  # auto
     assert args.faults is None
     args = _parser().parse_args(
         ["--backend", "replay", "--replay-dir", "w", "--faults", "drop-after=2", "--port", "0"]
@@ -229,7 +229,7 @@ def test_run_serve_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_serve_in_a_subprocess_until_interrupted() -> None:
-    command = [sys.executable, "-m", "deltastream.server", "--port", "0"]
+    command = [sys.executable, "-m", "deltastream.server", "--port", "0", "--backend", "scripted"]
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
         assert process.stderr is not None
         try:
@@ -258,3 +258,15 @@ def test_import_error_names_the_extra() -> None:
     )
     assert result.returncode != 0
     assert 'pip install "deltastream[server]"' in result.stderr
+
+
+def test_the_default_backend_is_the_real_model_when_installed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from deltastream.server._cli import _default_backend
+
+    assert _default_backend(None) == "llama"
+    assert _default_backend("/nonexistent/model.gguf") == "scripted"
+    err = capsys.readouterr().err
+    assert 'pip install "deltastream[local]"' in err
+    assert "Using the scripted backend" in err

