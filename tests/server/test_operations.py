@@ -19,6 +19,7 @@ from ._sse import chat_body, parse_sse
 
 def test_ctrl_c_ends_an_open_stream_cleanly() -> None:
     command = [sys.executable, "-m", "deltastream.server", "--port", "0", "--no-access-log"]
+    command += ["--backend", "scripted"]
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
         assert process.stderr is not None
         try:
@@ -73,7 +74,7 @@ def test_one_access_log_line_per_request(caplog: pytest.LogCaptureFixture) -> No
 
 
 def test_access_log_is_on_stderr_under_serve() -> None:
-    command = [sys.executable, "-m", "deltastream.server", "--port", "0"]
+    command = [sys.executable, "-m", "deltastream.server", "--port", "0", "--backend", "scripted"]
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
         assert process.stderr is not None
         try:
