@@ -30,6 +30,7 @@ EXPECTED_TOP_LEVEL = {
     "AuthenticationError",
     "BadRequestError",
     "ChatAccumulator",
+    "ResponseAccumulator",
     "Client",
     "ConflictError",
     "InternalServerError",

@@ -19,7 +19,7 @@ from ._events import (
 from ._metrics import StreamMetrics
 from ._tee import TeeBufferFull
 from ._version import __version__
-from .accumulate import ChatAccumulator
+from .accumulate import ChatAccumulator, ResponseAccumulator
 from .client import AsyncClient, Client
 from .errors import (
     APIConnectionError,
@@ -58,6 +58,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ChatAccumulator",
+    "ResponseAccumulator",
     "Client",
     "ConflictError",
     "ContentDeltaEvent",

@@ -15,14 +15,30 @@ import msgspec
 
 from .types._base import RawModel
 from .types.chat import ChatCompletion, ChatCompletionChunk
+from .types.responses import (
+    EVENT_TYPES,
+    Response,
+    ResponseEventUnion,
+    ResponseStreamEvent,
+    UnknownEvent,
+)
 
-__all__ = ["EventDecodeError", "decode_chat_chunk", "decode_chat_completion", "in_band_error"]
+__all__ = [
+    "EventDecodeError",
+    "decode_chat_chunk",
+    "decode_chat_completion",
+    "decode_response",
+    "decode_response_event",
+    "in_band_error",
+]
 
 T = TypeVar("T", bound=RawModel)
 
 _chunk_decoder = msgspec.json.Decoder(ChatCompletionChunk)
 _completion_decoder = msgspec.json.Decoder(ChatCompletion)
 _any_decoder = msgspec.json.Decoder()
+_event_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(ResponseEventUnion)
+_response_decoder = msgspec.json.Decoder(Response)
 
 
 class EventDecodeError(ValueError):
@@ -53,6 +69,55 @@ def decode_chat_completion(raw: bytes) -> ChatCompletion:
         raise EventDecodeError(f"malformed JSON in response body: {exc}", raw) from None
     setattr(completion, "_raw", raw)  # noqa: B010
     return completion
+
+
+def decode_response_event(raw: bytes, event_name: str | None = None) -> ResponseStreamEvent:
+    """One Responses stream event. A ``type`` the union does not know (or none at all)
+    gives an :class:`UnknownEvent`; a known type with a wrong shape is converted
+    leniently, and only malformed JSON raises."""
+    try:
+        event: ResponseStreamEvent = _event_decoder.decode(raw)
+    except msgspec.ValidationError:
+        event = _decode_event_slowly(raw, event_name)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise EventDecodeError(f"malformed JSON in stream event: {exc}", raw) from None
+    setattr(event, "_raw", raw)  # noqa: B010
+    return event
+
+
+def _decode_event_slowly(raw: bytes, event_name: str | None) -> ResponseStreamEvent:
+    try:
+        obj = _any_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 inside a string
+        raise EventDecodeError(f"malformed JSON in stream event: {exc}", raw) from None
+    if not isinstance(obj, dict):
+        raise EventDecodeError("stream event is not a JSON object", raw)
+    kind = obj.get("type")
+    if kind is None and event_name:  # a server that names events only in `event:`
+        kind = obj["type"] = event_name
+    if isinstance(kind, str) and kind in EVENT_TYPES:
+        try:
+            converted: ResponseStreamEvent = msgspec.convert(obj, ResponseEventUnion, strict=False)
+            return converted
+        except msgspec.ValidationError as exc:
+            raise EventDecodeError(f"event is not a valid {kind!r} event: {exc}", raw) from None
+    number = obj.get("sequence_number")
+    return UnknownEvent(
+        type=kind if isinstance(kind, str) else "",
+        data=obj,
+        sequence_number=number if isinstance(number, int) else None,
+    )
+
+
+def decode_response(raw: bytes) -> Response:
+    try:
+        response = _response_decoder.decode(raw)
+    except msgspec.ValidationError:
+        response = _decode_leniently(raw, Response)
+    except msgspec.DecodeError as exc:
+        raise EventDecodeError(f"malformed JSON in response body: {exc}", raw) from None
+    setattr(response, "_raw", raw)  # noqa: B010
+    return response
 
 
 def in_band_error(raw: bytes) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ Merging rules, as the wire does it across providers:
 
 from __future__ import annotations
 
+from ._responses_accumulate import ResponseAccumulator
 from .types.chat import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -33,7 +34,7 @@ from .types.chat import (
     TokenLogprob,
 )
 
-__all__ = ["ChatAccumulator"]
+__all__ = ["ChatAccumulator", "ResponseAccumulator"]
 
 
 class _ToolCallState:

@@ -17,6 +17,7 @@ from ._http import RequestOptions
 from ._version import __version__
 from .errors import OpenAIError
 from .resources.chat import AsyncChat, Chat
+from .resources.responses import AsyncResponses, Responses
 
 __all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
 
@@ -141,6 +142,7 @@ class Client(_ClientConfig):
             follow_redirects=True,
         )
         self.chat = Chat(self)
+        self.responses = Responses(self)
 
     def with_options(
         self,
@@ -152,6 +154,7 @@ class Client(_ClientConfig):
         """A client with these settings changed, sharing this one's connection pool."""
         clone: Client = self._copy_with(timeout, max_retries, default_headers)
         clone.chat = Chat(clone)
+        clone.responses = Responses(clone)
         return clone
 
     def close(self) -> None:
@@ -193,6 +196,7 @@ class AsyncClient(_ClientConfig):
             follow_redirects=True,
         )
         self.chat = AsyncChat(self)
+        self.responses = AsyncResponses(self)
 
     def with_options(
         self,
@@ -204,6 +208,7 @@ class AsyncClient(_ClientConfig):
         """A client with these settings changed, sharing this one's connection pool."""
         clone: AsyncClient = self._copy_with(timeout, max_retries, default_headers)
         clone.chat = AsyncChat(clone)
+        clone.responses = AsyncResponses(clone)
         return clone
 
     async def close(self) -> None:

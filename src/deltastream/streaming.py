@@ -19,19 +19,27 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+)
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
 import httpx2
+import msgspec
 
 from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, watchdog
-from ._decode import EventDecodeError, decode_chat_chunk, in_band_error
+from ._decode import EventDecodeError, decode_chat_chunk, decode_response_event, in_band_error
 from ._events import EventBuilder, StreamEvent
 from ._http import transport_error
 from ._metrics import StreamMetrics
 from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
-from .accumulate import ChatAccumulator
+from .accumulate import ChatAccumulator, ResponseAccumulator
 from .errors import (
     APIError,
     APIStreamError,
@@ -40,9 +48,22 @@ from .errors import (
     StreamTruncatedError,
 )
 from .sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
-from .types.chat import ChatCompletion, ChatCompletionChunk
+from .types.chat import ChatCompletion, ChatCompletionChunk, CompletionUsage
+from .types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseErrorEvent,
+    ResponseFailedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseIncompleteEvent,
+    ResponseReasoningSummaryTextDeltaEvent,
+    ResponseReasoningTextDeltaEvent,
+    ResponseRefusalDeltaEvent,
+    ResponseStreamEvent,
+    ResponseTextDeltaEvent,
+)
 
-__all__ = ["AsyncStream", "ChunkStream", "Stream"]
+__all__ = ["AsyncStream", "ChunkStream", "ResponseEventStream", "Stream"]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
@@ -50,16 +71,21 @@ E = TypeVar("E", bound=BaseException)
 _DRAIN_LIMIT = 64 * 1024  # what we read past [DONE] to keep the connection reusable
 
 
-class ChunkStream:
-    """Pure protocol state of one chat stream: feed it body bytes, get chunks back.
+class _Core:
+    """Pure protocol state of one stream: feed it body bytes, get items back.
 
-    By default each chunk is accumulated as it is decoded. The stream shells pass
-    ``accumulate=False`` and accumulate each chunk as they hand it over instead, so that
-    snapshots match what the caller has seen; chunks decoded before an error are still
+    By default each item is accumulated as it is decoded. The stream shells pass
+    ``accumulate=False`` and accumulate each item as they hand it over instead, so that
+    snapshots match what the caller has seen; items decoded before an error are still
     accumulated before the error is raised, so ``.partial`` holds everything received.
+    Subclasses decode one protocol: :class:`ChunkStream` (chat) and
+    :class:`ResponseEventStream` (Responses).
     """
 
     __slots__ = ("accumulate", "accumulator", "done", "events_received", "response", "sse")
+
+    accumulator: Any
+    _done_marker = "data: [DONE]"  # what ends a stream, for the truncation message
 
     def __init__(
         self,
@@ -70,22 +96,67 @@ class ChunkStream:
     ):
         self.response = response
         self.sse = SSEDecoder(max_event_size)
-        self.accumulator = ChatAccumulator()
         self.accumulate = accumulate
         self.done = False
         self.events_received = 0
 
-    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
+    def feed(self, data: bytes) -> list[Any]:
         try:
             events = self.sse.feed(data)
         except EventTooLargeError as exc:
             # Keep what the chunk completed before the oversized event, then fail.
-            for chunk in self._chunks(exc.events):
+            for item in self._chunks(exc.events):
                 if not self.accumulate:
-                    self.accumulator.add(chunk)
+                    self.accumulator.add(item)
             error = StreamDecodeError(str(exc), response=self.response, data=b"")
             raise self.fail(error) from None
         return self._chunks(events)
+
+    def _chunks(self, events: list[ServerSentEvent]) -> list[Any]:
+        raise NotImplementedError
+
+    def carries_token(self, items: list[Any]) -> bool:
+        """Whether any of these items carries generated output (time to first token)."""
+        raise NotImplementedError
+
+    def end(self, *, require_done: bool = True) -> None:
+        """The body ended. Raise if the stream never said it was done."""
+        self.sse.close()
+        if not self.done and require_done:
+            raise self.fail(
+                StreamTruncatedError(
+                    message=(
+                        f"The stream ended without {self._done_marker} after "
+                        f"{self.events_received} events; what arrived is in .partial"
+                    ),
+                    request=self.response.request,
+                )
+            )
+
+    def fail(self, error: E) -> E:
+        """Attach what was received so far to an error about to be raised."""
+        if isinstance(error, APIError):
+            error.partial = self.accumulator.snapshot()
+            error.events_received = self.events_received
+        return error
+
+
+class ChunkStream(_Core):
+    """Pure protocol state of one chat stream: body bytes in, chunks out."""
+
+    __slots__ = ()
+
+    accumulator: ChatAccumulator
+
+    def __init__(
+        self,
+        response: httpx2.Response,
+        *,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        accumulate: bool = True,
+    ):
+        super().__init__(response, max_event_size=max_event_size, accumulate=accumulate)
+        self.accumulator = ChatAccumulator()
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[ChatCompletionChunk]:
         chunks: list[ChatCompletionChunk] = []
@@ -115,26 +186,13 @@ class ChunkStream:
             raise self.fail(error) from None
         return chunks
 
-    def end(self, *, require_done: bool = True) -> None:
-        """The body ended. Raise if the stream never said it was done."""
-        self.sse.close()
-        if not self.done and require_done:
-            raise self.fail(
-                StreamTruncatedError(
-                    message=(
-                        "The stream ended without data: [DONE] after "
-                        f"{self.events_received} events; what arrived is in .partial"
-                    ),
-                    request=self.response.request,
-                )
-            )
-
-    def fail(self, error: E) -> E:
-        """Attach what was received so far to an error about to be raised."""
-        if isinstance(error, APIError):
-            error.partial = self.accumulator.snapshot()
-            error.events_received = self.events_received
-        return error
+    def carries_token(self, items: list[Any]) -> bool:
+        for chunk in items:
+            for choice in chunk.choices:
+                d = choice.delta
+                if d.content or d.refusal or d.reasoning_content or d.reasoning or d.tool_calls:
+                    return True
+        return False
 
     def _check_error(self, event: ServerSentEvent) -> None:
         payload = in_band_error(event.raw_data)
@@ -148,9 +206,105 @@ class ChunkStream:
         raise APIStreamError(message, self.response.request, body=body)
 
 
+class ResponseEventStream(_Core):
+    """Pure protocol state of one Responses stream: body bytes in, typed events out.
+
+    It is done at ``response.completed`` or ``response.incomplete`` (or ``[DONE]``); an
+    ``error`` event or ``response.failed`` raises :class:`APIStreamError`.
+    """
+
+    __slots__ = ()
+
+    accumulator: ResponseAccumulator
+    _done_marker = "a terminal event (response.completed, .failed or .incomplete)"
+
+    def __init__(
+        self,
+        response: httpx2.Response,
+        *,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        accumulate: bool = True,
+    ):
+        super().__init__(response, max_event_size=max_event_size, accumulate=accumulate)
+        self.accumulator = ResponseAccumulator()
+
+    def _chunks(self, events: list[ServerSentEvent]) -> list[ResponseStreamEvent]:
+        items: list[ResponseStreamEvent] = []
+        add = self.accumulator.add
+        accumulate = self.accumulate
+        try:
+            for event in events:
+                raw = event.raw_data
+                if raw == b"[DONE]":
+                    self.done = True
+                    break
+                try:
+                    item = decode_response_event(raw, event.event)
+                except EventDecodeError as exc:
+                    error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
+                    raise error from None
+                self.events_received += 1
+                if accumulate:
+                    add(item)
+                items.append(item)
+                kind = type(item)
+                if kind in _STOPS:
+                    if kind is ResponseCompletedEvent or kind is ResponseIncompleteEvent:
+                        self.done = True
+                        break
+                    raise self._stream_error(item)
+        except APIError as error:
+            if not accumulate:
+                for item in items:  # received, though never handed over
+                    add(item)
+            raise self.fail(error) from None
+        return items
+
+    def carries_token(self, items: list[Any]) -> bool:
+        return any(type(item) in _TOKEN_EVENTS for item in items)
+
+    def _stream_error(self, item: ResponseStreamEvent) -> APIStreamError:
+        try:
+            body = item.to_dict()
+        except ValueError:  # bad UTF-8 in a field we skipped while decoding
+            body = msgspec.to_builtins(item)
+        code: Any
+        message: Any
+        kind: Any
+        if isinstance(item, ResponseFailedEvent):
+            failure = item.response.error
+            code = failure.code if failure is not None else None
+            message = failure.message if failure is not None else ""
+            kind = "response.failed"
+        else:
+            nested = body.get("error")
+            inner: dict[str, Any] = nested if isinstance(nested, dict) else body
+            code, message, kind = inner.get("code"), inner.get("message"), inner.get("type")
+        if not isinstance(message, str) or not message:
+            message = f"The server reported an error in the stream: {str(body)[:500]}"
+        error = APIStreamError(message, self.response.request, body=body)
+        error.code = None if code is None else str(code)
+        error.type = kind if isinstance(kind, str) else None
+        return error
+
+
+_STOPS = frozenset(
+    {ResponseCompletedEvent, ResponseIncompleteEvent, ResponseFailedEvent, ResponseErrorEvent}
+)
+_TOKEN_EVENTS = frozenset(
+    {
+        ResponseTextDeltaEvent,
+        ResponseRefusalDeltaEvent,
+        ResponseReasoningTextDeltaEvent,
+        ResponseReasoningSummaryTextDeltaEvent,
+        ResponseFunctionCallArgumentsDeltaEvent,
+    }
+)
+
+
 class _StreamBase(Generic[T]):
     response: httpx2.Response
-    _core: ChunkStream
+    _core: _Core
     _watch: Watch
     _require_done: bool
 
@@ -160,9 +314,10 @@ class _StreamBase(Generic[T]):
         timeout: Timeout,
         require_done: bool,
         max_event_size: int,
+        core: type[_Core],
     ) -> None:
         self.response = response
-        self._core = ChunkStream(response, max_event_size=max_event_size, accumulate=False)
+        self._core = core(response, max_event_size=max_event_size, accumulate=False)
         self._require_done = require_done
         self._cancelled = False
         headers_at = time.monotonic()
@@ -174,21 +329,57 @@ class _StreamBase(Generic[T]):
         if timeout.comments_count:
             self._watch.first_at = sent_at  # any bytes count: only idle/total apply
         # The body's reads get a generous backstop; the watchdog keeps the real time.
-        timeouts = response.request.extensions.get("timeout")
-        if isinstance(timeouts, dict):
-            timeouts["read"] = timeout.body_read()
+        _backstop_read_timeout(response, timeout)
+        self._max_event_size = max_event_size
+        self._last_seq: int | None = None  # sequence_number of the last event handed over
+        self._max_resumes = 0
+        self._response_id: str | None = None
+
+    def _resume_point(self) -> tuple[str, int] | None:
+        """(response id, last sequence number delivered) to resume this stream from after
+        its connection ended early, or None if it cannot be resumed."""
+        if self._cancelled or self._watch.expired is not None:
+            return None
+        if self._metrics.resumes >= self._max_resumes or self._last_seq is None:
+            return None
+        known = self._core.accumulator.response
+        response_id = known.id if known is not None and known.id else self._response_id
+        return None if response_id is None else (response_id, self._last_seq)
+
+    def _switch_to(self, response: httpx2.Response) -> None:
+        """Go on reading from ``response``, a resumed stream (the old one is closed)."""
+        self.response = response
+        self._core.response = response
+        self._core.sse = SSEDecoder(self._max_event_size)  # drop the cut-off event
+        self._watch.sock = _socket_of(response)
+        self._metrics.resumes += 1
+        _backstop_read_timeout(response, self._watch.timeout)
 
     @property
     def current_snapshot(self) -> ChatCompletion:
-        """The completion accumulated from the chunks received so far."""
-        return self._core.accumulator.snapshot()
+        """The completion accumulated from the chunks received so far (on a Responses
+        stream, the :class:`Response`: see :attr:`current_response`)."""
+        snapshot: ChatCompletion = self._core.accumulator.snapshot()
+        return snapshot
+
+    @property
+    def current_response(self) -> Response:
+        """The response accumulated from the events received so far (Responses streams)."""
+        snapshot: Response = self._core.accumulator.snapshot()
+        return snapshot
+
+    @property
+    def _responses(self) -> bool:
+        return isinstance(self._core, ResponseEventStream)
 
     @property
     def metrics(self) -> StreamMetrics:
         """Timing and volume of this stream so far (see :class:`StreamMetrics`)."""
         usage = self._core.accumulator.usage
-        if usage is not None:
+        if isinstance(usage, CompletionUsage):
             self._metrics.completion_tokens = usage.completion_tokens
+        elif usage is not None:
+            self._metrics.completion_tokens = usage.output_tokens
         return self._metrics
 
     @property
@@ -247,9 +438,21 @@ class Stream(_StreamBase[T]):
         timeout: Timeout = DEFAULT_TIMEOUT,
         require_done: bool = True,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        core: type[_Core] = ChunkStream,
+        resume: Callable[[str, int], httpx2.Response] | None = None,
+        max_resumes: int = 0,
+        response_id: str | None = None,
     ) -> None:
-        self._setup(response, timeout, require_done, max_event_size)
-        self._iterator = self._iter_chunks()
+        """``resume(response_id, starting_after)`` (Responses streams) opens the stream
+        again after its connection ends early, at most ``max_resumes`` times; events
+        already delivered are not delivered again."""
+        self._setup(response, timeout, require_done, max_event_size, core)
+        self._resume = resume
+        if resume is None:
+            self._iterator = self._iter_chunks()
+        else:
+            self._max_resumes, self._response_id = max_resumes, response_id
+            self._iterator = self._iter_resuming()
 
     def __iter__(self) -> Iterator[T]:
         return self._iterator
@@ -286,7 +489,12 @@ class Stream(_StreamBase[T]):
     def get_final_completion(self) -> ChatCompletion:
         """Consume the rest of the stream and return the accumulated completion."""
         self.until_done()
-        return self._core.accumulator.snapshot()
+        return self.current_snapshot
+
+    def get_final_response(self) -> Response:
+        """Consume the rest of a Responses stream and return the accumulated response."""
+        self.until_done()
+        return self.current_response
 
     def tee(self, n: int = 2, *, max_buffer: int = DEFAULT_TEE_BUFFER) -> list[Iterator[T]]:
         """``n`` independent iterators over this stream's chunks. Iterate only those from
@@ -304,7 +512,13 @@ class Stream(_StreamBase[T]):
         yield from builder.finish()
 
     def text_deltas(self) -> Iterator[str]:
-        """The content text of choice 0, delta by delta."""
+        """The content text of choice 0 (the output text of a Responses stream), delta
+        by delta."""
+        if self._responses:
+            for event in self._iterator:
+                if isinstance(event, ResponseTextDeltaEvent):
+                    yield event.delta
+            return
         for chunk in self._iterator:
             chunk_: Any = chunk
             for choice in chunk_.choices:
@@ -325,7 +539,7 @@ class Stream(_StreamBase[T]):
                     if items or any_bytes:
                         watch.progress(now)
                     metrics.on_read(now, len(data), len(items))
-                    if metrics.first_token_at is None and _carries_token(items):
+                    if metrics.first_token_at is None and core.carries_token(items):
                         metrics.first_token_at = now
                     for item in items:
                         add(item)
@@ -348,6 +562,66 @@ class Stream(_StreamBase[T]):
                 body.close()
             response.close()
 
+    def _iter_resuming(self) -> Generator[T, None, None]:
+        """:meth:`_iter_chunks` for a resumable Responses stream: when the connection
+        ends early, open it again after the last event delivered and go on."""
+        core, watch, metrics = self._core, self._watch, self._metrics
+        add = core.accumulator.add
+        any_bytes = watch.timeout.comments_count
+        watchdog.watch(watch)
+        try:
+            while True:
+                body = self.response.iter_bytes()
+                last = self._last_seq
+                try:
+                    for data in body:
+                        items: list[Any] = core.feed(data)
+                        now = time.monotonic()
+                        if items or any_bytes:
+                            watch.progress(now)
+                        metrics.on_read(now, len(data), len(items))
+                        if metrics.first_token_at is None and core.carries_token(items):
+                            metrics.first_token_at = now
+                        for item in items:
+                            seq = item.sequence_number
+                            if seq is not None:
+                                if last is not None and seq <= last:
+                                    continue  # sent again by the resumed stream
+                                self._last_seq = last = seq
+                            add(item)
+                            yield item
+                        if core.done:
+                            break
+                except httpx2.TransportError as exc:
+                    point = self._resume_point()
+                    if point is None:
+                        error = self._failure(exc)
+                        if error is None:
+                            return
+                        raise error from exc
+                else:
+                    if core.done:
+                        watchdog.unwatch(watch)
+                        _drain(body)
+                        return
+                    point = self._resume_point()
+                    if point is None:
+                        self._end()
+                        return
+                finally:
+                    if isinstance(body, Generator):
+                        body.close()
+                self.response.close()
+                assert self._resume is not None
+                try:
+                    response = self._resume(*point)
+                except APIError as error:
+                    raise core.fail(error) from None
+                self._switch_to(response)
+        finally:
+            watchdog.unwatch(watch)
+            self.response.close()
+
 
 class AsyncStream(_StreamBase[T]):
     """A streamed response, iterated with ``async for``. Use ``async with``."""
@@ -359,9 +633,19 @@ class AsyncStream(_StreamBase[T]):
         timeout: Timeout = DEFAULT_TIMEOUT,
         require_done: bool = True,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        core: type[_Core] = ChunkStream,
+        resume: Callable[[str, int], Awaitable[httpx2.Response]] | None = None,
+        max_resumes: int = 0,
+        response_id: str | None = None,
     ) -> None:
-        self._setup(response, timeout, require_done, max_event_size)
-        self._iterator = self._iter_chunks()
+        """See :class:`Stream`."""
+        self._setup(response, timeout, require_done, max_event_size, core)
+        self._resume = resume
+        if resume is None:
+            self._iterator = self._iter_chunks()
+        else:
+            self._max_resumes, self._response_id = max_resumes, response_id
+            self._iterator = self._iter_resuming()
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._iterator
@@ -399,7 +683,12 @@ class AsyncStream(_StreamBase[T]):
 
     async def get_final_completion(self) -> ChatCompletion:
         await self.until_done()
-        return self._core.accumulator.snapshot()
+        return self.current_snapshot
+
+    async def get_final_response(self) -> Response:
+        """See :meth:`Stream.get_final_response`."""
+        await self.until_done()
+        return self.current_response
 
     def tee(self, n: int = 2, *, max_buffer: int = DEFAULT_TEE_BUFFER) -> list[AsyncIterator[T]]:
         """See :meth:`Stream.tee`."""
@@ -415,6 +704,12 @@ class AsyncStream(_StreamBase[T]):
             yield event
 
     async def text_deltas(self) -> AsyncIterator[str]:
+        """See :meth:`Stream.text_deltas`."""
+        if self._responses:
+            async for event in self._iterator:
+                if isinstance(event, ResponseTextDeltaEvent):
+                    yield event.delta
+            return
         async for chunk in self._iterator:
             chunk_: Any = chunk
             for choice in chunk_.choices:
@@ -435,7 +730,7 @@ class AsyncStream(_StreamBase[T]):
                     if items or any_bytes:
                         watch.progress(now)
                     metrics.on_read(now, len(data), len(items))
-                    if metrics.first_token_at is None and _carries_token(items):
+                    if metrics.first_token_at is None and core.carries_token(items):
                         metrics.first_token_at = now
                     for item in items:
                         add(item)
@@ -458,15 +753,71 @@ class AsyncStream(_StreamBase[T]):
                 await body.aclose()
             await response.aclose()
 
+    async def _iter_resuming(self) -> AsyncGenerator[T, None]:
+        """See :meth:`Stream._iter_resuming`."""
+        core, watch, metrics = self._core, self._watch, self._metrics
+        add = core.accumulator.add
+        any_bytes = watch.timeout.comments_count
+        watchdog.watch(watch)
+        try:
+            while True:
+                body = self.response.aiter_bytes()
+                last = self._last_seq
+                try:
+                    async for data in body:
+                        items: list[Any] = core.feed(data)
+                        now = time.monotonic()
+                        if items or any_bytes:
+                            watch.progress(now)
+                        metrics.on_read(now, len(data), len(items))
+                        if metrics.first_token_at is None and core.carries_token(items):
+                            metrics.first_token_at = now
+                        for item in items:
+                            seq = item.sequence_number
+                            if seq is not None:
+                                if last is not None and seq <= last:
+                                    continue  # sent again by the resumed stream
+                                self._last_seq = last = seq
+                            add(item)
+                            yield item
+                        if core.done:
+                            break
+                except httpx2.TransportError as exc:
+                    point = self._resume_point()
+                    if point is None:
+                        error = self._failure(exc)
+                        if error is None:
+                            return
+                        raise error from exc
+                else:
+                    if core.done:
+                        watchdog.unwatch(watch)
+                        await _adrain(body)
+                        return
+                    point = self._resume_point()
+                    if point is None:
+                        self._end()
+                        return
+                finally:
+                    if isinstance(body, AsyncGenerator):
+                        await body.aclose()
+                await self.response.aclose()
+                assert self._resume is not None
+                try:
+                    response = await self._resume(*point)
+                except APIError as error:
+                    raise core.fail(error) from None
+                self._switch_to(response)
+        finally:
+            watchdog.unwatch(watch)
+            await self.response.aclose()
 
-def _carries_token(chunks: list[Any]) -> bool:
-    """Whether any of these chunks carries generated output (for time to first token)."""
-    for chunk in chunks:
-        for choice in chunk.choices:
-            d = choice.delta
-            if d.content or d.refusal or d.reasoning_content or d.reasoning or d.tool_calls:
-                return True
-    return False
+
+def _backstop_read_timeout(response: httpx2.Response, timeout: Timeout) -> None:
+    # The body's reads get a generous backstop; the watchdog keeps the real time.
+    timeouts = response.request.extensions.get("timeout")
+    if isinstance(timeouts, dict):
+        timeouts["read"] = timeout.body_read()
 
 
 def _socket_of(response: httpx2.Response) -> Any:
