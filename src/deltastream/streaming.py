@@ -1,8 +1,9 @@
 """``Stream`` and ``AsyncStream``: the response body as typed chunks.
 
-All protocol work happens in :class:`ChunkStream`, which is pure (bytes in, chunks out):
-SSE decoding, ``[DONE]``, in-band errors, typed decoding and accumulation. The two
-shells only pull bytes from the HTTP response and decide what happens to the
+All protocol work happens in ``_protocol`` (:class:`ChunkStream`,
+:class:`ResponseEventStream`), which is pure (bytes in, items out): SSE decoding,
+``[DONE]``, in-band errors, typed decoding. The two shells here only pull bytes from the
+HTTP response, accumulate what they hand over and decide what happens to the
 connection. Rules they keep:
 
 - After ``[DONE]`` the rest of the body is drained (a bounded amount) so the
@@ -31,35 +32,21 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
 import httpx2
-import msgspec
 
 from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, watchdog
-from ._decode import EventDecodeError, decode_chat_chunk, decode_response_event, in_band_error
 from ._events import EventBuilder, StreamEvent
 from ._http import transport_error
 from ._metrics import StreamMetrics
+from ._protocol import ChunkStream, ResponseEventStream, StreamCore
 from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
-from .accumulate import ChatAccumulator, ResponseAccumulator
 from .errors import (
     APIError,
-    APIStreamError,
     APITimeoutError,
-    StreamDecodeError,
-    StreamTruncatedError,
 )
-from .sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
+from .sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
 from .types.chat import ChatCompletion, ChatCompletionChunk, CompletionUsage
 from .types.responses import (
     Response,
-    ResponseCompletedEvent,
-    ResponseErrorEvent,
-    ResponseFailedEvent,
-    ResponseFunctionCallArgumentsDeltaEvent,
-    ResponseIncompleteEvent,
-    ResponseReasoningSummaryTextDeltaEvent,
-    ResponseReasoningTextDeltaEvent,
-    ResponseRefusalDeltaEvent,
-    ResponseStreamEvent,
     ResponseTextDeltaEvent,
 )
 
@@ -71,240 +58,9 @@ E = TypeVar("E", bound=BaseException)
 _DRAIN_LIMIT = 64 * 1024  # what we read past [DONE] to keep the connection reusable
 
 
-class _Core:
-    """Pure protocol state of one stream: feed it body bytes, get items back.
-
-    By default each item is accumulated as it is decoded. The stream shells pass
-    ``accumulate=False`` and accumulate each item as they hand it over instead, so that
-    snapshots match what the caller has seen; items decoded before an error are still
-    accumulated before the error is raised, so ``.partial`` holds everything received.
-    Subclasses decode one protocol: :class:`ChunkStream` (chat) and
-    :class:`ResponseEventStream` (Responses).
-    """
-
-    __slots__ = ("accumulate", "accumulator", "done", "events_received", "response", "sse")
-
-    accumulator: Any
-    _done_marker = "data: [DONE]"  # what ends a stream, for the truncation message
-
-    def __init__(
-        self,
-        response: httpx2.Response,
-        *,
-        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
-        accumulate: bool = True,
-    ):
-        self.response = response
-        self.sse = SSEDecoder(max_event_size)
-        self.accumulate = accumulate
-        self.done = False
-        self.events_received = 0
-
-    def feed(self, data: bytes) -> list[Any]:
-        try:
-            events = self.sse.feed(data)
-        except EventTooLargeError as exc:
-            # Keep what the chunk completed before the oversized event, then fail.
-            for item in self._chunks(exc.events):
-                if not self.accumulate:
-                    self.accumulator.add(item)
-            error = StreamDecodeError(str(exc), response=self.response, data=b"")
-            raise self.fail(error) from None
-        return self._chunks(events)
-
-    def _chunks(self, events: list[ServerSentEvent]) -> list[Any]:
-        raise NotImplementedError
-
-    def carries_token(self, items: list[Any]) -> bool:
-        """Whether any of these items carries generated output (time to first token)."""
-        raise NotImplementedError
-
-    def end(self, *, require_done: bool = True) -> None:
-        """The body ended. Raise if the stream never said it was done."""
-        self.sse.close()
-        if not self.done and require_done:
-            raise self.fail(
-                StreamTruncatedError(
-                    message=(
-                        f"The stream ended without {self._done_marker} after "
-                        f"{self.events_received} events; what arrived is in .partial"
-                    ),
-                    request=self.response.request,
-                )
-            )
-
-    def fail(self, error: E) -> E:
-        """Attach what was received so far to an error about to be raised."""
-        if isinstance(error, APIError):
-            error.partial = self.accumulator.snapshot()
-            error.events_received = self.events_received
-        return error
-
-
-class ChunkStream(_Core):
-    """Pure protocol state of one chat stream: body bytes in, chunks out."""
-
-    __slots__ = ()
-
-    accumulator: ChatAccumulator
-
-    def __init__(
-        self,
-        response: httpx2.Response,
-        *,
-        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
-        accumulate: bool = True,
-    ):
-        super().__init__(response, max_event_size=max_event_size, accumulate=accumulate)
-        self.accumulator = ChatAccumulator()
-
-    def _chunks(self, events: list[ServerSentEvent]) -> list[ChatCompletionChunk]:
-        chunks: list[ChatCompletionChunk] = []
-        add = self.accumulator.add
-        accumulate = self.accumulate
-        try:
-            for event in events:
-                raw = event.raw_data
-                if raw == b"[DONE]":
-                    self.done = True
-                    break
-                if event.event == "error" or b'"error"' in raw:
-                    self._check_error(event)
-                try:
-                    chunk = decode_chat_chunk(raw)
-                except EventDecodeError as exc:
-                    error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
-                    raise error from None
-                self.events_received += 1
-                if accumulate:
-                    add(chunk)
-                chunks.append(chunk)
-        except APIError as error:
-            if not accumulate:
-                for chunk in chunks:  # received, though never handed over
-                    add(chunk)
-            raise self.fail(error) from None
-        return chunks
-
-    def carries_token(self, items: list[Any]) -> bool:
-        for chunk in items:
-            for choice in chunk.choices:
-                d = choice.delta
-                if d.content or d.refusal or d.reasoning_content or d.reasoning or d.tool_calls:
-                    return True
-        return False
-
-    def _check_error(self, event: ServerSentEvent) -> None:
-        payload = in_band_error(event.raw_data)
-        if payload is None and event.event != "error":
-            return
-        body: object = payload if payload is not None else event.data
-        inner = payload.get("error") if payload is not None else None
-        message = inner.get("message") if isinstance(inner, dict) else None
-        if not isinstance(message, str) or not message:
-            message = f"The server reported an error in the stream: {event.data[:500]}"
-        raise APIStreamError(message, self.response.request, body=body)
-
-
-class ResponseEventStream(_Core):
-    """Pure protocol state of one Responses stream: body bytes in, typed events out.
-
-    It is done at ``response.completed`` or ``response.incomplete`` (or ``[DONE]``); an
-    ``error`` event or ``response.failed`` raises :class:`APIStreamError`.
-    """
-
-    __slots__ = ()
-
-    accumulator: ResponseAccumulator
-    _done_marker = "a terminal event (response.completed, .failed or .incomplete)"
-
-    def __init__(
-        self,
-        response: httpx2.Response,
-        *,
-        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
-        accumulate: bool = True,
-    ):
-        super().__init__(response, max_event_size=max_event_size, accumulate=accumulate)
-        self.accumulator = ResponseAccumulator()
-
-    def _chunks(self, events: list[ServerSentEvent]) -> list[ResponseStreamEvent]:
-        items: list[ResponseStreamEvent] = []
-        add = self.accumulator.add
-        accumulate = self.accumulate
-        try:
-            for event in events:
-                raw = event.raw_data
-                if raw == b"[DONE]":
-                    self.done = True
-                    break
-                try:
-                    item = decode_response_event(raw, event.event)
-                except EventDecodeError as exc:
-                    error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
-                    raise error from None
-                self.events_received += 1
-                if accumulate:
-                    add(item)
-                items.append(item)
-                kind = type(item)
-                if kind in _STOPS:
-                    if kind is ResponseCompletedEvent or kind is ResponseIncompleteEvent:
-                        self.done = True
-                        break
-                    raise self._stream_error(item)
-        except APIError as error:
-            if not accumulate:
-                for item in items:  # received, though never handed over
-                    add(item)
-            raise self.fail(error) from None
-        return items
-
-    def carries_token(self, items: list[Any]) -> bool:
-        return any(type(item) in _TOKEN_EVENTS for item in items)
-
-    def _stream_error(self, item: ResponseStreamEvent) -> APIStreamError:
-        try:
-            body = item.to_dict()
-        except ValueError:  # bad UTF-8 in a field we skipped while decoding
-            body = msgspec.to_builtins(item)
-        code: Any
-        message: Any
-        kind: Any
-        if isinstance(item, ResponseFailedEvent):
-            failure = item.response.error
-            code = failure.code if failure is not None else None
-            message = failure.message if failure is not None else ""
-            kind = "response.failed"
-        else:
-            nested = body.get("error")
-            inner: dict[str, Any] = nested if isinstance(nested, dict) else body
-            code, message, kind = inner.get("code"), inner.get("message"), inner.get("type")
-        if not isinstance(message, str) or not message:
-            message = f"The server reported an error in the stream: {str(body)[:500]}"
-        error = APIStreamError(message, self.response.request, body=body)
-        error.code = None if code is None else str(code)
-        error.type = kind if isinstance(kind, str) else None
-        return error
-
-
-_STOPS = frozenset(
-    {ResponseCompletedEvent, ResponseIncompleteEvent, ResponseFailedEvent, ResponseErrorEvent}
-)
-_TOKEN_EVENTS = frozenset(
-    {
-        ResponseTextDeltaEvent,
-        ResponseRefusalDeltaEvent,
-        ResponseReasoningTextDeltaEvent,
-        ResponseReasoningSummaryTextDeltaEvent,
-        ResponseFunctionCallArgumentsDeltaEvent,
-    }
-)
-
-
 class _StreamBase(Generic[T]):
     response: httpx2.Response
-    _core: _Core
+    _core: StreamCore
     _watch: Watch
     _require_done: bool
 
@@ -314,7 +70,7 @@ class _StreamBase(Generic[T]):
         timeout: Timeout,
         require_done: bool,
         max_event_size: int,
-        core: type[_Core],
+        core: type[StreamCore],
     ) -> None:
         self.response = response
         self._core = core(response, max_event_size=max_event_size, accumulate=False)
@@ -438,7 +194,7 @@ class Stream(_StreamBase[T]):
         timeout: Timeout = DEFAULT_TIMEOUT,
         require_done: bool = True,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
-        core: type[_Core] = ChunkStream,
+        core: type[StreamCore] = ChunkStream,
         resume: Callable[[str, int], httpx2.Response] | None = None,
         max_resumes: int = 0,
         response_id: str | None = None,
@@ -633,7 +389,7 @@ class AsyncStream(_StreamBase[T]):
         timeout: Timeout = DEFAULT_TIMEOUT,
         require_done: bool = True,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
-        core: type[_Core] = ChunkStream,
+        core: type[StreamCore] = ChunkStream,
         resume: Callable[[str, int], Awaitable[httpx2.Response]] | None = None,
         max_resumes: int = 0,
         response_id: str | None = None,
