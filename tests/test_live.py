@@ -14,6 +14,7 @@ import httpx2
 import pytest
 
 import deltastream
+import deltastream.sse
 from deltastream import Timeout
 from deltastream.server import create_app, run_in_thread
 from deltastream.types import ChatCompletion
@@ -350,3 +351,23 @@ async def test_cancel_from_another_task_ends_the_loop_quietly(private_url: str) 
     assert len(received) == 3
     await aclient.close()
     assert await asyncio.to_thread(wait_for_open_connections, private_url, 0) == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_sse_events_give_the_raw_events(mode: str, replay_url: str) -> None:
+    recording = "groq/chat-event-error-after-text.sse"  # ends with `event: error`
+    if mode == "sync":
+        with deltastream.OpenAI(base_url=replay_url) as client:
+            stream = client.chat.completions.create(model=recording, messages=[], stream=True)
+            events = list(stream.sse_events())
+    else:
+        async with deltastream.AsyncOpenAI(base_url=replay_url) as aclient:
+            astream = await aclient.chat.completions.create(
+                model=recording, messages=[], stream=True
+            )
+            events = [e async for e in astream.sse_events()]
+    assert all(isinstance(e, deltastream.sse.ServerSentEvent) for e in events)
+    assert events[0].event == "message"
+    assert events[0].json()["object"] == "chat.completion.chunk"
+    assert events[-1].event == "error"
+    assert "tool_use_failed" in events[-1].data

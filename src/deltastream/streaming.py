@@ -43,7 +43,7 @@ from .errors import (
     APIError,
     APITimeoutError,
 )
-from .sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
+from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
 from .types.chat import ChatCompletion, ChatCompletionChunk, CompletionUsage
 from .types.responses import (
     Response,
@@ -267,6 +267,26 @@ class Stream(_StreamBase[T]):
             yield from builder.events(cast(ChatCompletionChunk, chunk))
         yield from builder.finish()
 
+    def sse_events(self) -> Iterator[ServerSentEvent]:
+        """The raw server-sent events (event, data, id, retry), not decoded: for
+        debugging and for servers that send their own kinds of events. Use it instead of
+        iterating the stream; deadlines still hold, and the body is read to its end."""
+        watch, response = self._watch, self.response
+        decoder = SSEDecoder(self._core.sse.max_event_size)
+        watchdog.watch(watch)
+        try:
+            for data in response.iter_bytes():
+                events = decoder.feed(data)
+                if events:
+                    watch.progress(time.monotonic())
+                yield from events
+            decoder.close()
+        except httpx2.TransportError as exc:
+            raise self._failure(exc) or transport_error(exc, response.request) from exc
+        finally:
+            watchdog.unwatch(watch)
+            response.close()
+
     def text_deltas(self) -> Iterator[str]:
         """The content text of choice 0 (the output text of a Responses stream), delta
         by delta."""
@@ -458,6 +478,25 @@ class AsyncStream(_StreamBase[T]):
                 yield event
         for event in builder.finish():
             yield event
+
+    async def sse_events(self) -> AsyncIterator[ServerSentEvent]:
+        """See :meth:`Stream.sse_events`."""
+        watch, response = self._watch, self.response
+        decoder = SSEDecoder(self._core.sse.max_event_size)
+        watchdog.watch(watch)
+        try:
+            async for data in response.aiter_bytes():
+                events = decoder.feed(data)
+                if events:
+                    watch.progress(time.monotonic())
+                for event in events:
+                    yield event
+            decoder.close()
+        except httpx2.TransportError as exc:
+            raise self._failure(exc) or transport_error(exc, response.request) from exc
+        finally:
+            watchdog.unwatch(watch)
+            await response.aclose()
 
     async def text_deltas(self) -> AsyncIterator[str]:
         """See :meth:`Stream.text_deltas`."""
