@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench fuzz soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,19 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 test: lint typecheck unit
+
+FUZZ_SECONDS ?= 300
+
+# Coverage-guided fuzzing of the SSE and chunk decoders (minutes; not in `make test`).
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet "atheris>=2.3"
+	$(BIN)/python fuzz/seeds.py $(VENV)/fuzz-corpus
+	$(BIN)/python fuzz/fuzz_decoders.py $(VENV)/fuzz-corpus -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 -timeout=10 -artifact_prefix=fuzz/crash-
+
+# Full soak and a long differential run (`make test` runs short versions of both).
+soak: $(STAMP)
+	DELTASTREAM_SOAK_SEQUENTIAL=20000 DELTASTREAM_SOAK_CONCURRENT=2000 $(BIN)/pytest -q -s tests/test_soak.py
+	DELTASTREAM_DIFFERENTIAL_EXAMPLES=5000 $(BIN)/pytest -q tests/test_differential.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -54,7 +54,7 @@ def decode_chat_chunk(raw: bytes) -> ChatCompletionChunk:
         chunk = _chunk_decoder.decode(raw)
     except msgspec.ValidationError:
         chunk = _decode_leniently(raw, ChatCompletionChunk)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 inside a string
         raise EventDecodeError(f"malformed JSON in stream event: {exc}", raw) from None
     setattr(chunk, "_raw", raw)  # noqa: B010 - RawModel has a __dict__ for exactly this
     return chunk
@@ -65,7 +65,7 @@ def decode_chat_completion(raw: bytes) -> ChatCompletion:
         completion = _completion_decoder.decode(raw)
     except msgspec.ValidationError:
         completion = _decode_leniently(raw, ChatCompletion)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise EventDecodeError(f"malformed JSON in response body: {exc}", raw) from None
     setattr(completion, "_raw", raw)  # noqa: B010
     return completion
@@ -114,7 +114,7 @@ def decode_response(raw: bytes) -> Response:
         response = _response_decoder.decode(raw)
     except msgspec.ValidationError:
         response = _decode_leniently(raw, Response)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise EventDecodeError(f"malformed JSON in response body: {exc}", raw) from None
     setattr(response, "_raw", raw)  # noqa: B010
     return response
@@ -126,8 +126,13 @@ def in_band_error(raw: bytes) -> dict[str, Any] | None:
         return None
     try:
         obj = _any_decoder.decode(raw)
+    except UnicodeDecodeError:  # an error report is still one with a garbled message
+        try:
+            obj = _any_decoder.decode(raw.decode("utf-8", "replace").encode())
+        except msgspec.DecodeError:
+            return None
     except msgspec.DecodeError:
-        return None
+        return None  # not an error report; decoding the event will say what is wrong
     if isinstance(obj, dict) and obj.get("error") is not None:
         return obj
     return None
@@ -137,7 +142,7 @@ def _decode_leniently(raw: bytes, type_: type[T]) -> T:
     try:
         obj = _any_decoder.decode(raw)
         return msgspec.convert(_normalise(obj), type_, strict=False)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         name = type_.__name__
         raise EventDecodeError(f"event is not a valid {name}: {exc}", raw) from None
 
@@ -146,7 +151,10 @@ def _normalise(obj: Any) -> Any:
     """Rewrite known provider variants into the shape the types describe."""
     if not isinstance(obj, dict):
         return obj
-    for choice in obj.get("choices") or ():
+    choices = obj.get("choices")
+    if not isinstance(choices, list):
+        return obj  # conversion will report the wrong shape
+    for choice in choices:
         if not isinstance(choice, dict):
             continue
         for key in ("delta", "message"):
@@ -171,7 +179,8 @@ def _flatten_content_parts(message: dict[str, Any]) -> None:
             thinking.extend(_texts(part.get("thinking")))
     message["content"] = "".join(text) if text else None
     if thinking:
-        message["thinking"] = (message.get("thinking") or "") + "".join(thinking)
+        before = message.get("thinking")
+        message["thinking"] = (before if isinstance(before, str) else "") + "".join(thinking)
 
 
 def _texts(value: Any) -> list[str]:

@@ -39,15 +39,24 @@ E = TypeVar("E", bound=BaseException)
 class StreamCore:
     """Pure protocol state of one stream: feed it body bytes, get items back.
 
-    By default each item is accumulated as it is decoded. The stream shells pass
-    ``accumulate=False`` and accumulate each item as they hand it over instead, so that
-    snapshots match what the caller has seen; items decoded before an error are still
-    accumulated before the error is raised, so ``.partial`` holds everything received.
+    By default each item is accumulated as it is decoded, and an error is raised at
+    once (with ``.partial``). The stream shells pass ``accumulate=False``: they
+    accumulate each item as they hand it over, so snapshots match what the caller has
+    seen, and an error met in a read is kept in ``failure`` while ``feed`` returns the
+    good items before it; the shell hands those over, then raises ``fail(failure)``.
     Subclasses decode one protocol: :class:`ChunkStream` (chat) and
     :class:`ResponseEventStream` (Responses).
     """
 
-    __slots__ = ("accumulate", "accumulator", "done", "events_received", "response", "sse")
+    __slots__ = (
+        "accumulate",
+        "accumulator",
+        "done",
+        "events_received",
+        "failure",
+        "response",
+        "sse",
+    )
 
     accumulator: Any
     _done_marker = "data: [DONE]"  # what ends a stream, for the truncation message
@@ -64,17 +73,20 @@ class StreamCore:
         self.accumulate = accumulate
         self.done = False
         self.events_received = 0
+        self.failure: APIError | None = None
 
     def feed(self, data: bytes) -> list[Any]:
         try:
             events = self.sse.feed(data)
         except EventTooLargeError as exc:
             # Keep what the chunk completed before the oversized event, then fail.
-            for item in self._chunks(exc.events):
-                if not self.accumulate:
-                    self.accumulator.add(item)
+            items = self._chunks(exc.events)
             error = StreamDecodeError(str(exc), response=self.response, data=b"")
-            raise self.fail(error) from None
+            if self.accumulate:
+                raise self.fail(error) from None
+            if self.failure is None:
+                self.failure = error
+            return items
         return self._chunks(events)
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[Any]:
@@ -145,10 +157,9 @@ class ChunkStream(StreamCore):
                     add(chunk)
                 chunks.append(chunk)
         except APIError as error:
-            if not accumulate:
-                for chunk in chunks:  # received, though never handed over
-                    add(chunk)
-            raise self.fail(error) from None
+            if accumulate:
+                raise self.fail(error) from None
+            self.failure = error  # the shell hands `chunks` over first, then raises it
         return chunks
 
     def carries_token(self, items: list[Any]) -> bool:
@@ -219,10 +230,9 @@ class ResponseEventStream(StreamCore):
                         break
                     raise self._stream_error(item)
         except APIError as error:
-            if not accumulate:
-                for item in items:  # received, though never handed over
-                    add(item)
-            raise self.fail(error) from None
+            if accumulate:
+                raise self.fail(error) from None
+            self.failure = error  # the shell hands `items` over first, then raises it
         return items
 
     def carries_token(self, items: list[Any]) -> bool:

@@ -136,11 +136,12 @@ class _ChoiceState:
         return index, ""
 
     def add_logprobs(self, logprobs: ChoiceLogprobs) -> None:
-        if logprobs.content:
+        # An empty list is kept as sent (the official SDK keeps it too); null is not.
+        if logprobs.content is not None:
             if self.logprobs_content is None:
                 self.logprobs_content = []
             self.logprobs_content.extend(logprobs.content)
-        if logprobs.refusal:
+        if logprobs.refusal is not None:
             if self.logprobs_refusal is None:
                 self.logprobs_refusal = []
             self.logprobs_refusal.extend(logprobs.refusal)

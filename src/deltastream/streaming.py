@@ -320,6 +320,8 @@ class Stream(_StreamBase[T]):
                     for item in items:
                         add(item)
                         yield item
+                    if core.failure is not None:  # met after the items just handed over
+                        raise core.fail(core.failure)
                     if core.done:
                         break
                 else:
@@ -366,6 +368,8 @@ class Stream(_StreamBase[T]):
                                 self._last_seq = last = seq
                             add(item)
                             yield item
+                        if core.failure is not None:  # met after the items just handed over
+                            raise core.fail(core.failure)
                         if core.done:
                             break
                 except httpx2.TransportError as exc:
@@ -530,6 +534,8 @@ class AsyncStream(_StreamBase[T]):
                     for item in items:
                         add(item)
                         yield item
+                    if core.failure is not None:  # met after the items just handed over
+                        raise core.fail(core.failure)
                     if core.done:
                         break
                 else:
@@ -575,6 +581,8 @@ class AsyncStream(_StreamBase[T]):
                                 self._last_seq = last = seq
                             add(item)
                             yield item
+                        if core.failure is not None:  # met after the items just handed over
+                            raise core.fail(core.failure)
                         if core.done:
                             break
                 except httpx2.TransportError as exc:
