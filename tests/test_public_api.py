@@ -8,6 +8,7 @@ import deltastream.sse
 import deltastream.types
 
 EXPECTED_TOP_LEVEL = {
+    "StreamGapError",
     "UsageEvent",
     "ToolCallArgumentsDoneEvent",
     "ToolCallArgumentsDeltaEvent",

@@ -454,3 +454,33 @@ def test_a_retrieved_stream_resumes_with_its_own_id() -> None:
         "http://testserver/v1/responses/resp_9?stream=true&starting_after=4",
         "http://testserver/v1/responses/resp_9?stream=true&starting_after=5",
     ]
+
+
+async def _read_into(mode: str, handler: Any, out: list[ResponseStreamEvent]) -> None:
+    """Read a Responses stream into ``out`` event by event (what arrived stays)."""
+    if mode == "sync":
+        for event in sync_client(handler).responses.create(model="m", stream=True):
+            out.append(event)
+        return
+    astream = await async_client(handler).responses.create(model="m", stream=True)
+    async for event in astream:
+        out.append(event)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_jump_in_sequence_numbers_is_reported(mode: str) -> None:
+    events = [lifecycle("response.created"), *message_events(["a", "b", "c"])]
+    numbered = [{**e, "sequence_number": n} for n, e in enumerate(events)]
+    del numbered[2]  # the event with sequence_number 2 is lost
+    payload = body(*numbered, {**lifecycle("response.completed"), "sequence_number": 4})
+    delivered: list[ResponseStreamEvent] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return event_stream(payload)
+
+    with pytest.raises(deltastream.StreamGapError) as info:
+        await _read_into(mode, handler, delivered)
+    assert (info.value.expected, info.value.received) == (2, 3)
+    assert isinstance(info.value, deltastream.APIConnectionError)
+    assert [e.sequence_number for e in delivered] == [0, 1]  # handed over before the gap
+    assert isinstance(info.value.partial, Response)

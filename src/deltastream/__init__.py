@@ -37,6 +37,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
     StreamDecodeError,
+    StreamGapError,
     StreamTruncatedError,
     UnprocessableEntityError,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "RefusalDeltaEvent",
     "Stream",
     "StreamDecodeError",
+    "StreamGapError",
     "StreamEvent",
     "StreamMetrics",
     "StreamTruncatedError",

@@ -15,7 +15,13 @@ import msgspec
 
 from ._decode import EventDecodeError, decode_chat_chunk, decode_response_event, in_band_error
 from .accumulate import ChatAccumulator, ResponseAccumulator
-from .errors import APIError, APIStreamError, StreamDecodeError, StreamTruncatedError
+from .errors import (
+    APIError,
+    APIStreamError,
+    StreamDecodeError,
+    StreamGapError,
+    StreamTruncatedError,
+)
 from .sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
 from .types.chat import ChatCompletionChunk
 from .types.responses import (
@@ -189,7 +195,7 @@ class ResponseEventStream(StreamCore):
     ``error`` event or ``response.failed`` raises :class:`APIStreamError`.
     """
 
-    __slots__ = ()
+    __slots__ = ("last_sequence",)
 
     accumulator: ResponseAccumulator
     _done_marker = "a terminal event (response.completed, .failed or .incomplete)"
@@ -203,6 +209,7 @@ class ResponseEventStream(StreamCore):
     ):
         super().__init__(response, max_event_size=max_event_size, accumulate=accumulate)
         self.accumulator = ResponseAccumulator()
+        self.last_sequence: int | None = None  # kept across resumes of the same stream
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[ResponseStreamEvent]:
         items: list[ResponseStreamEvent] = []
@@ -219,6 +226,14 @@ class ResponseEventStream(StreamCore):
                 except EventDecodeError as exc:
                     error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
                     raise error from None
+                seq = item.sequence_number
+                if seq is not None:
+                    last = self.last_sequence
+                    if last is not None and seq > last + 1:
+                        request = self.response.request
+                        raise StreamGapError(request=request, expected=last + 1, received=seq)
+                    if last is None or seq > last:
+                        self.last_sequence = seq
                 self.events_received += 1
                 if accumulate:
                     add(item)

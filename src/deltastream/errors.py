@@ -14,7 +14,8 @@
          │   └─ InternalServerError        >= 500
          ├─ APIConnectionError        the transport failed
          │   ├─ APITimeoutError            a deadline passed (``deadline`` names which)
-         │   └─ StreamTruncatedError       the body ended before the stream said it was done
+         │   ├─ StreamTruncatedError       the body ended before the stream said it was done
+         │   └─ StreamGapError             events are missing (a jump in sequence_number)
          ├─ APIStreamError            the server reported an error inside the stream
          └─ APIResponseValidationError the response was not what the protocol promises
              └─ StreamDecodeError          a malformed or oversized event (``data``: what came)
@@ -45,6 +46,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "StreamDecodeError",
+    "StreamGapError",
     "StreamTruncatedError",
     "UnprocessableEntityError",
 ]
@@ -153,6 +155,24 @@ class APITimeoutError(APIConnectionError):
 
 class StreamTruncatedError(APIConnectionError):
     """The body ended cleanly but the stream never said it was done (no ``[DONE]``)."""
+
+
+class StreamGapError(APIConnectionError):
+    """A Responses stream skipped sequence numbers: events were lost on the way."""
+
+    expected: int
+    received: int
+
+    def __init__(self, *, request: httpx2.Request, expected: int, received: int) -> None:
+        super().__init__(
+            message=(
+                f"Events are missing from the stream: expected sequence_number {expected}, "
+                f"got {received}; what arrived is in .partial"
+            ),
+            request=request,
+        )
+        self.expected = expected
+        self.received = received
 
 
 class APIStreamError(APIError):
