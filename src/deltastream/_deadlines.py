@@ -115,6 +115,23 @@ class Watch:
         self.last_at = started
         self.expired: tuple[str, float] | None = None
 
+    @classmethod
+    def of_response(cls, timeout: Timeout, response: httpx2.Response, sent_at: float) -> Watch:
+        """The watch for a response whose headers are in: on its socket, counting from
+        ``sent_at``, with the body's per-read timeout turned into a backstop."""
+        watch = cls(timeout, sent_at, None)
+        if timeout.comments_count:
+            watch.first_at = sent_at  # any bytes count: only idle/total apply
+        watch.rebind(response)
+        return watch
+
+    def rebind(self, response: httpx2.Response) -> None:
+        """Watch ``response`` from now on (a resumed stream goes on with the same watch)."""
+        self.sock = _socket_of(response)
+        timeouts = response.request.extensions.get("timeout")
+        if isinstance(timeouts, dict):
+            timeouts["read"] = self.timeout.body_read()  # the watchdog keeps the real time
+
     def progress(self, now: float) -> None:
         """An event arrived at ``now`` (``time.monotonic()``)."""
         self.last_at = now
@@ -136,6 +153,15 @@ class Watch:
         elif t.idle is not None:
             candidates.append((self.last_at + t.idle, "idle", t.idle))
         return min(candidates) if candidates else None
+
+
+def _socket_of(response: httpx2.Response) -> Any:
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return None  # e.g. MockTransport: nothing to shut down
+    sock = stream.get_extra_info("socket")
+    # asyncio hands out a TransportSocket wrapper: anything that can shut down will do.
+    return sock if hasattr(sock, "shutdown") else None
 
 
 class _Watchdog:

@@ -263,13 +263,7 @@ class _Session:
         """The headers are in and the body is an event stream: watch it."""
         self._decoder = SSEDecoder(self.max_event_size)
         self._decoder_id = ""
-        watch = Watch(self.timeout, sent_at, _socket_of(response))
-        if self.timeout.comments_count:
-            watch.first_at = sent_at  # any bytes count: only idle/total apply
-        timeouts = response.request.extensions.get("timeout")
-        if isinstance(timeouts, dict):
-            timeouts["read"] = self.timeout.body_read()  # the watchdog keeps the real time
-        return watch
+        return Watch.of_response(self.timeout, response, sent_at)
 
     def feed(self, data: bytes, watch: Watch) -> tuple[list[ServerSentEvent], APIError | None]:
         """The events to pass on from one chunk, and an error to raise after them."""
@@ -375,14 +369,6 @@ class _Session:
     def fail(self, error: APIError) -> APIError:
         error.events_received = self.events_received
         return error
-
-
-def _socket_of(response: httpx2.Response) -> Any:
-    stream = response.extensions.get("network_stream")
-    if stream is None:
-        return None  # e.g. MockTransport: nothing to shut down
-    sock = stream.get_extra_info("socket")
-    return sock if hasattr(sock, "shutdown") else None
 
 
 def _is_event_stream(response: httpx2.Response) -> bool:

@@ -81,11 +81,7 @@ class _StreamBase(Generic[T]):
         self._metrics = StreamMetrics(
             sent_at, headers_at, retries=response.extensions.get("retries", 0)
         )
-        self._watch = Watch(timeout, sent_at, _socket_of(response))
-        if timeout.comments_count:
-            self._watch.first_at = sent_at  # any bytes count: only idle/total apply
-        # The body's reads get a generous backstop; the watchdog keeps the real time.
-        _backstop_read_timeout(response, timeout)
+        self._watch = Watch.of_response(timeout, response, sent_at)
         self._max_event_size = max_event_size
         self._last_seq: int | None = None  # sequence_number of the last event handed over
         self._max_resumes = 0
@@ -107,9 +103,8 @@ class _StreamBase(Generic[T]):
         self.response = response
         self._core.response = response
         self._core.sse = SSEDecoder(self._max_event_size)  # drop the cut-off event
-        self._watch.sock = _socket_of(response)
+        self._watch.rebind(response)
         self._metrics.resumes += 1
-        _backstop_read_timeout(response, self._watch.timeout)
 
     @property
     def current_snapshot(self) -> ChatCompletion:
@@ -614,22 +609,6 @@ class AsyncStream(_StreamBase[T]):
         finally:
             watchdog.unwatch(watch)
             await self.response.aclose()
-
-
-def _backstop_read_timeout(response: httpx2.Response, timeout: Timeout) -> None:
-    # The body's reads get a generous backstop; the watchdog keeps the real time.
-    timeouts = response.request.extensions.get("timeout")
-    if isinstance(timeouts, dict):
-        timeouts["read"] = timeout.body_read()
-
-
-def _socket_of(response: httpx2.Response) -> Any:
-    stream = response.extensions.get("network_stream")
-    if stream is None:
-        return None  # e.g. MockTransport: nothing to shut down
-    sock = stream.get_extra_info("socket")
-    # asyncio hands out a TransportSocket wrapper: anything that can shut down will do.
-    return sock if hasattr(sock, "shutdown") else None
 
 
 def _drain(body: Iterator[bytes]) -> None:
