@@ -45,10 +45,15 @@ from types import TracebackType
 from typing import Any, Final, Literal, NoReturn
 
 import httpx2
-import msgspec
 
 from ._deadlines import Timeout, Watch, watchdog
-from ._http import check_event_stream, transport_error
+from ._http import (
+    aread_head,
+    check_event_stream,
+    parse_error_body,
+    read_head,
+    transport_error,
+)
 from ._retry import server_retry_after
 from .errors import APIConnectionError, APIError, APITimeoutError, StreamDecodeError, status_error
 from .sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
@@ -299,7 +304,7 @@ class _Session:
 
     def status(self, response: httpx2.Response, head: bytes) -> _Drop:
         """A non-2xx answer whose body start is ``head``: raise or plan a reconnect."""
-        error = status_error(response, _parse_error_body(head))
+        error = status_error(response, parse_error_body(head))
         if response_action(response.status_code) == "fail":
             raise self.fail(error)
         return _Drop("status", error, server_retry_after(response.headers))
@@ -373,33 +378,6 @@ class _Session:
 
 def _is_event_stream(response: httpx2.Response) -> bool:
     return "text/event-stream" in response.headers.get("content-type", "")
-
-
-def _parse_error_body(data: bytes) -> object:
-    try:
-        return msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return data.decode("utf-8", "replace")
-
-
-def _read_head(response: httpx2.Response, limit: int) -> bytes:
-    head = bytearray()
-    with contextlib.suppress(httpx2.TransportError):  # a body cut short says what it can
-        for data in response.iter_bytes():
-            head += data
-            if len(head) >= limit:
-                break
-    return bytes(head[:limit])
-
-
-async def _aread_head(response: httpx2.Response, limit: int) -> bytes:
-    head = bytearray()
-    with contextlib.suppress(httpx2.TransportError):
-        async for data in response.aiter_bytes():
-            head += data
-            if len(head) >= limit:
-                break
-    return bytes(head[:limit])
 
 
 # -- the shells -------------------------------------------------------------------------
@@ -483,9 +461,9 @@ class EventSource(_SourceBase):
                     if action == "stop":
                         return
                     if action != "stream":
-                        drop = s.status(response, _read_head(response, ERROR_BODY_LIMIT))
+                        drop = s.status(response, read_head(response, ERROR_BODY_LIMIT))
                     elif not _is_event_stream(response):
-                        s.wrong_type(response, _read_head(response, _PREVIEW))
+                        s.wrong_type(response, read_head(response, _PREVIEW))
                     else:
                         watch = s.start(response, sent_at)
                         watchdog.watch(watch)
@@ -560,9 +538,9 @@ class AsyncEventSource(_SourceBase):
                     if action == "stop":
                         return
                     if action != "stream":
-                        drop = s.status(response, await _aread_head(response, ERROR_BODY_LIMIT))
+                        drop = s.status(response, await aread_head(response, ERROR_BODY_LIMIT))
                     elif not _is_event_stream(response):
-                        s.wrong_type(response, await _aread_head(response, _PREVIEW))
+                        s.wrong_type(response, await aread_head(response, _PREVIEW))
                     else:
                         watch = s.start(response, sent_at)
                         watchdog.watch(watch)

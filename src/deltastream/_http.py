@@ -30,7 +30,12 @@ __all__ = [
     "ERROR_BODY_LIMIT",
     "RequestOptions",
     "asend",
+    "aensure_event_stream",
+    "aread_head",
     "check_event_stream",
+    "ensure_event_stream",
+    "parse_error_body",
+    "read_head",
     "send",
     "transport_error",
 ]
@@ -88,7 +93,7 @@ def transport_error(exc: httpx2.TransportError, request: httpx2.Request) -> APIC
     return APIConnectionError(message=f"Connection error: {detail}", request=request)
 
 
-def _parse_error_body(data: bytes) -> object:
+def parse_error_body(data: bytes) -> object:
     try:
         return msgspec.json.decode(data)
     except msgspec.DecodeError:
@@ -112,8 +117,31 @@ def check_event_stream(response: httpx2.Response, head: bytes | None) -> None:
     )
 
 
+def ensure_event_stream(response: httpx2.Response) -> httpx2.Response:
+    """The response, if it is an event stream; otherwise close it and raise, quoting
+    the start of its body."""
+    if "text/event-stream" not in response.headers.get("content-type", ""):
+        try:
+            head = read_head(response, _PREVIEW)
+        finally:
+            response.close()
+        check_event_stream(response, head)
+    return response
+
+
+async def aensure_event_stream(response: httpx2.Response) -> httpx2.Response:
+    """The async twin of :func:`ensure_event_stream`."""
+    if "text/event-stream" not in response.headers.get("content-type", ""):
+        try:
+            head = await aread_head(response, _PREVIEW)
+        finally:
+            await response.aclose()
+        check_event_stream(response, head)
+    return response
+
+
 def _status_failure(response: httpx2.Response, data: bytes) -> APIStatusError:
-    return status_error(response, _parse_error_body(data))
+    return status_error(response, parse_error_body(data))
 
 
 def send(
@@ -145,7 +173,7 @@ def send(
                 response.extensions["retries"] = attempt
                 return response
             try:
-                data = _read_limited(response)
+                data = read_head(response)
             finally:
                 response.close()
             error = _status_failure(response, data)
@@ -185,7 +213,7 @@ async def asend(
                 response.extensions["retries"] = attempt
                 return response
             try:
-                data = await _aread_limited(response)
+                data = await aread_head(response)
             finally:
                 await response.aclose()
             error = _status_failure(response, data)
@@ -200,7 +228,7 @@ async def asend(
         attempt += 1
 
 
-def _read_limited(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT) -> bytes:
+def read_head(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT) -> bytes:
     parts: list[bytes] = []
     size = 0
     try:
@@ -214,7 +242,7 @@ def _read_limited(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT) -> b
     return b"".join(parts)[:limit]
 
 
-async def _aread_limited(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT) -> bytes:
+async def aread_head(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT) -> bytes:
     parts: list[bytes] = []
     size = 0
     try:

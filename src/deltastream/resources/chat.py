@@ -9,7 +9,7 @@ import httpx2
 
 from .._deadlines import Timeout
 from .._decode import EventDecodeError, decode_chat_completion
-from .._http import asend, check_event_stream, send
+from .._http import aensure_event_stream, asend, ensure_event_stream, send
 from ..errors import APIResponseValidationError
 from ..streaming import AsyncStream, Stream
 from ..types.chat import ChatCompletion, ChatCompletionChunk
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncChat", "AsyncCompletions", "Chat", "ChatCompletionParams", "Completions"]
 
 _PATH = "/chat/completions"
-_HEAD = 512  # body bytes quoted when a streaming answer is not an event stream
 
 
 class ChatCompletionParams(TypedDict, total=False):
@@ -144,12 +143,7 @@ class Completions:
             finally:
                 response.close()
             return _completion(response, data)
-        if "text/event-stream" not in response.headers.get("content-type", ""):
-            try:
-                head = next(response.iter_bytes(), b"")[:_HEAD]
-            finally:
-                response.close()
-            check_event_stream(response, head)
+        ensure_event_stream(response)
         return Stream(response, timeout=request.timeout, require_done=request.require_done)
 
 
@@ -202,15 +196,7 @@ class AsyncCompletions:
             finally:
                 await response.aclose()
             return _completion(response, data)
-        if "text/event-stream" not in response.headers.get("content-type", ""):
-            try:
-                head = b""
-                async for part in response.aiter_bytes():
-                    head = part[:_HEAD]
-                    break
-            finally:
-                await response.aclose()
-            check_event_stream(response, head)
+        await aensure_event_stream(response)
         return AsyncStream(response, timeout=request.timeout, require_done=request.require_done)
 
 

@@ -12,7 +12,13 @@ import httpx2
 
 from .._deadlines import Timeout
 from .._decode import EventDecodeError, decode_response
-from .._http import RequestOptions, asend, check_event_stream, send
+from .._http import (
+    RequestOptions,
+    aensure_event_stream,
+    asend,
+    ensure_event_stream,
+    send,
+)
 from ..errors import APIResponseValidationError
 from ..streaming import AsyncStream, ResponseEventStream, Stream
 from ..types.responses import Response, ResponseStreamEvent
@@ -23,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncResponses", "RequestCallOptions", "ResponseCreateParams", "Responses"]
 
 _PATH = "/responses"
-_HEAD = 512  # body bytes quoted when a streaming answer is not an event stream
 
 ResponseInput = str | Iterable[Mapping[str, Any]]
 
@@ -134,16 +139,6 @@ def _read(http: httpx2.Client, request: RequestOptions) -> Response:
     return _response(response, data)
 
 
-def _checked(response: httpx2.Response) -> httpx2.Response:
-    if "text/event-stream" not in response.headers.get("content-type", ""):
-        try:
-            head = next(response.iter_bytes(), b"")[:_HEAD]
-        finally:
-            response.close()
-        check_event_stream(response, head)
-    return response
-
-
 def _resume_request(request: RequestOptions, response_id: str, after: int) -> RequestOptions:
     """The request that streams ``response_id`` again from after event ``after``."""
     base = request.url[: request.url.rindex(_PATH)]
@@ -156,10 +151,10 @@ def _stream(
     http: httpx2.Client, request: RequestOptions, *, resumable: bool, response_id: str | None = None
 ) -> Stream[ResponseStreamEvent]:
     def resume(response_id: str, after: int) -> httpx2.Response:
-        return _checked(send(http, _resume_request(request, response_id, after)))
+        return ensure_event_stream(send(http, _resume_request(request, response_id, after)))
 
     return Stream(
-        _checked(send(http, request)),
+        ensure_event_stream(send(http, request)),
         timeout=request.timeout,
         require_done=request.require_done,
         core=ResponseEventStream,
@@ -178,19 +173,6 @@ async def _aread(http: httpx2.AsyncClient, request: RequestOptions) -> Response:
     return _response(response, data)
 
 
-async def _achecked(response: httpx2.Response) -> httpx2.Response:
-    if "text/event-stream" not in response.headers.get("content-type", ""):
-        try:
-            head = b""
-            async for part in response.aiter_bytes():
-                head = part[:_HEAD]
-                break
-        finally:
-            await response.aclose()
-        check_event_stream(response, head)
-    return response
-
-
 async def _astream(
     http: httpx2.AsyncClient,
     request: RequestOptions,
@@ -199,10 +181,12 @@ async def _astream(
     response_id: str | None = None,
 ) -> AsyncStream[ResponseStreamEvent]:
     async def resume(response_id: str, after: int) -> httpx2.Response:
-        return await _achecked(await asend(http, _resume_request(request, response_id, after)))
+        return await aensure_event_stream(
+            await asend(http, _resume_request(request, response_id, after))
+        )
 
     return AsyncStream(
-        await _achecked(await asend(http, request)),
+        await aensure_event_stream(await asend(http, request)),
         timeout=request.timeout,
         require_done=request.require_done,
         core=ResponseEventStream,
