@@ -10,21 +10,24 @@ the stream as a whole. So once the response headers are in, each stream is watch
 - ``total``: the whole stream, request to last byte.
 
 One daemon thread serves every stream of the process, sync and async alike. It sleeps
-until the earliest deadline; if the stream made progress meanwhile it sleeps again,
-otherwise it records which deadline passed and shuts the socket down. The blocked
-read then fails, and the stream raises ``APITimeoutError`` naming the deadline. The
-reader only stores a timestamp per event, so the hot path pays next to nothing.
+until the earliest deadline (kept in a heap, so ten thousand streams cost little more
+than one); if the stream made progress meanwhile it sleeps again, otherwise it records
+which deadline passed and shuts the socket down. The blocked read then fails, and the
+stream raises ``APITimeoutError`` naming the deadline. The reader only stores a
+timestamp per event, so the hot path pays next to nothing.
 
 ``unwatch`` takes no lock: it runs in generator finalizers, including at interpreter
 exit, when a daemon thread may be frozen holding any lock it had. It clears a flag the
 watchdog checks right before a shutdown. In the narrow race where the stream finishes
-between that check and the shutdown, the cost is one pooled connection: httpcore finds
+between that check and the shutdown, the cost is one pooled connection: the pool finds
 it closed (readable at EOF) before reusing it and opens another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import socket
 import threading
 import time
@@ -34,6 +37,8 @@ from typing import Any
 import httpx2
 
 __all__ = ["DEFAULT_TIMEOUT", "Timeout", "Watch", "watchdog"]
+
+_COMPACT_MIN = 1024  # heap entries before finished watches are swept out
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +109,16 @@ def _min(a: float | None, b: float | None) -> float | None:
 class Watch:
     """The deadline state of one stream. The reader calls :meth:`progress` per event."""
 
-    __slots__ = ("active", "expired", "first_at", "last_at", "sock", "started", "timeout")
+    __slots__ = (
+        "active",
+        "expired",
+        "first_at",
+        "last_at",
+        "scheduled",
+        "sock",
+        "started",
+        "timeout",
+    )
 
     def __init__(self, timeout: Timeout, started: float, sock: Any) -> None:
         self.active = True
@@ -114,6 +128,7 @@ class Watch:
         self.first_at: float | None = None
         self.last_at = started
         self.expired: tuple[str, float] | None = None
+        self.scheduled: float | None = None  # the watchdog's entry for it comes due then
 
     @classmethod
     def of_response(cls, timeout: Timeout, response: httpx2.Response, sent_at: float) -> Watch:
@@ -138,8 +153,8 @@ class Watch:
         if self.first_at is None:
             self.first_at = now
             # The idle deadline now applies, and it may fall before the first_token
-            # deadline the watchdog is sleeping towards: wake it to look again.
-            watchdog.poke()
+            # deadline the watchdog has for it.
+            watchdog.poke(self)
 
     def next_deadline(self) -> tuple[float, str, float] | None:
         """(when, name, seconds) of the earliest deadline in force, or None."""
@@ -165,55 +180,85 @@ def _socket_of(response: httpx2.Response) -> Any:
 
 
 class _Watchdog:
+    """One thread, one heap of (deadline, watch): O(log n) per stream, however many.
+
+    An entry is only a hint: when it comes due, the watch's deadline is computed again
+    (it moves on with every event) and pushed back if it is still ahead. An entry whose
+    time is not the watch's ``scheduled`` one was superseded and is dropped; entries of
+    finished watches are dropped when they come due, or when the heap is compacted.
+    """
+
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._watches: set[Watch] = set()
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._order = itertools.count()  # ties never compare two watches
+        self._compact_at = _COMPACT_MIN
+        self._wake_at: float | None = None  # when the thread looks next (None: idle)
         self._thread: threading.Thread | None = None
 
     def watch(self, watch: Watch) -> None:
-        if watch.sock is None or watch.next_deadline() is None:
+        deadline = watch.next_deadline()
+        if watch.sock is None or deadline is None:
             return  # nothing to enforce, or no socket to enforce it on
         with self._cond:
-            self._watches.add(watch)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="deltastream-deadlines", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
+            self._push(watch, deadline[0])
 
-    def poke(self) -> None:
+    def poke(self, watch: Watch) -> None:
+        """The watch's deadline may have moved earlier (the idle one now applies)."""
+        deadline = watch.next_deadline()
+        if watch.sock is None or deadline is None:
+            return
+        scheduled = watch.scheduled
+        if scheduled is not None and scheduled <= deadline[0]:
+            return  # its entry comes due first and is looked at again then
         # Bounded wait: never hang on a lock a frozen daemon thread holds at exit.
         if self._cond.acquire(timeout=1.0):
             try:
-                self._cond.notify()
+                self._push(watch, deadline[0])
             finally:
                 self._cond.release()
 
     def unwatch(self, watch: Watch) -> None:
         watch.active = False  # no lock: see the module docstring
 
+    def _push(self, watch: Watch, when: float) -> None:
+        watch.scheduled = when
+        heapq.heappush(self._heap, (when, next(self._order), watch))
+        if len(self._heap) >= self._compact_at:
+            self._heap = [entry for entry in self._heap if entry[2].active]
+            heapq.heapify(self._heap)
+            self._compact_at = max(_COMPACT_MIN, 2 * len(self._heap))
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="deltastream-deadlines", daemon=True
+            )
+            self._thread.start()
+        elif self._wake_at is None or when < self._wake_at:
+            self._cond.notify()
+
     def _run(self) -> None:
+        heap = self._heap
         with self._cond:
             while True:
+                heap = self._heap
                 now = time.monotonic()
-                wake: float | None = None
-                for watch in list(self._watches):
-                    deadline = watch.next_deadline() if watch.active else None
-                    if deadline is None:
-                        self._watches.discard(watch)
+                while heap and heap[0][0] <= now:
+                    when, _, watch = heapq.heappop(heap)
+                    if not watch.active or watch.scheduled != when:
                         continue
-                    when, name, seconds = deadline
-                    if when <= now:
-                        self._expire(watch, name, seconds)
-                    elif wake is None or when < wake:
-                        wake = when
-                self._cond.wait(None if wake is None else wake - now)
+                    deadline = watch.next_deadline()
+                    if deadline is None:
+                        watch.scheduled = None
+                    elif deadline[0] <= now:
+                        watch.scheduled = None
+                        self._expire(watch, deadline[1], deadline[2])
+                    else:
+                        watch.scheduled = deadline[0]
+                        heapq.heappush(heap, (deadline[0], next(self._order), watch))
+                self._wake_at = heap[0][0] if heap else None
+                self._cond.wait(None if self._wake_at is None else self._wake_at - now)
 
     def _expire(self, watch: Watch, name: str, seconds: float) -> None:
-        self._watches.discard(watch)
-        if not watch.active:
-            return
         watch.expired = (name, seconds)
         if watch.sock is not None:
             # An OSError means it is closed already: the reader finds out by itself.

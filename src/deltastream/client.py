@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx2
 
+from ._atransport import AsyncHTTP11Transport
 from ._deadlines import Timeout
 from ._http import RequestOptions
+from ._transport import HTTP11Transport
 from ._version import __version__
 from .errors import OpenAIError
 from .resources.chat import AsyncChat, Chat
@@ -24,7 +26,6 @@ __all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_TIMEOUT = Timeout()
-DEFAULT_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 # Small request writes must not wait on Nagle's algorithm (about 40 ms on loopback).
 _SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
@@ -138,7 +139,7 @@ class Client(_ClientConfig):
         self._owns_http = http_client is None
         self._http = http_client or httpx2.Client(
             timeout=self.timeout.transport(),
-            transport=httpx2.HTTPTransport(limits=DEFAULT_LIMITS, socket_options=_SOCKET_OPTIONS),
+            transport=HTTP11Transport(socket_options=_SOCKET_OPTIONS),
             follow_redirects=True,
         )
         self.chat = Chat(self)
@@ -190,9 +191,7 @@ class AsyncClient(_ClientConfig):
         self._owns_http = http_client is None
         self._http = http_client or httpx2.AsyncClient(
             timeout=self.timeout.transport(),
-            transport=httpx2.AsyncHTTPTransport(
-                limits=DEFAULT_LIMITS, socket_options=_SOCKET_OPTIONS
-            ),
+            transport=AsyncHTTP11Transport(socket_options=_SOCKET_OPTIONS),
             follow_redirects=True,
         )
         self.chat = AsyncChat(self)

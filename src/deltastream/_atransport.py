@@ -1,0 +1,510 @@
+"""deltastream's own HTTP/1.1 transport for ``httpx2.AsyncClient`` (asyncio).
+
+The async twin of ``_transport``: same framing (``_h1``), same pool rules. It talks to
+asyncio directly through a ``Protocol`` instead of going through anyio streams and
+httpcore: a read that finds data waiting costs no task switch, and a read that waits
+costs one future. With a thousand slow streams open that is the difference between a
+client that keeps up and one that adds latency (docs/benchmarks.md).
+
+Under another event loop (trio) it hands every request to ``httpx2.AsyncHTTPTransport``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any
+
+import httpx2
+
+from ._h1 import BodyDecoder, ResponseStart, encode_chunk, request_head
+from ._transport import (
+    READ_SIZE,
+    NetworkStream,
+    Origin,
+    StaleConnection,
+    default_limits,
+    origin_of,
+    request_headers,
+    timeouts_of,
+)
+
+__all__ = ["AsyncHTTP11Transport"]
+
+_HIGH_WATER = 256 * 1024  # buffered and unread: stop reading from the socket
+
+
+class _Channel(asyncio.BufferedProtocol):
+    """One connection's bytes, handed to whoever awaits :meth:`read`.
+
+    Reads go into a buffer of ``READ_SIZE`` and are handed over one read at a time: a
+    quarter-megabyte batch (asyncio's own read size) decodes measurably slower per
+    event than 64 KiB ones, as the batch and its objects no longer fit the CPU cache.
+    The buffer is the pool's, shared by its connections: asyncio fills it and calls
+    ``buffer_updated`` in one step, which copies the bytes out at once.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, buffer: memoryview) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self._buffer = buffer
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.size = 0
+        self.eof = False
+        self.error: BaseException | None = None
+        self.reader: asyncio.Future[None] | None = None
+        self.writer: asyncio.Future[None] | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = bytes(self._buffer[:nbytes])
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size >= _HIGH_WATER and not self.reading_paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        reader = self.reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        writer = self.writer
+        if writer is not None and not writer.done():
+            writer.set_result(None)
+
+    def _wake(self) -> None:
+        for waiter in (self.reader, self.writer):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def read(self, time_limit: float | None) -> bytes:
+        """What has arrived (waiting for something if nothing has); b"" at EOF."""
+        if not self.chunks and not self.eof:
+            await self._wait("reader", time_limit)
+        chunks = self.chunks
+        if not chunks:
+            if self.error is not None:
+                raise httpx2.ReadError(str(self.error) or type(self.error).__name__)
+            return b""
+        data = chunks.popleft()
+        self.size -= len(data)
+        if self.reading_paused and self.size < _HIGH_WATER and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def write(self, data: bytes, time_limit: float | None) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise httpx2.WriteError("The connection is closed")
+        transport.write(data)
+        if self.writing_paused:
+            await self._wait("writer", time_limit)
+            if self.writing_paused:
+                raise httpx2.WriteError("The connection closed while sending")
+
+    async def _wait(self, slot: str, time_limit: float | None) -> None:
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        setattr(self, slot, waiter)
+        timer = None if time_limit is None else self.loop.call_later(time_limit, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            setattr(self, slot, None)
+            if timer is not None:
+                timer.cancel()
+
+    def reusable(self) -> bool:
+        transport = self.transport
+        return (
+            not self.eof
+            and not self.chunks
+            and transport is not None
+            and not transport.is_closing()
+        )
+
+    def close(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            # abort() closes the socket on the loop's next turn; shutting it down now
+            # lets the server know at once, even if the caller blocks the loop.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            transport.abort()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class _Connection:
+    __slots__ = ("channel", "idle_since", "origin")
+
+    def __init__(self, channel: _Channel, origin: Origin) -> None:
+        self.channel = channel
+        self.origin = origin
+        self.idle_since = 0.0
+
+
+class _Pool:
+    """The asyncio twin of ``_transport._Pool``, for one event loop."""
+
+    def __init__(self, limits: httpx2.Limits, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._max = limits.max_connections
+        self._max_idle = limits.max_keepalive_connections
+        self._expiry = limits.keepalive_expiry
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle_count = 0
+        self._open = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.read_buffer = memoryview(bytearray(READ_SIZE))  # see _Channel
+
+    async def acquire(self, origin: Origin, time_limit: float | None) -> _Connection | None:
+        deadline = None if time_limit is None else time.monotonic() + time_limit
+        while True:
+            now = time.monotonic()
+            idle = self._idle.get(origin)
+            while idle:
+                conn = idle.pop()
+                self._idle_count -= 1
+                expired = self._expiry is not None and now - conn.idle_since > self._expiry
+                if not expired and conn.channel.reusable():
+                    return conn
+                conn.channel.close()
+                self._open -= 1
+            if self._max is None or self._open < self._max:
+                self._open += 1
+                return None
+            if self._idle_count and self._evict_one():
+                continue
+            if deadline is not None and now >= deadline:
+                raise httpx2.PoolTimeout(
+                    f"No connection free in the pool after {time_limit} s "
+                    f"({self._max} open, the limit)"
+                )
+            await self._wait_for_slot(None if deadline is None else deadline - now)
+
+    async def _wait_for_slot(self, time_limit: float | None) -> None:
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if time_limit is None else self.loop.call_later(time_limit, _expire, waiter)
+        try:
+            await waiter
+        except TimeoutError:
+            pass  # the loop in acquire raises PoolTimeout
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._wake_one()  # woken, but leaving: pass the turn on
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not waiter.done():
+                waiter.cancel()
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _evict_one(self) -> bool:
+        for idle in self._idle.values():
+            if idle:
+                idle.pop(0).channel.close()
+                self._idle_count -= 1
+                self._open -= 1
+                return True
+        return False
+
+    def release(self, conn: _Connection, reusable: bool) -> None:
+        max_idle = self._max_idle
+        if (
+            reusable
+            and conn.channel.reusable()
+            and (max_idle is None or self._idle_count < max_idle)
+        ):
+            conn.idle_since = time.monotonic()
+            self._idle.setdefault(conn.origin, []).append(conn)
+            self._idle_count += 1
+        else:
+            conn.channel.close()
+            self._open -= 1
+        self._wake_one()
+
+    def failed(self) -> None:
+        self._open -= 1
+        self._wake_one()
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.channel.close()
+                self._open -= 1
+        self._idle.clear()
+        self._idle_count = 0
+
+
+class _ResponseBody(httpx2.AsyncByteStream):
+    def __init__(
+        self,
+        pool: _Pool,
+        conn: _Connection | None,
+        request: httpx2.Request,
+        decoder: BodyDecoder,
+        first: bytes,
+        reusable: bool,
+    ) -> None:
+        self._pool = pool
+        self._conn = conn
+        self._request = request
+        self._decoder = decoder
+        self._first = first
+        self._reusable = reusable
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        decoder = self._decoder
+        if self._first:
+            first, self._first = self._first, b""
+            yield first
+        conn = self._conn
+        if conn is None:
+            return
+        read = conn.channel.read
+        try:
+            timeout = timeouts_of(self._request).get("read")
+            while not decoder.complete:
+                try:
+                    data = await read(timeout)
+                except TimeoutError as exc:
+                    raise httpx2.ReadTimeout("timed out reading the body") from exc
+                if not data:
+                    decoder.eof()
+                    break
+                body = decoder.feed(data)
+                if body:
+                    yield body
+        except BaseException:
+            self._finish(reusable=False)
+            raise
+        self._finish(reusable=self._reusable and not decoder.until_close and not decoder.leftover)
+
+    async def aclose(self) -> None:
+        decoder = self._decoder
+        self._finish(
+            reusable=self._reusable
+            and decoder.complete
+            and not decoder.leftover
+            and not decoder.until_close
+            and not self._first
+        )
+
+    def _finish(self, reusable: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool.release(conn, reusable)
+
+
+class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
+    """An ``httpx2`` async transport speaking HTTP/1.1 over asyncio."""
+
+    def __init__(
+        self,
+        *,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        limits: httpx2.Limits | None = None,
+        socket_options: Iterable[tuple[int, int, int]] | None = None,
+    ) -> None:
+        self._limits = limits or default_limits()
+        self._options: dict[str, Any] = {
+            "verify": verify,
+            "cert": cert,
+            "trust_env": trust_env,
+            "limits": self._limits,
+            "socket_options": socket_options,
+        }
+        self._ssl = httpx2.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+        self._socket_options = list(socket_options or ())
+        self._pool: _Pool | None = None
+        self._fallback: httpx2.AsyncHTTPTransport | None = None
+
+    def _pool_for(self, loop: asyncio.AbstractEventLoop) -> _Pool:
+        pool = self._pool
+        if pool is None or pool.loop is not loop:
+            # A client used from a new event loop: the old loop's connections are dead.
+            self._pool = pool = _Pool(self._limits, loop)
+        return pool
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): httpx2's own transport
+            if self._fallback is None:
+                self._fallback = httpx2.AsyncHTTPTransport(**self._options)
+            return await self._fallback.handle_async_request(request)
+        pool = self._pool_for(loop)
+        origin = origin_of(request.url)
+        timeouts = timeouts_of(request)
+        # A request goes out again on a stale connection only if its body can be re-sent.
+        replayable = isinstance(request.stream, httpx2.ByteStream)
+        while True:
+            conn = await pool.acquire(origin, timeouts.get("pool"))
+            if conn is None:
+                conn = await self._connect(pool, loop, origin, timeouts)
+                return await self._exchange(pool, conn, request, reused=False)
+            try:
+                return await self._exchange(pool, conn, request, reused=replayable)
+            except StaleConnection:
+                continue  # the server had closed it: take another one
+
+    async def _connect(
+        self,
+        pool: _Pool,
+        loop: asyncio.AbstractEventLoop,
+        origin: Origin,
+        timeouts: dict[str, float | None],
+    ) -> _Connection:
+        scheme, raw_host, port = origin
+        host = raw_host.decode("ascii")
+        channel = _Channel(loop, pool.read_buffer)
+        tls = self._ssl if scheme == b"https" else None
+        try:
+            async with asyncio.timeout(timeouts.get("connect")):
+                await loop.create_connection(
+                    lambda: channel, host, port, ssl=tls, server_hostname=host if tls else None
+                )
+            sock = channel.transport.get_extra_info("socket") if channel.transport else None
+            for option in self._socket_options:
+                if sock is not None:
+                    sock.setsockopt(*option)
+        except TimeoutError as exc:
+            pool.failed()
+            raise httpx2.ConnectTimeout("timed out connecting") from exc
+        except OSError as exc:  # ssl.SSLError is one
+            pool.failed()
+            raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            pool.failed()
+            channel.close()
+            raise
+        return _Connection(channel, origin)
+
+    async def _exchange(
+        self, pool: _Pool, conn: _Connection, request: httpx2.Request, reused: bool
+    ) -> httpx2.Response:
+        timeouts = timeouts_of(request)
+        method = request.method.encode("ascii")
+        headers = request_headers(request)
+        channel = conn.channel
+        start = ResponseStart(method)
+        try:
+            await self._send(channel, request, method, headers, timeouts.get("write"), reused)
+            read_timeout = timeouts.get("read")
+            while True:
+                try:
+                    data = await channel.read(read_timeout)
+                except TimeoutError as exc:
+                    raise httpx2.ReadTimeout("timed out waiting for the response") from exc
+                except httpx2.ReadError as exc:
+                    if reused and not start.received:
+                        raise StaleConnection from exc
+                    raise
+                if not data:
+                    if reused and not start.received:
+                        raise StaleConnection
+                    raise httpx2.RemoteProtocolError(
+                        "Server disconnected without sending a response."
+                    )
+                started = start.feed(data)
+                if started is not None:
+                    break
+        except BaseException:
+            pool.release(conn, reusable=False)
+            raise
+        head, decoder, first = started
+        reusable = start.reusable(head, headers)
+        body_conn: _Connection | None = conn
+        if decoder.complete:  # nothing more to read: the connection is free now
+            pool.release(conn, reusable and not decoder.leftover)
+            body_conn = None
+        sock = channel.transport.get_extra_info("socket") if channel.transport else None
+        return httpx2.Response(
+            head.status,
+            headers=head.headers,
+            stream=_ResponseBody(pool, body_conn, request, decoder, first, reusable),
+            extensions={
+                "http_version": head.http_version,
+                "reason_phrase": head.reason,
+                "network_stream": NetworkStream(sock),
+            },
+        )
+
+    async def _send(
+        self,
+        channel: _Channel,
+        request: httpx2.Request,
+        method: bytes,
+        headers: list[tuple[bytes, bytes]],
+        time_limit: float | None,
+        reused: bool,
+    ) -> None:
+        head = request_head(method, request.url.raw_path, headers)
+        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+        body = request.stream
+        try:
+            if isinstance(body, httpx2.ByteStream) and not chunked:
+                await channel.write(head + b"".join(body), time_limit)
+            else:
+                await channel.write(head, time_limit)
+                assert isinstance(body, AsyncIterable)
+                async for part in body:
+                    if part:
+                        await channel.write(encode_chunk(part) if chunked else part, time_limit)
+                if chunked:
+                    await channel.write(b"0\r\n\r\n", time_limit)
+        except TimeoutError as exc:
+            raise httpx2.WriteTimeout("timed out sending the request") from exc
+        except httpx2.WriteError as exc:
+            if reused:
+                raise StaleConnection from exc
+            raise
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        if self._fallback is not None:
+            await self._fallback.aclose()

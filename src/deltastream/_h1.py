@@ -1,0 +1,285 @@
+"""HTTP/1.1 client framing, sans I/O: request heads out, response heads and bodies in.
+
+The transports in ``_transport`` feed this module whatever a socket read returned and
+get back the response head, then body bytes. A streaming LLM response arrives as
+thousands of small HTTP chunks (one per token); h11 hands each one over as its own
+event, which costs more than the rest of the client's work per token. Here one read's
+worth of chunks becomes one ``bytes``: the framing is stripped with ``bytes.find`` and
+slices, and nothing else happens per chunk.
+
+Every buffer is bounded: a response head by ``MAX_HEAD``, a chunk-size line by
+``MAX_LINE``, trailers by ``MAX_HEAD``. A violation raises
+``httpx2.RemoteProtocolError`` saying what was wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import httpx2
+
+__all__ = [
+    "MAX_HEAD",
+    "MAX_LINE",
+    "BodyDecoder",
+    "ResponseHead",
+    "ResponseStart",
+    "encode_chunk",
+    "request_head",
+]
+
+MAX_HEAD = 64 * 1024
+MAX_LINE = 4 * 1024
+_NO_BODY_STATUS = frozenset({204, 304})
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+
+def _error(message: str) -> httpx2.RemoteProtocolError:
+    return httpx2.RemoteProtocolError(message)
+
+
+def request_head(method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The request line and header block, ending with the blank line."""
+    lines = [method + b" " + target + b" HTTP/1.1"]
+    for name, value in headers:
+        if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name:
+            raise httpx2.LocalProtocolError(f"Illegal newline in header {name!r}")
+        lines.append(name + b": " + value)
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk, for request bodies of unknown length."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class ResponseHead:
+    """A parsed status line and header block."""
+
+    __slots__ = ("headers", "http_version", "reason", "status")
+
+    def __init__(
+        self, status: int, reason: bytes, http_version: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.http_version = http_version
+        self.headers = headers
+
+    @classmethod
+    def parse(cls, buffer: bytes) -> tuple[ResponseHead, bytes] | None:
+        """The head at the start of ``buffer`` and the bytes after it, or None when the
+        head is not complete yet. Lines may end with CRLF or a bare LF."""
+        end = _head_end(buffer)
+        if end < 0 and len(buffer) <= MAX_HEAD:
+            return None
+        if end < 0 or end > MAX_HEAD:
+            raise _error(f"Response head longer than {MAX_HEAD} bytes")
+        head, rest = buffer[:end], buffer[end:]
+        if rest.startswith(b"\r\n"):
+            rest = rest[2:]
+        elif rest.startswith(b"\n"):
+            rest = rest[1:]
+        lines = head.split(b"\n")
+        status_line = lines[0].rstrip(b"\r")
+        version, _, rest_of_line = status_line.partition(b" ")
+        code, _, reason = rest_of_line.partition(b" ")
+        if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
+            raise _error(f"Invalid status line {status_line[:100]!r}")
+        headers: list[tuple[bytes, bytes]] = []
+        for raw in lines[1:]:
+            line = raw.rstrip(b"\r")
+            if not line:
+                continue
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name != name.strip() or line[:1] in b" \t":
+                raise _error(f"Invalid header line {line[:100]!r}")
+            headers.append((name, value.strip(b" \t")))
+        return cls(int(code), reason, version, headers), rest
+
+    def values(self, name: bytes) -> list[bytes]:
+        """Every value of header ``name`` (lower case), comma-separated lists split."""
+        found: list[bytes] = []
+        for key, value in self.headers:
+            if key.lower() == name:
+                found.extend(part.strip().lower() for part in value.split(b","))
+        return found
+
+    def keeps_alive(self) -> bool:
+        """Whether the server lets the connection carry another request."""
+        tokens = self.values(b"connection")
+        if self.http_version == b"HTTP/1.0":
+            return b"keep-alive" in tokens
+        return b"close" not in tokens
+
+
+def _head_end(buffer: bytes) -> int:
+    """Index just past the last header line (before the blank line), or -1."""
+    crlf = buffer.find(b"\n\r\n")
+    lf = buffer.find(b"\n\n")
+    if crlf < 0 and lf < 0:
+        return -1
+    if crlf < 0 or (0 <= lf < crlf):
+        return lf + 1
+    return crlf + 1
+
+
+class BodyDecoder:
+    """Strips a response body's framing: Content-Length, chunked, or until close.
+
+    ``feed`` returns the body bytes the data completed (possibly empty); ``complete``
+    says the body has ended; ``leftover`` holds bytes that came after it. ``eof`` is
+    called when the connection closed and raises if the body was cut short.
+    """
+
+    __slots__ = ("_buffer", "_chunked", "_crlf", "_remaining", "_trailers", "complete", "leftover")
+
+    def __init__(self, head: ResponseHead, method: bytes) -> None:
+        self._buffer = b""
+        self._crlf = False  # the CRLF after a chunk's data is due
+        self._trailers = False
+        self.leftover = b""
+        self.complete = False
+        self._chunked = False
+        self._remaining: int | None = None  # None: until the connection closes
+        if method == b"HEAD" or head.status < 200 or head.status in _NO_BODY_STATUS:
+            self._remaining = 0
+        elif head.values(b"transfer-encoding"):
+            self._chunked = head.values(b"transfer-encoding")[-1] == b"chunked"
+            self._remaining = 0 if self._chunked else None
+        else:
+            lengths = set(head.values(b"content-length"))
+            if len(lengths) > 1:
+                raise _error(f"Conflicting Content-Length values {sorted(lengths)!r}")
+            if lengths:
+                (length,) = lengths
+                if not length.isdigit():
+                    raise _error(f"Invalid Content-Length {length[:40]!r}")
+                self._remaining = int(length)
+        if not self._chunked and self._remaining == 0:
+            self.complete = True
+
+    @property
+    def until_close(self) -> bool:
+        """The body ends when the connection does (the connection cannot be reused)."""
+        return not self._chunked and self._remaining is None
+
+    def feed(self, data: bytes) -> bytes:
+        if self.complete:
+            self.leftover += data
+            return b""
+        if self._chunked:
+            return self._feed_chunked(data)
+        if self._remaining is None:
+            return data
+        if len(data) < self._remaining:
+            self._remaining -= len(data)
+            return data
+        body, self.leftover = data[: self._remaining], data[self._remaining :]
+        self._remaining = 0
+        self.complete = True
+        return body
+
+    def eof(self) -> None:
+        """The connection closed: fine only if the body was complete or ends at close."""
+        if self.complete:
+            return
+        if self.until_close:
+            self.complete = True
+            return
+        kind = "chunked body" if self._chunked else f"body ({self._remaining} bytes missing)"
+        raise _error(f"Peer closed the connection before the end of the {kind}")
+
+    def _feed_chunked(self, data: bytes) -> bytes:
+        buffer = self._buffer + data if self._buffer else data
+        parts: list[bytes] = []
+        pos, size = 0, len(buffer)
+        remaining = self._remaining or 0
+        while pos < size:
+            if remaining:
+                take = remaining if remaining <= size - pos else size - pos
+                parts.append(buffer[pos : pos + take])
+                pos += take
+                remaining -= take
+                self._crlf = not remaining
+                continue
+            if self._crlf:
+                if buffer.startswith(b"\r\n", pos):
+                    pos += 2
+                elif buffer.startswith(b"\n", pos):
+                    pos += 1
+                elif size - pos < 2 and buffer.startswith(b"\r", pos):
+                    break  # the LF is in the next read
+                else:
+                    raise _error("Missing CRLF after chunk data")
+                self._crlf = False
+                continue
+            end = buffer.find(b"\n", pos)
+            if end < 0:
+                if size - pos > (MAX_HEAD if self._trailers else MAX_LINE):
+                    raise _error("Chunk-size line or trailers too long")
+                break
+            line = buffer[pos:end]
+            pos = end + 1
+            if self._trailers:
+                if line in (b"", b"\r"):
+                    self.complete = True
+                    self.leftover = buffer[pos:]
+                    pos = size
+                    break
+                continue  # trailers are read and dropped
+            digits = line.partition(b";")[0].strip()
+            if not digits or len(digits) > 16 or digits.translate(None, _HEX_DIGITS):
+                raise _error(f"Invalid chunk size line {line[:100]!r}")
+            remaining = int(digits, 16)
+            if not remaining:
+                self._trailers = True
+            # Fast path: the whole chunk and its CRLF are here.
+            elif buffer.startswith(b"\r\n", pos + remaining):
+                parts.append(buffer[pos : pos + remaining])
+                pos += remaining + 2
+                remaining = 0
+        self._remaining = remaining
+        self._buffer = buffer[pos:] if pos < size else b""
+        if not parts:
+            return b""
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class ResponseStart:
+    """Collects the bytes of a response up to its head, skipping interim (1xx) heads.
+
+    ``feed`` returns None until the final head is in, then the head, the body decoder
+    and the body bytes that came with the head. ``received`` says whether any byte
+    came at all (a reused connection that closes before one did was stale).
+    """
+
+    __slots__ = ("_buffer", "_method", "received")
+
+    def __init__(self, method: bytes) -> None:
+        self._method = method
+        self._buffer = b""
+        self.received = False
+
+    def feed(self, data: bytes) -> tuple[ResponseHead, BodyDecoder, bytes] | None:
+        self.received = True
+        self._buffer += data
+        while True:
+            parsed = ResponseHead.parse(self._buffer)
+            if parsed is None:
+                return None
+            head, self._buffer = parsed
+            if not (100 <= head.status < 200 and head.status != 101):
+                break
+        decoder = BodyDecoder(head, self._method)
+        rest, self._buffer = self._buffer, b""
+        return head, decoder, decoder.feed(rest) if rest else b""
+
+    def reusable(self, head: ResponseHead, request_headers: list[tuple[bytes, bytes]]) -> bool:
+        """Whether the connection may carry another request after this response."""
+        asks_close = any(
+            name.lower() == b"connection" and b"close" in value.lower()
+            for name, value in request_headers
+        )
+        return head.keeps_alive() and head.status != 101 and not asks_close

@@ -1,0 +1,414 @@
+"""deltastream's own HTTP/1.1 transport for httpx2 (blocking sockets).
+
+Why not httpx2's default transport: it goes through httpcore and h11, which turn every
+HTTP chunk into events and iterator steps. An LLM stream is one small chunk per token,
+so that machinery cost four times the rest of the client per token (see docs/benchmarks.md).
+This transport reads up to 64 KiB per ``recv`` and strips the chunk framing of all of
+it at once (``_h1.BodyDecoder``), so the client above sees one ``bytes`` per read.
+
+It plugs into ``httpx2.Client(transport=...)``, so everything above the transport is
+httpx2's (auth, redirects, cookies, event hooks, proxies from the environment, which
+httpx2 mounts on its own transports). What it does not do, it leaves to httpx2:
+:func:`make_transport` falls back to ``httpx2.HTTPTransport`` for a proxy, HTTP/2, a
+Unix socket or a local address.
+
+The pool is per origin, LIFO, with a cap on open connections (waiters time out with
+``httpx2.PoolTimeout``) and on idle ones; an idle connection the server has closed is
+noticed before reuse, and a reused connection that dies before any response byte
+arrives is replaced once (the usual keep-alive race).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import httpx2
+
+from ._h1 import BodyDecoder, ResponseStart, encode_chunk, request_head
+
+__all__ = [
+    "READ_SIZE",
+    "HTTP11Transport",
+    "NetworkStream",
+    "Origin",
+    "StaleConnection",
+    "default_limits",
+    "origin_of",
+    "request_headers",
+    "timeouts_of",
+]
+
+READ_SIZE = 64 * 1024
+_FD_RESERVE = 256  # file descriptors left for everything else the process opens
+_MAX_IDLE = 100
+
+
+def default_limits() -> httpx2.Limits:
+    """As many connections as the process may open, less ``_FD_RESERVE`` (at least
+    100), with 100 kept idle. A stream holds its connection from start to end, so the
+    cap is the number of streams at once: set below what the OS allows, it only turns
+    streams into a queue (openai-python's 1,000 fails 10,000 concurrent streams).
+    Read when the transport is made, so raise ``RLIMIT_NOFILE`` first to get more."""
+    soft = 1024
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            soft = 1 << 20
+    return httpx2.Limits(
+        max_connections=max(100, soft - _FD_RESERVE), max_keepalive_connections=_MAX_IDLE
+    )
+
+
+Origin = tuple[bytes, bytes, int]
+
+
+def origin_of(url: httpx2.URL) -> Origin:
+    scheme = url.raw_scheme
+    if scheme not in (b"http", b"https"):
+        raise httpx2.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}'")
+    port = url.port or (443 if scheme == b"https" else 80)
+    return scheme, url.raw_host, port
+
+
+def timeouts_of(request: httpx2.Request) -> dict[str, float | None]:
+    timeouts = request.extensions.get("timeout")
+    return timeouts if isinstance(timeouts, dict) else {}
+
+
+def request_headers(request: httpx2.Request) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in request.headers.raw]
+
+
+class NetworkStream:
+    """What ``response.extensions["network_stream"]`` offers: the socket."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "socket":
+            return self._sock
+        if info == "ssl_object":
+            return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+        return None
+
+
+class _Connection:
+    __slots__ = ("idle_since", "origin", "sock")
+
+    def __init__(self, sock: socket.socket, origin: Origin) -> None:
+        self.sock = sock
+        self.origin = origin
+        self.idle_since = 0.0
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def looks_reusable(self, now: float, expiry: float | None) -> bool:
+        """Idle, not expired, and the server has not closed it (nor sent anything)."""
+        if expiry is not None and now - self.idle_since > expiry:
+            return False
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return False
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+
+class _Pool:
+    """Connections per origin; at most ``max_connections`` open, ``max_keepalive`` idle."""
+
+    def __init__(self, limits: httpx2.Limits) -> None:
+        self._max = limits.max_connections
+        self._max_idle = limits.max_keepalive_connections
+        self._expiry = limits.keepalive_expiry
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle_count = 0
+        self._open = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, origin: Origin, timeout: float | None) -> _Connection | None:
+        """An idle connection to ``origin``, or None after reserving a slot for a new
+        one (the caller connects, then :meth:`opened` or :meth:`failed`)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                idle = self._idle.get(origin)
+                while idle:
+                    conn = idle.pop()
+                    self._idle_count -= 1
+                    if conn.looks_reusable(now, self._expiry):
+                        return conn
+                    conn.close()
+                    self._open -= 1
+                if self._max is None or self._open < self._max:
+                    self._open += 1
+                    return None
+                if self._idle_count and self._evict_one():
+                    continue
+                if deadline is not None and now >= deadline:
+                    raise httpx2.PoolTimeout(
+                        f"No connection free in the pool after {timeout} s "
+                        f"({self._max} open, the limit)"
+                    )
+                self._cond.wait(None if deadline is None else deadline - now)
+
+    def _evict_one(self) -> bool:
+        for idle in self._idle.values():
+            if idle:
+                idle.pop(0).close()
+                self._idle_count -= 1
+                self._open -= 1
+                return True
+        return False
+
+    def release(self, conn: _Connection, reusable: bool) -> None:
+        with self._cond:
+            max_idle = self._max_idle
+            if reusable and (max_idle is None or self._idle_count < max_idle):
+                conn.idle_since = time.monotonic()
+                self._idle.setdefault(conn.origin, []).append(conn)
+                self._idle_count += 1
+            else:
+                conn.close()
+                self._open -= 1
+            self._cond.notify()
+
+    def failed(self) -> None:
+        """A reserved slot's connect failed."""
+        with self._cond:
+            self._open -= 1
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            for idle in self._idle.values():
+                for conn in idle:
+                    conn.close()
+                    self._open -= 1
+            self._idle.clear()
+            self._idle_count = 0
+            self._cond.notify_all()
+
+
+class _ResponseBody(httpx2.SyncByteStream):
+    """The body of one response, read straight from the socket."""
+
+    def __init__(
+        self,
+        transport: HTTP11Transport,
+        conn: _Connection | None,
+        request: httpx2.Request,
+        decoder: BodyDecoder,
+        first: bytes,
+        reusable: bool,
+    ) -> None:
+        self._transport = transport
+        self._conn = conn
+        self._request = request
+        self._decoder = decoder
+        self._first = first
+        self._reusable = reusable
+
+    def __iter__(self) -> Iterator[bytes]:
+        decoder = self._decoder
+        if self._first:
+            first, self._first = self._first, b""
+            yield first
+        conn = self._conn
+        if conn is None:
+            return
+        sock = conn.sock
+        recv = sock.recv
+        try:
+            sock.settimeout(timeouts_of(self._request).get("read"))
+            while not decoder.complete:
+                try:
+                    data = recv(READ_SIZE)
+                except TimeoutError as exc:
+                    raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
+                except OSError as exc:
+                    raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
+                if not data:
+                    decoder.eof()
+                    break
+                body = decoder.feed(data)
+                if body:
+                    yield body
+        except BaseException:
+            self._finish(reusable=False)
+            raise
+        self._finish(reusable=self._reusable and not decoder.until_close and not decoder.leftover)
+
+    def close(self) -> None:
+        # Closed before the end: the rest of the body would have to be read first.
+        decoder = self._decoder
+        self._finish(
+            reusable=self._reusable
+            and decoder.complete
+            and not decoder.leftover
+            and not decoder.until_close
+            and not self._first
+        )
+
+    def _finish(self, reusable: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._transport._pool.release(conn, reusable)
+
+
+class HTTP11Transport(httpx2.BaseTransport):
+    """An ``httpx2`` transport speaking HTTP/1.1 over a blocking socket per request."""
+
+    def __init__(
+        self,
+        *,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        limits: httpx2.Limits | None = None,
+        socket_options: Iterable[tuple[int, int, int]] | None = None,
+    ) -> None:
+        self._ssl = httpx2.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+        self._socket_options = list(socket_options or ())
+        self._pool = _Pool(limits or default_limits())
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        origin = origin_of(request.url)
+        timeouts = timeouts_of(request)
+        # A request goes out again on a stale connection only if its body can be re-sent.
+        replayable = isinstance(request.stream, httpx2.ByteStream)
+        while True:
+            conn = self._pool.acquire(origin, timeouts.get("pool"))
+            if conn is None:
+                return self._exchange(self._connect(origin, timeouts), request, reused=False)
+            try:
+                return self._exchange(conn, request, reused=replayable)
+            except StaleConnection:
+                continue  # the server had closed it: take another one
+
+    def _connect(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
+        scheme, host, port = origin
+        timeout = timeouts.get("connect")
+        try:
+            sock = socket.create_connection((host.decode("ascii"), port), timeout)
+            for option in self._socket_options:
+                sock.setsockopt(*option)
+            if scheme == b"https":
+                sock = self._ssl.wrap_socket(sock, server_hostname=host.decode("ascii"))
+        except TimeoutError as exc:
+            self._pool.failed()
+            raise httpx2.ConnectTimeout(str(exc) or "timed out connecting") from exc
+        except OSError as exc:  # ssl.SSLError is one
+            self._pool.failed()
+            raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            self._pool.failed()
+            raise
+        return _Connection(sock, origin)
+
+    def _exchange(
+        self, conn: _Connection, request: httpx2.Request, reused: bool
+    ) -> httpx2.Response:
+        timeouts = timeouts_of(request)
+        method = request.method.encode("ascii")
+        headers = request_headers(request)
+        sock = conn.sock
+        start = ResponseStart(method)
+        try:
+            self._send(conn, request, method, headers, timeouts.get("write"), reused)
+            sock.settimeout(timeouts.get("read"))
+            while True:
+                try:
+                    data = sock.recv(READ_SIZE)
+                except TimeoutError as exc:
+                    raise httpx2.ReadTimeout(
+                        str(exc) or "timed out waiting for the response"
+                    ) from exc
+                except OSError as exc:
+                    if reused and not start.received:
+                        raise StaleConnection from exc
+                    raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
+                if not data:
+                    if reused and not start.received:
+                        raise StaleConnection
+                    raise httpx2.RemoteProtocolError(
+                        "Server disconnected without sending a response."
+                    )
+                started = start.feed(data)
+                if started is not None:
+                    break
+        except BaseException:
+            self._pool.release(conn, reusable=False)
+            raise
+        head, decoder, first = started
+        reusable = start.reusable(head, headers)
+        body_conn: _Connection | None = conn
+        if decoder.complete:  # nothing more to read: the connection is free now
+            self._pool.release(conn, reusable and not decoder.leftover)
+            body_conn = None
+        stream = _ResponseBody(self, body_conn, request, decoder, first, reusable)
+        return httpx2.Response(
+            head.status,
+            headers=head.headers,
+            stream=stream,
+            extensions={
+                "http_version": head.http_version,
+                "reason_phrase": head.reason,
+                "network_stream": NetworkStream(sock),
+            },
+        )
+
+    def _send(
+        self,
+        conn: _Connection,
+        request: httpx2.Request,
+        method: bytes,
+        headers: list[tuple[bytes, bytes]],
+        timeout: float | None,
+        reused: bool,
+    ) -> None:
+        sock = conn.sock
+        sock.settimeout(timeout)
+        head = request_head(method, request.url.raw_path, headers)
+        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+        body = request.stream
+        try:
+            if isinstance(body, httpx2.ByteStream) and not chunked:
+                sock.sendall(head + b"".join(body))
+            else:
+                sock.sendall(head)
+                assert isinstance(body, Iterable)
+                for part in body:
+                    if part:
+                        sock.sendall(encode_chunk(part) if chunked else part)
+                if chunked:
+                    sock.sendall(b"0\r\n\r\n")
+        except TimeoutError as exc:
+            raise httpx2.WriteTimeout(str(exc) or "timed out sending the request") from exc
+        except OSError as exc:
+            if reused:
+                raise StaleConnection from exc
+            raise httpx2.WriteError(str(exc) or type(exc).__name__) from exc
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class StaleConnection(Exception):
+    """A reused connection died before any of the response arrived."""

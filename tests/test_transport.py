@@ -1,0 +1,1048 @@
+"""HTTP11Transport through ``httpx2.Client``, against raw-socket servers scripted here:
+each reply is the exact bytes to write, so framing, keep-alive and failures are ours to
+choose, and the server records which connection carried which request."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx2
+import pytest
+
+import deltastream
+from deltastream._transport import HTTP11Transport, NetworkStream
+
+# --- the scripted server --------------------------------------------------------------
+
+POLL = 0.05  # how often server threads look at the stop flag
+PATIENCE = 5.0  # the longest any server thread waits for anything
+
+
+@dataclass
+class Seen:
+    """One request as the server read it."""
+
+    connection: int  # which accepted connection carried it, counting from 0
+    method: str
+    target: str
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+    head: bytes
+
+
+Step = bytes | float | threading.Event  # write these bytes / sleep / wait for the event
+
+
+@dataclass
+class Reply:
+    steps: Sequence[Step] = ()
+    close: bool = False  # close the connection after the steps (else read the next request)
+
+
+Handler = Callable[[Seen], Reply]
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _Reader:
+    """Buffered reads from one accepted socket that give up when the server stops."""
+
+    def __init__(self, sock: socket.socket, stop: threading.Event) -> None:
+        self.sock = sock
+        self.stop = stop
+        self.buffer = b""
+
+    def _more(self) -> bool:
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            if self.stop.is_set() or time.monotonic() > deadline:
+                raise _Stopped
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not data:
+                return False
+            self.buffer += data
+            return True
+
+    def until(self, mark: bytes) -> bytes | None:
+        while (end := self.buffer.find(mark)) < 0:
+            if not self._more():
+                return None
+        found, self.buffer = self.buffer[:end], self.buffer[end + len(mark) :]
+        return found
+
+    def exactly(self, size: int) -> bytes | None:
+        while len(self.buffer) < size:
+            if not self._more():
+                return None
+        found, self.buffer = self.buffer[:size], self.buffer[size:]
+        return found
+
+    def chunked_body(self) -> bytes | None:
+        parts: list[bytes] = []
+        while True:
+            line = self.until(b"\r\n")
+            if line is None:
+                return None
+            size = int(line.partition(b";")[0], 16)
+            if size == 0:
+                while (trailer := self.until(b"\r\n")) != b"":
+                    if trailer is None:
+                        return None
+                return b"".join(parts)
+            data = self.exactly(size)
+            if data is None or self.exactly(2) != b"\r\n":
+                return None
+            parts.append(data)
+
+    def request(self, connection: int) -> Seen | None:
+        head = self.until(b"\r\n\r\n")
+        if head is None:
+            return None
+        request_line, *lines = head.decode("latin-1").split("\r\n")
+        method, target, _version = request_line.split(" ")
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body: bytes | None = b""
+        if "content-length" in headers:
+            body = self.exactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            body = self.chunked_body()
+        if body is None:
+            return None
+        return Seen(connection, method, target, headers, body, head)
+
+
+class RawServer:
+    """Accepts connections on 127.0.0.1 in a thread; each connection gets a thread that
+    reads requests and writes what ``handler`` says. ``tls`` wraps every connection;
+    ``greeting`` is written as soon as a connection is accepted, which is then closed."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        tls: ssl.SSLContext | None = None,
+        greeting: bytes | None = None,
+    ) -> None:
+        self.handler = handler
+        self.tls = tls
+        self.greeting = greeting
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(POLL)
+        self.address: tuple[str, int] = self.listener.getsockname()
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.address[1]}"
+        self.seen: list[Seen] = []
+        self.connections = 0
+        self.closed_by_client: set[int] = set()
+        self.closed_by_server: set[int] = set()
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._start(self._accept_loop)
+
+    def _start(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                index = self.connections
+                self.connections += 1
+            self._start(self._serve, sock, index)
+
+    def _serve(self, sock: socket.socket, index: int) -> None:
+        try:
+            if self.tls is not None:
+                sock.settimeout(PATIENCE)
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            with sock:
+                if self.greeting is not None:
+                    sock.sendall(self.greeting)
+                    return
+                sock.settimeout(POLL)
+                reader = _Reader(sock, self._stop)
+                while True:
+                    seen = reader.request(index)
+                    if seen is None:
+                        with self._lock:
+                            self.closed_by_client.add(index)
+                        return
+                    with self._lock:
+                        self.seen.append(seen)
+                    reply = self.handler(seen)
+                    self._play(sock, reply.steps)
+                    if reply.close:
+                        with self._lock:
+                            self.closed_by_server.add(index)
+                        return
+        except (_Stopped, OSError):
+            return
+        except BaseException as exc:  # a handler's assertion: report it at teardown
+            self.errors.append(exc)
+
+    def _play(self, sock: socket.socket, steps: Sequence[Step]) -> None:
+        for step in steps:
+            if isinstance(step, bytes):
+                sock.settimeout(PATIENCE)
+                sock.sendall(step)
+                sock.settimeout(POLL)
+            elif isinstance(step, threading.Event):
+                deadline = time.monotonic() + PATIENCE
+                while not step.wait(POLL):
+                    if self._stop.is_set() or time.monotonic() > deadline:
+                        raise _Stopped
+            else:
+                time.sleep(step)
+
+    def connections_of(self) -> list[int]:
+        """The connection each request came on, in order."""
+        with self._lock:
+            return [seen.connection for seen in self.seen]
+
+    def stop(self) -> bool:
+        """Stop every thread; False if one would not stop."""
+        self._stop.set()
+        self.listener.close()
+        for thread in list(self._threads):
+            thread.join(PATIENCE)
+        return not any(thread.is_alive() for thread in self._threads)
+
+
+class Serve(Protocol):
+    def __call__(
+        self,
+        handler: Handler,
+        *,
+        tls: ssl.SSLContext | None = None,
+        greeting: bytes | None = None,
+    ) -> RawServer: ...
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Start raw servers; all are stopped at teardown, and a handler's failure fails the test."""
+    servers: list[RawServer] = []
+
+    def start(
+        handler: Handler, *, tls: ssl.SSLContext | None = None, greeting: bytes | None = None
+    ) -> RawServer:
+        server = RawServer(handler, tls=tls, greeting=greeting)
+        servers.append(server)
+        return server
+
+    yield start
+    stopped = [server.stop() for server in servers]
+    assert all(stopped), "a server thread did not stop"
+    for server in servers:
+        assert not server.errors, server.errors
+
+
+def wait_until(condition: Callable[[], bool], within: float = 3.0) -> bool:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+# --- replies and clients -------------------------------------------------------------
+
+
+def response(body: bytes = b"ok", headers: bytes = b"", status: bytes = b"200 OK") -> bytes:
+    return b"HTTP/1.1 %s\r\nContent-Length: %d\r\n%s\r\n%s" % (status, len(body), headers, body)
+
+
+def ok(body: bytes = b"ok", headers: bytes = b"") -> Reply:
+    return Reply([response(body, headers)])
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def make_client(
+    *,
+    limits: httpx2.Limits | None = None,
+    timeout: float | httpx2.Timeout = 3.0,
+    **transport: Any,
+) -> httpx2.Client:
+    if limits is not None:
+        transport["limits"] = limits
+    return httpx2.Client(transport=HTTP11Transport(**transport), timeout=timeout)
+
+
+def streamed(client: httpx2.Client, url: str) -> tuple[httpx2.Response, list[bytes]]:
+    with client.stream("GET", url) as resp:
+        return resp, list(resp.iter_bytes())
+
+
+# --- bodies ---------------------------------------------------------------------------
+
+
+def test_a_chunked_stream_arrives_piece_by_piece_and_complete(serve: Serve) -> None:
+    go_on = threading.Event()
+    words = [b"alpha ", b"beta ", b"gamma ", b"delta"]
+    steps: list[Step] = [CHUNKED_HEAD + chunk(words[0]), go_on]
+    for word in words[1:]:
+        steps += [0.01, chunk(word)]
+    server = serve(lambda seen: Reply([*steps, LAST_CHUNK]))
+    with make_client() as client, client.stream("GET", server.url + "/stream") as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"] == "text/plain"
+        pieces = resp.iter_bytes()
+        # The first piece comes before the server sends the rest: it is streamed.
+        assert next(pieces) == words[0]
+        go_on.set()
+        rest = list(pieces)
+    assert b"".join(rest) == b"".join(words[1:])
+    assert server.seen[0].target == "/stream"
+
+
+def test_one_read_of_many_small_chunks_is_one_piece(serve: Serve) -> None:
+    go_on = threading.Event()
+    tokens = [b"token%d " % i for i in range(1000)]
+    body = b"".join(map(chunk, tokens)) + LAST_CHUNK
+    server = serve(lambda seen: Reply([CHUNKED_HEAD, go_on, body]))
+    with make_client() as client, client.stream("GET", server.url) as resp:
+        go_on.set()
+        time.sleep(0.1)  # all of it is in the socket buffer before the first read
+        pieces = list(resp.iter_bytes())
+    assert b"".join(pieces) == b"".join(tokens)
+    assert len(body) < 64 * 1024
+    assert len(pieces) <= 2  # one per read, not one per chunk
+
+
+def test_content_length_body_in_several_writes(serve: Serve) -> None:
+    payload = bytes(range(256)) * 40
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload)
+    steps: list[Step] = [head]
+    for start in range(0, len(payload), 3000):
+        steps += [payload[start : start + 3000], 0.005]
+    server = serve(lambda seen: Reply(steps))
+    with make_client() as client:
+        resp, pieces = streamed(client, server.url)
+        assert b"".join(pieces) == payload
+        assert resp.headers["content-length"] == str(len(payload))
+        assert client.get(server.url).status_code == 200
+    assert server.connections_of() == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"HTTP/1.1 200 OK\r\n\r\n", b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"],
+    ids=["http/1.1", "http/1.0"],
+)
+def test_a_body_until_close(serve: Serve, head: bytes) -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.target == "/next":
+            return ok(b"next")
+        return Reply([head, b"first ", 0.01, b"second"], close=True)
+
+    server = serve(handler)
+    with make_client() as client:
+        resp, pieces = streamed(client, server.url)
+        assert resp.status_code == 200
+        assert b"".join(pieces) == b"first second"
+        assert client.get(server.url + "/next").text == "next"
+    assert server.connections_of() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("method", "head"),
+    [
+        ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"),
+        ("HEAD", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        ("GET", b"HTTP/1.1 204 No Content\r\n\r\n"),
+        ("DELETE", b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"),
+        ("GET", b'HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: "x"\r\n\r\n'),
+        ("GET", b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
+    ],
+)
+def test_responses_without_a_body_do_not_wait_and_keep_the_connection(
+    serve: Serve, method: str, head: bytes
+) -> None:
+    def handler(seen: Seen) -> Reply:
+        return ok(b"after") if seen.target == "/after" else Reply([head])
+
+    server = serve(handler)
+    timeout = httpx2.Timeout(3.0, read=1.0)
+    with make_client(timeout=timeout) as client:
+        started = time.monotonic()
+        resp = client.request(method, server.url)
+        assert time.monotonic() - started < 0.5
+        assert resp.content == b""
+        assert resp.status_code == int(head.split(b" ")[1])
+        assert client.get(server.url + "/after").text == "after"
+    assert server.connections_of() == [0, 0]
+
+
+def test_interim_responses_are_skipped(serve: Serve) -> None:
+    steps: list[Step] = [
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        0.05,
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+        0.05,
+        response(b"final", b"X-Final: yes\r\n", b"201 Created"),
+    ]
+    server = serve(lambda seen: Reply(steps))
+    with make_client() as client:
+        resp = client.post(server.url, content=b"payload")
+    assert resp.status_code == 201
+    assert resp.headers["x-final"] == "yes"
+    assert "link" not in resp.headers
+    assert resp.text == "final"
+
+
+def test_an_interim_and_the_final_response_in_one_write(serve: Serve) -> None:
+    """The final head is already in the buffer: it must not wait for another read."""
+    both = b"HTTP/1.1 100 Continue\r\n\r\n" + response(b"final")
+    server = serve(lambda seen: Reply([both]))
+    with make_client(timeout=httpx2.Timeout(3.0, read=0.5)) as client:
+        started = time.monotonic()
+        resp = client.post(server.url, content=b"payload")
+        assert time.monotonic() - started < 0.4
+        assert resp.text == "final"
+        assert client.get(server.url).text == "final"
+    assert server.connections_of() == [0, 0]
+
+
+# --- keep-alive and new connections ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["content-length", "chunked-at-once", "chunked-streamed"])
+def test_keep_alive_reuses_the_connection(serve: Serve, kind: str) -> None:
+    def handler(seen: Seen) -> Reply:
+        if kind == "content-length":
+            return ok(seen.target.encode())
+        if kind == "chunked-at-once":
+            return Reply([CHUNKED_HEAD + chunk(seen.target.encode()) + LAST_CHUNK])
+        return Reply([CHUNKED_HEAD, 0.01, chunk(seen.target.encode()), 0.01, LAST_CHUNK])
+
+    server = serve(handler)
+    with make_client() as client:
+        assert b"".join(streamed(client, server.url + "/one")[1]) == b"/one"
+        assert client.get(server.url + "/two").text == "/two"
+        assert client.get(server.url + "/three").text == "/three"
+    assert server.connections_of() == [0, 0, 0]
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "version"),
+    [
+        (b"Connection: close\r\n", b"HTTP/1.1"),
+        (b"Connection: Upgrade, Close\r\n", b"HTTP/1.1"),
+        (b"", b"HTTP/1.0"),
+    ],
+)
+def test_a_response_that_ends_the_connection_is_not_reused(
+    serve: Serve, headers: bytes, version: bytes
+) -> None:
+    # The server keeps the connection open: only the headers tell the client not to reuse it.
+    reply = response(b"x", headers).replace(b"HTTP/1.1", version, 1)
+    server = serve(lambda seen: Reply([reply]))
+    with make_client() as client:
+        assert client.get(server.url).text == "x"
+        assert client.get(server.url).text == "x"
+    assert server.connections_of() == [0, 1]
+
+
+def test_http_1_0_with_keep_alive_is_reused(serve: Serve) -> None:
+    reply = response(b"x", b"Connection: keep-alive\r\n").replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+    server = serve(lambda seen: Reply([reply]))
+    with make_client() as client:
+        client.get(server.url)
+        client.get(server.url)
+    assert server.connections_of() == [0, 0]
+
+
+def test_a_request_asking_to_close_does_not_reuse(serve: Serve) -> None:
+    server = serve(lambda seen: ok())
+    with make_client() as client:
+        client.get(server.url, headers={"Connection": "close"})
+        client.get(server.url)
+        client.get(server.url)
+    assert server.connections_of() == [0, 1, 1]
+    assert server.seen[0].headers["connection"] == "close"
+
+
+def test_an_idle_connection_the_server_closed_is_replaced(serve: Serve) -> None:
+    """Noticed before reuse, not by the retry: the body is a one-shot generator, which
+    a retry could not send again."""
+
+    def handler(seen: Seen) -> Reply:
+        # Keep-alive by the headers, closed right after by the server.
+        return Reply([response(seen.body or b"none")], close=seen.connection == 0)
+
+    def body() -> Iterator[bytes]:
+        yield b"one-"
+        yield b"shot"
+
+    server = serve(handler)
+    with make_client() as client:
+        assert client.get(server.url + "/a").text == "none"
+        assert wait_until(lambda: 0 in server.closed_by_server)
+        time.sleep(0.05)  # the FIN reaches the client's socket
+        assert client.post(server.url + "/b", content=body()).text == "one-shot"
+    assert [(seen.connection, seen.target) for seen in server.seen] == [(0, "/a"), (1, "/b")]
+
+
+def test_a_reused_connection_closed_before_the_answer_is_retried_once(serve: Serve) -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.connection == 0 and seen.target == "/b":
+            return Reply(close=True)  # read the request, then hang up without a word
+        return ok(seen.target.encode())
+
+    server = serve(handler)
+    with make_client() as client:
+        assert client.get(server.url + "/a").text == "/a"
+        assert client.get(server.url + "/b").text == "/b"
+    assert [(seen.connection, seen.target) for seen in server.seen] == [
+        (0, "/a"),
+        (0, "/b"),
+        (1, "/b"),
+    ]
+
+
+def test_the_retry_of_a_reused_connection_happens_only_once(serve: Serve) -> None:
+    def handler(seen: Seen) -> Reply:
+        return ok() if seen.target == "/a" else Reply(close=True)
+
+    server = serve(handler)
+    with make_client() as client:
+        client.get(server.url + "/a")
+        with pytest.raises(httpx2.RemoteProtocolError, match="without sending a response"):
+            client.get(server.url + "/b")
+    assert [(seen.connection, seen.target) for seen in server.seen] == [
+        (0, "/a"),
+        (0, "/b"),
+        (1, "/b"),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["iterator", "generator"])
+def test_a_retry_never_sends_a_different_body(serve: Serve, kind: str) -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.connection == 0 and seen.method == "POST":
+            return Reply(close=True)
+        return ok()
+
+    def generator() -> Iterator[bytes]:
+        yield b"hello "
+        yield b"world"
+
+    server = serve(handler)
+    with make_client() as client:
+        client.get(server.url)
+        content = iter([b"hello ", b"world"]) if kind == "iterator" else generator()
+        try:
+            resp = client.post(server.url, content=content)
+        except httpx2.TransportError:
+            pass  # giving up is fine: the body cannot be sent again
+        else:
+            assert resp.status_code == 200
+    posts = [seen.body for seen in server.seen if seen.method == "POST"]
+    assert posts
+    assert all(body == b"hello world" for body in posts), posts
+
+
+def test_a_new_connection_closed_without_an_answer_is_an_error(serve: Serve) -> None:
+    server = serve(lambda seen: Reply(close=True))
+    with make_client() as client, pytest.raises(httpx2.RemoteProtocolError):
+        client.get(server.url)
+    assert server.connections == 1  # not retried: the connection was not a reused one
+    assert len(server.seen) == 1
+
+
+@pytest.mark.parametrize("iterator", ["dropped", "held"])
+def test_a_response_closed_early_does_not_leave_its_connection_for_reuse(
+    serve: Serve, iterator: str
+) -> None:
+    """Dropping the iterator closes the body generator first (GeneratorExit); holding it
+    leaves the work to ``response.close()``."""
+
+    def handler(seen: Seen) -> Reply:
+        if seen.target == "/long":
+            return Reply([CHUNKED_HEAD + chunk(b"first")])  # and the rest never comes
+        return ok(b"short")
+
+    server = serve(handler)
+    with make_client() as client:
+        with client.stream("GET", server.url + "/long") as resp:
+            if iterator == "dropped":
+                for piece in resp.iter_bytes():
+                    assert piece == b"first"
+                    break
+            else:
+                pieces = resp.iter_bytes()
+                assert next(pieces) == b"first"
+        assert wait_until(lambda: 0 in server.closed_by_client)
+        assert client.get(server.url + "/short").text == "short"
+    assert server.connections_of() == [0, 1]
+
+
+def test_bytes_after_the_body_spoil_the_connection_also_when_closed_at_the_end(
+    serve: Serve,
+) -> None:
+    go_on = threading.Event()
+
+    def handler(seen: Seen) -> Reply:
+        if seen.target == "/junk":
+            return Reply([CHUNKED_HEAD, go_on, chunk(b"all") + LAST_CHUNK + b"JUNK"])
+        return ok()
+
+    server = serve(handler)
+    with make_client() as client:
+        with client.stream("GET", server.url + "/junk") as resp:
+            go_on.set()
+            pieces = resp.iter_bytes()  # held, so close() is what ends the body
+            assert next(pieces) == b"all"  # the whole body, and "JUNK" after it
+        client.get(server.url)
+        del pieces
+    assert server.connections_of() == [0, 1]
+
+
+def test_bytes_after_the_body_spoil_the_connection(serve: Serve) -> None:
+    go_on = threading.Event()
+
+    def handler(seen: Seen) -> Reply:
+        if seen.target == "/junk":
+            return Reply([CHUNKED_HEAD, go_on, chunk(b"all") + LAST_CHUNK + b"JUNK"])
+        if seen.target == "/junk-at-once":
+            return Reply([response(b"all") + b"JUNK"])
+        return ok()
+
+    server = serve(handler)
+    with make_client() as client:
+        with client.stream("GET", server.url + "/junk") as resp:
+            go_on.set()
+            assert b"".join(resp.iter_bytes()) == b"all"
+        assert client.get(server.url + "/junk-at-once").text == "all"
+        client.get(server.url)
+    assert server.connections_of() == [0, 1, 2]
+
+
+def test_limits_without_keepalive_never_reuse(serve: Serve) -> None:
+    server = serve(lambda seen: ok())
+    with make_client(limits=httpx2.Limits(max_keepalive_connections=0)) as client:
+        for _ in range(3):
+            assert client.get(server.url).status_code == 200
+    assert server.connections_of() == [0, 1, 2]
+    assert wait_until(lambda: server.closed_by_client == {0, 1, 2})
+
+
+def test_an_expired_idle_connection_is_not_reused(serve: Serve) -> None:
+    server = serve(lambda seen: ok())
+    with make_client(limits=httpx2.Limits(keepalive_expiry=0.05)) as client:
+        client.get(server.url)
+        client.get(server.url)
+        time.sleep(0.15)
+        client.get(server.url)
+    assert server.connections_of() == [0, 0, 1]
+
+
+def test_closing_the_transport_closes_idle_connections(serve: Serve) -> None:
+    server = serve(lambda seen: ok())
+    transport = HTTP11Transport()
+    with httpx2.Client(transport=transport, timeout=3.0) as client:
+        client.get(server.url)
+        transport.close()
+        assert wait_until(lambda: 0 in server.closed_by_client)
+        assert client.get(server.url).status_code == 200
+    assert server.connections_of() == [0, 1]
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [CHUNKED_HEAD + chunk(b"hello") + chunk(b" world") + b"5\r\nab"],
+        [CHUNKED_HEAD + chunk(b"hello"), 0.02, chunk(b" world") + b"5\r\nab"],
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello", 0.02, b" worldab"],
+    ],
+    ids=["chunked-one-write", "chunked-two-writes", "content-length"],
+)
+def test_a_truncated_body_raises_after_what_came(serve: Serve, steps: list[Step]) -> None:
+    server = serve(lambda seen: Reply(steps, close=True))
+    got: list[bytes] = []
+
+    def read_all(resp: httpx2.Response) -> None:
+        for piece in resp.iter_bytes():
+            got.append(piece)
+
+    with make_client() as client, client.stream("GET", server.url) as resp:
+        assert resp.status_code == 200
+        with pytest.raises(httpx2.RemoteProtocolError, match="before the end"):
+            read_all(resp)
+    assert b"".join(got) == b"hello worldab"
+
+
+def test_read_timeout_waiting_for_the_response(serve: Serve) -> None:
+    server = serve(lambda seen: Reply())  # reads the request, never answers
+    with make_client(timeout=httpx2.Timeout(5.0, read=0.2)) as client:
+        started = time.monotonic()
+        with pytest.raises(httpx2.ReadTimeout):
+            client.get(server.url)
+        assert 0.15 < time.monotonic() - started < 2.0
+    assert len(server.seen) == 1  # the request did arrive
+
+
+def test_read_timeout_in_the_body(serve: Serve) -> None:
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + chunk(b"some")]))
+    with make_client(timeout=httpx2.Timeout(5.0, read=0.2)) as client:
+        with client.stream("GET", server.url) as resp:
+            pieces = resp.iter_bytes()
+            assert next(pieces) == b"some"
+            started = time.monotonic()
+            with pytest.raises(httpx2.ReadTimeout):
+                next(pieces)
+            assert 0.15 < time.monotonic() - started < 2.0
+        assert wait_until(lambda: 0 in server.closed_by_client)
+
+
+def test_write_timeout() -> None:
+    """A listener that never accepts: the kernel takes the connection and some bytes,
+    then sending blocks."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def endless() -> Iterator[bytes]:
+            for _ in range(1024):  # 64 MiB at most
+                yield b"x" * 65536
+
+        small_buffer = [(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)]
+        timeout = httpx2.Timeout(5.0, write=0.2)
+        with make_client(timeout=timeout, socket_options=small_buffer) as client:
+            started = time.monotonic()
+            with pytest.raises(httpx2.WriteTimeout):
+                client.post(f"http://127.0.0.1:{port}/", content=endless())
+            assert time.monotonic() - started < 3.0
+
+
+def test_connect_refused() -> None:
+    # Bound but not listening: connecting to it is refused.
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        limits = httpx2.Limits(max_connections=1)
+        with make_client(limits=limits, timeout=httpx2.Timeout(2.0, pool=0.2)) as client:
+            for _ in range(2):  # a failed connect gives its pool slot back
+                with pytest.raises(httpx2.ConnectError):
+                    client.get(f"http://127.0.0.1:{port}/")
+
+
+def test_connect_timeout() -> None:
+    """A listener whose accept queue is full: Linux drops further SYNs."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        address = listener.getsockname()
+        fillers = [socket.socket() for _ in range(4)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(address)
+            time.sleep(0.05)
+            try:
+                socket.create_connection(address, 0.2).close()
+            except TimeoutError:
+                pass
+            else:
+                pytest.skip("this kernel does not drop connections over the backlog")
+            with make_client(timeout=httpx2.Timeout(5.0, connect=0.2)) as client:
+                started = time.monotonic()
+                with pytest.raises(httpx2.ConnectTimeout):
+                    client.get(f"http://{address[0]}:{address[1]}/")
+                assert time.monotonic() - started < 2.0
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def test_a_huge_response_head_is_refused(serve: Serve) -> None:
+    endless_head = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 1_000_000
+    server = serve(lambda seen: Reply([endless_head]))
+    with make_client() as client:
+        started = time.monotonic()
+        with pytest.raises(httpx2.RemoteProtocolError, match="longer than"):
+            client.get(server.url)
+        assert time.monotonic() - started < 2.0
+
+
+def test_an_invalid_status_line_is_a_protocol_error(serve: Serve) -> None:
+    server = serve(lambda seen: Reply([b"HTTP/2 200 OK\r\n\r\n"]))
+    with make_client() as client, pytest.raises(httpx2.RemoteProtocolError, match="status"):
+        client.get(server.url)
+
+
+def test_an_unsupported_scheme() -> None:
+    with make_client() as client, pytest.raises(httpx2.UnsupportedProtocol, match="ftp"):
+        client.get("ftp://127.0.0.1/file")
+    with pytest.raises(httpx2.UnsupportedProtocol):
+        HTTP11Transport().handle_request(httpx2.Request("GET", "ws://127.0.0.1/"))
+
+
+# --- the pool -------------------------------------------------------------------------
+
+
+def test_pool_timeout_while_the_only_connection_is_busy(serve: Serve) -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.target == "/held":
+            return Reply([CHUNKED_HEAD + chunk(b"held")])  # the body never ends
+        return ok(b"free")
+
+    server = serve(handler)
+    with make_client(limits=httpx2.Limits(max_connections=1)) as client:
+        held = client.send(client.build_request("GET", server.url + "/held"), stream=True)
+        started = time.monotonic()
+        with pytest.raises(httpx2.PoolTimeout):
+            client.get(server.url + "/next", timeout=httpx2.Timeout(5.0, pool=0.2))
+        assert 0.15 < time.monotonic() - started < 2.0
+        held.close()
+        assert client.get(server.url + "/next", timeout=httpx2.Timeout(5.0, pool=0.2)).text == (
+            "free"
+        )
+    assert [seen.target for seen in server.seen] == ["/held", "/next"]
+    assert server.connections == 2
+
+
+def test_a_waiting_request_gets_the_connection_when_it_is_freed(serve: Serve) -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.target == "/held":
+            return Reply([CHUNKED_HEAD + chunk(b"held")])
+        return ok(b"free")
+
+    server = serve(handler)
+    limits = httpx2.Limits(max_connections=1)
+    with make_client(limits=limits) as client, client.stream("GET", server.url + "/held") as held:
+        timer = threading.Timer(0.2, held.close)
+        timer.start()
+        started = time.monotonic()
+        resp = client.get(server.url + "/next", timeout=httpx2.Timeout(5.0, pool=3.0))
+        waited = time.monotonic() - started
+        timer.join()
+    assert resp.text == "free"
+    assert 0.15 < waited < 2.0
+
+
+def test_pool_cap_holds_under_concurrency(serve: Serve) -> None:
+    server = serve(lambda seen: Reply([0.01, response(seen.target.encode())]))
+    results: dict[str, str] = {}
+    failures: list[BaseException] = []
+    limits = httpx2.Limits(max_connections=3)
+    with make_client(limits=limits, timeout=httpx2.Timeout(5.0)) as client:
+
+        def work(worker: int) -> None:
+            try:
+                for i in range(5):
+                    path = f"/{worker}/{i}"
+                    results[path] = client.get(server.url + path).text
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    assert not failures
+    assert len(results) == 40
+    assert all(path == text for path, text in results.items())
+    assert 1 <= server.connections <= 3
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+def test_the_request_head_as_the_server_reads_it(serve: Serve) -> None:
+    server = serve(lambda seen: ok())
+    with make_client() as client:
+        client.get(server.url + "/v1/models?limit=2&q=a%20b", headers={"X-Custom": "yes"})
+    (seen,) = server.seen
+    assert seen.head.startswith(b"GET /v1/models?limit=2&q=a%20b HTTP/1.1\r\n")
+    assert seen.headers["host"] == f"127.0.0.1:{server.address[1]}"
+    assert seen.headers["x-custom"] == "yes"
+
+
+def test_a_post_body_with_content_length_arrives_intact(serve: Serve) -> None:
+    server = serve(lambda seen: ok(b"%d" % len(seen.body)))
+    payload = bytes(range(256)) * 1200  # 300 KiB
+    with make_client() as client:
+        resp = client.post(server.url + "/upload", content=payload)
+    assert resp.text == str(len(payload))
+    (seen,) = server.seen
+    assert seen.method == "POST"
+    assert seen.headers["content-length"] == str(len(payload))
+    assert "transfer-encoding" not in seen.headers
+    assert seen.body == payload
+
+
+def test_a_generator_body_is_sent_chunked(serve: Serve) -> None:
+    server = serve(lambda seen: ok())
+    parts = [b"first,", b"", b"second,", b"x" * 100_000, b"\r\n0\r\n\r\n", b"last"]
+
+    def body() -> Iterator[bytes]:
+        yield from parts
+
+    with make_client() as client:
+        assert client.post(server.url, content=body()).status_code == 200
+        assert client.get(server.url).status_code == 200  # the connection is still in step
+    post, get = server.seen
+    assert post.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in post.headers
+    assert post.body == b"".join(parts)
+    assert get.connection == post.connection == 0
+
+
+# --- the network stream, socket options, TLS -----------------------------------------
+
+
+def open_body(seen: Seen) -> Reply:
+    """A chunked body that stays open until the client goes."""
+    return Reply([CHUNKED_HEAD + chunk(b"open")])
+
+
+def test_the_network_stream_is_the_socket(serve: Serve) -> None:
+    server = serve(open_body)
+    with make_client() as client, client.stream("GET", server.url) as resp:
+        stream = resp.extensions["network_stream"]
+        sock = stream.get_extra_info("socket")
+        assert isinstance(sock, socket.socket)
+        assert sock.getpeername() == server.address
+        assert stream.get_extra_info("ssl_object") is None
+        assert stream.get_extra_info("server_addr") is None
+        assert resp.extensions["http_version"] == b"HTTP/1.1"
+        assert resp.extensions["reason_phrase"] == b"OK"
+
+
+@pytest.mark.parametrize("enabled", [0, 1])
+def test_socket_options_are_applied(serve: Serve, enabled: int) -> None:
+    server = serve(open_body)
+    options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, enabled)]
+    with make_client(socket_options=options) as client, client.stream("GET", server.url) as resp:
+        sock = resp.extensions["network_stream"].get_extra_info("socket")
+        assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is bool(enabled)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (made by the openssl command)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    command = [
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1",
+        "-keyout", str(key), "-out", str(cert),
+    ]  # fmt: skip
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip("no openssl command")
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(serve: Serve, certificate: tuple[Path, Path]) -> RawServer:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+
+    def handler(seen: Seen) -> Reply:
+        return Reply([CHUNKED_HEAD, 0.01, chunk(seen.target.encode()), 0.01, LAST_CHUNK])
+
+    return serve(handler, tls=context)
+
+
+def test_https_with_a_trusted_certificate(
+    tls_server: RawServer, certificate: tuple[Path, Path]
+) -> None:
+    trusted = ssl.create_default_context(cafile=str(certificate[0]))
+    with make_client(verify=trusted) as client:
+        resp, pieces = streamed(client, tls_server.url + "/secure")
+        assert b"".join(pieces) == b"/secure"
+        ssl_object = resp.extensions["network_stream"].get_extra_info("ssl_object")
+        assert isinstance(ssl_object, ssl.SSLSocket)
+        assert ssl_object.version() is not None
+        assert b"".join(streamed(client, tls_server.url + "/again")[1]) == b"/again"
+    assert tls_server.connections_of() == [0, 0]
+
+
+def test_https_with_an_untrusted_certificate_is_a_connect_error(tls_server: RawServer) -> None:
+    with make_client() as client, pytest.raises(httpx2.ConnectError, match="CERTIFICATE"):
+        client.get(tls_server.url)
+    assert tls_server.seen == []
+
+
+def test_https_without_verification(tls_server: RawServer) -> None:
+    with make_client(verify=False) as client:
+        assert client.get(tls_server.url + "/unverified").text == "/unverified"
+
+
+def test_https_to_a_plain_http_server_is_a_connect_error(serve: Serve) -> None:
+    server = serve(lambda seen: ok(), greeting=b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    url = server.url.replace("http://", "https://")
+    with make_client(verify=False) as client, pytest.raises(httpx2.ConnectError):
+        client.get(url)
+
+
+# --- the real local server, through deltastream ---------------------------------------
+
+
+@pytest.mark.parametrize("http_client", ["default", "explicit"])
+def test_a_chat_stream_from_the_local_server(server_url: str, http_client: str) -> None:
+    """Two streams, each read to the end, over one connection of this transport."""
+    messages = [{"role": "user", "content": "Write a story about a robot."}]
+    sockets: list[socket.socket] = []
+    with contextlib.ExitStack() as stack:
+        http = None
+        if http_client == "explicit":
+            http = stack.enter_context(httpx2.Client(transport=HTTP11Transport()))
+        client = stack.enter_context(
+            deltastream.OpenAI(base_url=server_url, api_key="sk-test", http_client=http)
+        )
+        for _ in range(2):
+            stream = client.chat.completions.create(model="m", messages=messages, stream=True)
+            network_stream = stream.response.extensions["network_stream"]
+            assert isinstance(network_stream, NetworkStream)
+            sockets.append(network_stream.get_extra_info("socket"))
+            with stream:
+                text = "".join(
+                    part.choices[0].delta.content or "" for part in stream if part.choices
+                )
+            assert "robot" in text.lower()
+            final = stream.current_snapshot
+            assert final.choices[0].message.content == text
+            assert final.choices[0].finish_reason == "stop"
+    assert sockets[0] is sockets[1]  # the second stream reused the first one's connection
