@@ -3,11 +3,14 @@
 ``stream(n, headers)`` is a context manager that sends one request for ``n`` chunks
 (the extra ``headers`` tell the load server how to send them) and yields the
 library's own iterable of chunks, so the benchmark loop iterates exactly what a user
-would. deltastream and openai-python run with their defaults (both pool at most 1,000
-connections); httpx2 gets the pool limits and timeouts openai-python gives it.
+would. deltastream and openai-python run with their defaults (openai-python pools at
+most 1,000 connections; deltastream as many as the process may open, less 256);
+httpx2 gets the pool limits and timeouts openai-python gives it.
 
 The ``layer:*`` clients are not clients: they read the same body through one layer
-of the stack only, to show where deltastream's time goes.
+of the stack only, to show where deltastream's time goes: httpx2 over httpcore2 (its
+default transport, which deltastream used before it had its own), deltastream's own
+transport, then the SSE decoder and the typed decoding on top of it.
 """
 
 from __future__ import annotations
@@ -250,18 +253,23 @@ class FloorAsync:
         await self.client.aclose()
 
 
-# -- layers of deltastream's stack, for the profile section --------------------------------
+# -- layers of deltastream's stack, for the "where the time goes" section ------------------
 
 
-class _Httpx2Layer:
-    """Read the body with one httpx2 method and hand each piece to ``consume``."""
+class _Layer:
+    """Read the body through one transport and hand each piece to ``consume``."""
 
-    def __init__(self, port: int, method: str, consume: Callable[[Any], list[Any]]) -> None:
+    def __init__(self, port: int, ours: bool, consume: Callable[[Any], list[Any]]) -> None:
         import httpx2
 
-        self.http = httpx2.Client(**_httpx2_options())
+        from deltastream._transport import HTTP11Transport
+
+        options = _httpx2_options()
+        if ours:
+            options["transport"] = HTTP11Transport(limits=options.pop("limits"))
+        self.http = httpx2.Client(**options)
         self.url = _url(port) + "/chat/completions"
-        self.method = method
+        self.ours = ours
         self.consume = consume
 
     @contextmanager
@@ -269,9 +277,15 @@ class _Httpx2Layer:
         with self.http.stream("POST", self.url, json=_body(n), headers=headers) as resp:
             yield self._pieces(resp)
 
+    def _body(self, response: Any) -> Iterator[bytes]:
+        from deltastream._http import iter_body
+
+        body: Iterator[bytes] = iter_body(response) if self.ours else response.iter_raw()
+        return body
+
     def _pieces(self, response: Any) -> Iterator[Any]:
         consume = self.consume
-        for data in getattr(response, self.method)():
+        for data in self._body(response):
             yield from consume(data)
 
     def close(self) -> None:
@@ -282,33 +296,33 @@ def _nothing(data: bytes) -> list[Any]:
     return []
 
 
-def _layer_raw(port: int) -> SyncBenchClient:
-    return _Httpx2Layer(port, "iter_raw", _nothing)
+def _layer_httpcore(port: int) -> SyncBenchClient:
+    return _Layer(port, False, _nothing)
 
 
-def _layer_bytes(port: int) -> SyncBenchClient:
-    return _Httpx2Layer(port, "iter_bytes", _nothing)
+def _layer_transport(port: int) -> SyncBenchClient:
+    return _Layer(port, True, _nothing)
 
 
 def _layer_sse(port: int) -> SyncBenchClient:
     from deltastream.sse import SSEDecoder
 
-    return _Httpx2Layer(port, "iter_raw", SSEDecoder().feed)
+    return _Layer(port, True, SSEDecoder().feed)
 
 
 def _layer_chunks(port: int) -> SyncBenchClient:
-    """deltastream's ChunkStream (SSE + decode + accumulate) fed by ``iter_raw``."""
+    """deltastream's ChunkStream (SSE + decode + checks) over its own transport."""
     import httpx2
 
     from deltastream.streaming import ChunkStream
 
-    class Layer(_Httpx2Layer):
+    class Layer(_Layer):
         def _pieces(self, response: httpx2.Response) -> Iterator[Any]:
             core = ChunkStream(response)
-            for data in response.iter_raw():
+            for data in self._body(response):
                 yield from core.feed(data)
 
-    return Layer(port, "iter_raw", _nothing)
+    return Layer(port, True, _nothing)
 
 
 @dataclass(frozen=True)
@@ -340,8 +354,8 @@ CLIENTS: dict[str, ClientSpec] = {
         ClientSpec("httpx2 sse async", "async", Httpx2Async, _key_id),
         ClientSpec("raw floor sync", "sync", FloorSync, _attr_id),
         ClientSpec("raw floor async", "async", FloorAsync, _attr_id),
-        ClientSpec("layer: httpx2 iter_raw", "sync", _layer_raw, _attr_id, counts=False),
-        ClientSpec("layer: httpx2 iter_bytes", "sync", _layer_bytes, _attr_id, counts=False),
+        ClientSpec("layer: httpcore2 transport", "sync", _layer_httpcore, _attr_id, counts=False),
+        ClientSpec("layer: own transport", "sync", _layer_transport, _attr_id, counts=False),
         ClientSpec("layer: + SSEDecoder", "sync", _layer_sse, _attr_id, counts=False),
         ClientSpec("layer: + ChunkStream", "sync", _layer_chunks, _attr_id),
     )

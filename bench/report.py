@@ -217,6 +217,103 @@ def _ttfc(results: dict[str, Any]) -> str:
     )
 
 
+def _targets(results: dict[str, Any]) -> str:
+    """The roadmap's targets (issue 7) against this run's medians."""
+
+    def us(section: str, client: str) -> float | None:
+        value: float | None = _median(results, section, client).get("us_per_chunk")
+        return value
+
+    def check(ok: bool | None) -> str:
+        return DASH if ok is None else ("met" if ok else "**not met**")
+
+    rows: list[list[str]] = []
+    ds, floor = us("big", "deltastream sync"), us("big", "raw floor sync")
+    oa = us("big", "openai-python sync")
+    if ds and floor:
+        rows.append(
+            [
+                "sync, long stream: CPU per chunk vs the raw floor",
+                f"≤ 1.5{TIMES}",
+                _ratio(ds, floor),
+                check(ds / floor <= 1.5),
+            ]
+        )
+    if ds and oa:
+        rows.append(
+            [
+                "sync, long stream: CPU per chunk, openai-python over deltastream",
+                f"≥ 30{TIMES}",
+                _ratio(oa, ds),
+                check(oa / ds >= 30),
+            ]
+        )
+    short, short_floor = us("many", "deltastream sync"), us("many", "raw floor sync")
+    if short and short_floor:
+        rows.append(
+            [
+                "sync, 1,000 streams of 100 chunks: vs the raw floor",
+                f"≤ 3{TIMES}",
+                _ratio(short, short_floor),
+                check(short / short_floor <= 3),
+            ]
+        )
+    for client in ("deltastream sync", "deltastream async"):
+        connections = _median(results, "ttfc", client).get("connections")
+        if connections is not None:
+            rows.append(
+                [
+                    f"{client}: TCP connections for 100 sequential streams",
+                    "1",
+                    f"{connections:.0f}",
+                    check(connections == 1),
+                ]
+            )
+    c1000 = _median(results, "c1000", "deltastream async")
+    if c1000:
+        rows.append(
+            [
+                "1,000 paced streams: client CPU, % of one core (steady; whole run)",
+                "≤ 25",
+                f"{_fmt(c1000['steady_cpu_pct'])}; {_fmt(c1000['cpu_pct'])}",
+                check(c1000["steady_cpu_pct"] <= 25),
+            ]
+        )
+        later = c1000.get("later_p99_ms")
+        rows.append(
+            [
+                "1,000 paced streams: added latency p99 ms, every chunk",
+                "≤ 20",
+                _fmt(c1000["latency_p99_ms"]),
+                check(c1000["latency_p99_ms"] <= 20),
+            ]
+        )
+        if later is not None:
+            rows.append(
+                ["... after each stream's first chunk", "≤ 20", _fmt(later), check(later <= 20)]
+            )
+    c10k = _median(results, "c10k", "deltastream async")
+    if c10k:
+        rows.append(
+            [
+                "10,000 streams at 1 chunk/s: completed, errors",
+                "10,000, 0",
+                f"{c10k['completed']:,.0f}, {c10k['errors']:,.0f}",
+                check(c10k["completed"] == c10k["streams"] and c10k["errors"] == 0),
+            ]
+        )
+    if not rows:
+        return ""
+    return "\n\n".join(
+        [
+            "## Targets",
+            "The roadmap's targets (issue 7) against this run. Why a target is not met, "
+            "and what stands in the way, is under “Where the time goes”.",
+            _table(["target", "wanted", "measured", "result"], rows),
+        ]
+    )
+
+
 def _accumulation(results: dict[str, Any]) -> str:
     rows = []
     verdicts = []
@@ -254,7 +351,7 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
         for client in ASYNC:
             m = _median(results, "c1000", client)
             if not m:
-                rows.append([client, _failed(results, "c1000", client)] + [""] * 8)
+                rows.append([client, _failed(results, "c1000", client)] + [""] * 10)
                 continue
             rows.append(
                 [
@@ -263,6 +360,9 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
                     _fmt(m["steady_cpu_pct"]),
                     _fmt(m["latency_p50_ms"], 2),
                     _fmt(m["latency_p99_ms"], 1),
+                    _fmt(m.get("later_p99_ms"), 1),
+                    _fmt(m.get("first_chunk_p99_ms"), 1),
+                    _fmt(m.get("gc_s"), 2),
                     f"{_fmt(m['loop_lag_p50_ms'], 2)} / {_fmt(m['loop_lag_p99_ms'], 1)}",
                     _fmt(m["kb_per_stream"]),
                     _fmt(m["peak_rss_mb"]),
@@ -276,6 +376,9 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
             "CPU % (steady middle)",
             "added latency p50 ms",
             "p99 ms",
+            "p99 ms after each stream's first chunk",
+            "first chunks p99 ms",
+            "GC s",
             "loop lag p50 / p99 ms",
             "KB per stream",
             "peak RSS MB",
@@ -287,8 +390,11 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
             f"All streams started at once, {c1000['n']} chunks each "
             f"(~{c1000['n'] / c1000['rate']:.0f} s). Added latency: arrival time in the "
             "client minus the send time the server wrote into each chunk's id (both "
-            "CLOCK_MONOTONIC), over every chunk. CPU over the whole run includes opening "
-            "the connections; the steady figure is the middle half of the run. Loop lag: "
+            "CLOCK_MONOTONIC), over every chunk; then apart: the chunks after each "
+            "stream's first, and the first chunks, which arrive while the client is "
+            "still opening the other 999 streams. CPU over the whole run includes opening "
+            "the connections; the steady figure is the middle half of the run. GC s: time "
+            "in the garbage collector during the run. Loop lag: "
             "how late a 10 ms `asyncio.sleep` in the same loop woke up. KB per stream: "
             "growth of peak RSS over the run divided by the streams.",
             _table(header, rows),
@@ -300,7 +406,7 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
             m = _median(results, "c10k", client)
             runs = results.get("c10k", {}).get(client, {}).get("runs", [])
             if not m:
-                rows.append([client, _failed(results, "c10k", client)] + [""] * 6)
+                rows.append([client, _failed(results, "c10k", client)] + [""] * 7)
                 continue
             kinds = runs[-1].get("error_kinds") or {}
             detail = ", ".join(f"{k} {v:,}" for k, v in kinds.items()) or DASH
@@ -314,6 +420,7 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
                     _fmt(m["cpu_pct"]),
                     _fmt(m["kb_per_stream"]),
                     _fmt(m["latency_p50_ms"], 1),
+                    _fmt(m.get("gc_s"), 1),
                 ]
             )
         header = [
@@ -325,14 +432,16 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
             "CPU %",
             "KB per stream",
             "latency p50 ms",
+            "GC s",
         ]
         parts += [
             f"### {c10k['streams']:,} concurrent streams at {c10k['rate']:g} chunk/s",
             f"{c10k['n']} chunks each (~{c10k['n'] / c10k['rate']:.0f} s if served at "
             f"once); streams still running {c10k['deadline']:g} s after the start are "
-            "cancelled and counted as unfinished. Default client settings: deltastream "
-            "and openai-python pool at most 1,000 connections, httpx2 is given the same "
-            f"limits; the raw floor opens one connection per stream. "
+            "cancelled and counted as unfinished. Default client settings: openai-python "
+            "pools at most 1,000 connections (httpx2 is given the same limits); "
+            "deltastream as many as the process may open, less 256; the raw floor opens "
+            "one connection per stream. "
             f"{c10k['runs']} run.",
             _table(header, rows),
         ]
@@ -375,6 +484,7 @@ def render(data: dict[str, Any]) -> str:
         "next run rewrites this file. Raw figures: `bench/results/latest.json` (not "
         "committed). Issue 7._",
         headline,
+        _targets(results),
         "![client CPU µs per chunk](benchmarks.png)",
         _machine(data),
         _throughput(results, "big", "One stream of 100,000 chunks")

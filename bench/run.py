@@ -28,8 +28,8 @@ SYNC = ["deltastream sync", "openai-python sync", "httpx2 sse sync", "raw floor 
 ASYNC = ["deltastream async", "openai-python async", "httpx2 sse async", "raw floor async"]
 SEQUENTIAL = [SYNC[0], ASYNC[0], SYNC[1], ASYNC[1], SYNC[2], ASYNC[2], SYNC[3], ASYNC[3]]
 LAYERS = [
-    "layer: httpx2 iter_raw",
-    "layer: httpx2 iter_bytes",
+    "layer: httpcore2 transport",
+    "layer: own transport",
     "layer: + SSEDecoder",
     "layer: + ChunkStream",
 ]

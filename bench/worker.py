@@ -225,42 +225,72 @@ class _LoopWatch:
         return (c1 - c0) / (w1 - w0)
 
 
+class _GCWatch:
+    """Time spent in the garbage collector, and how many full (generation 2) passes."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._started = 0.0
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        if info["generation"] == 2:
+            self.full += 1
+
+
 async def _concurrent(
     spec: ClientSpec, port: int, streams: int, n: int, rate: float, deadline: float
 ) -> Result:
     client: AsyncBenchClient = spec.make(port)
     headers = {"x-bench-rate": str(rate)}
     latencies = array.array("q", bytes(8 * streams * n))  # allocated before the baseline
-    filled = completed = 0
+    firsts = array.array("q", bytes(8 * streams))  # each stream's first chunk, also above
+    filled = started = completed = 0
     errors: Counter[str] = Counter()
     chunk_id: Callable[[Any], str] = spec.chunk_id
 
     async def one() -> None:
-        nonlocal filled, completed
+        nonlocal filled, started, completed
         try:
             async with client.stream(n, headers) as stream:
+                first = True
                 async for chunk in stream:
-                    latencies[filled] = time.monotonic_ns() - send_time_ns(chunk_id(chunk))
-                    filled += 1
+                    latency = time.monotonic_ns() - send_time_ns(chunk_id(chunk))
+                    if first:
+                        firsts[started] = latency
+                        started += 1
+                        first = False
+                    else:
+                        latencies[filled] = latency
+                        filled += 1
             completed += 1
         except Exception as exc:
             errors[type(exc).__name__] += 1
 
     gc.collect()
     base_rss = peak_rss_mb()
+    collector = _GCWatch()
+    gc.callbacks.append(collector.callback)
     watch = _LoopWatch()
     watching = asyncio.create_task(watch.run())
     cpu, start = time.process_time(), time.perf_counter()
     tasks = [asyncio.create_task(one()) for _ in range(streams)]
     _done, pending = await asyncio.wait(tasks, timeout=deadline)
     cpu, end = time.process_time() - cpu, time.perf_counter()
+    gc.callbacks.remove(collector.callback)
     peak_rss = peak_rss_mb()
     watching.cancel()
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     await _quietly(client.aclose())
-    values = sorted(latencies[:filled])
+    later = sorted(latencies[:filled])
+    first_values = sorted(firsts[:started])
+    values = sorted([*later, *first_values])
     lags = sorted(watch.lags)
     return {
         "streams": streams,
@@ -268,12 +298,17 @@ async def _concurrent(
         "errors": sum(errors.values()),
         "error_kinds": dict(errors),
         "unfinished": len(pending),
-        "chunks": filled,
+        "chunks": filled + started,
         "wall_s": end - start,
         "cpu_pct": cpu / (end - start) * 100,
         "steady_cpu_pct": watch.share(start, end) * 100,
         "latency_p50_ms": percentile(values, 0.5) / 1e6,
         "latency_p99_ms": percentile(values, 0.99) / 1e6,
+        "first_chunk_p99_ms": percentile(first_values, 0.99) / 1e6,
+        "later_p50_ms": percentile(later, 0.5) / 1e6,
+        "later_p99_ms": percentile(later, 0.99) / 1e6,
+        "gc_full_collections": collector.full,
+        "gc_s": collector.seconds,
         "loop_lag_p50_ms": percentile(lags, 0.5) * 1e3,
         "loop_lag_p99_ms": percentile(lags, 0.99) * 1e3,
         "peak_rss_mb": peak_rss,

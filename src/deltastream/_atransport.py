@@ -24,6 +24,7 @@ import httpx2
 
 from ._h1 import BodyDecoder, ResponseStart, encode_chunk, request_head
 from ._transport import (
+    BODY_EXTENSION,
     READ_SIZE,
     NetworkStream,
     Origin,
@@ -61,6 +62,8 @@ class _Channel(asyncio.BufferedProtocol):
         self.writer: asyncio.Future[None] | None = None
         self.reading_paused = False
         self.writing_paused = False
+        self.deadline: float | None = None  # of the wait in progress (loop time)
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -88,6 +91,9 @@ class _Channel(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         self.error = exc
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._wake()
 
     def pause_writing(self) -> None:
@@ -133,13 +139,38 @@ class _Channel(asyncio.BufferedProtocol):
     async def _wait(self, slot: str, time_limit: float | None) -> None:
         waiter: asyncio.Future[None] = self.loop.create_future()
         setattr(self, slot, waiter)
-        timer = None if time_limit is None else self.loop.call_later(time_limit, _expire, waiter)
+        if time_limit is not None:
+            self._arm(self.loop.time() + time_limit)
         try:
             await waiter
         finally:
             setattr(self, slot, None)
-            if timer is not None:
-                timer.cancel()
+            self.deadline = None
+
+    def _arm(self, deadline: float) -> None:
+        """Time out the current wait at ``deadline``. One timer per connection, moved
+        only when it fires early: a stream waits once per event, and a timer per wait
+        (made, cancelled, left in the loop's heap) is garbage the collector must chase
+        across thousands of streams."""
+        self.deadline = deadline
+        timer = self._timer
+        if timer is not None and timer.when() > deadline:
+            timer.cancel()
+            timer = None
+        if timer is None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self.deadline
+        if deadline is None:
+            return  # not waiting: the next wait arms it again
+        if self.loop.time() < deadline:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            return
+        for waiter in (self.reader, self.writer):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(TimeoutError())
 
     def reusable(self) -> bool:
         transport = self.transport
@@ -462,14 +493,16 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
             pool.release(conn, reusable and not decoder.leftover)
             body_conn = None
         sock = channel.transport.get_extra_info("socket") if channel.transport else None
+        stream = _ResponseBody(pool, body_conn, request, decoder, first, reusable)
         return httpx2.Response(
             head.status,
             headers=head.headers,
-            stream=_ResponseBody(pool, body_conn, request, decoder, first, reusable),
+            stream=stream,
             extensions={
                 "http_version": head.http_version,
                 "reason_phrase": head.reason,
                 "network_stream": NetworkStream(sock),
+                BODY_EXTENSION: stream,
             },
         )
 

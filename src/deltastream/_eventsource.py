@@ -48,8 +48,10 @@ import httpx2
 
 from ._deadlines import Timeout, Watch, watchdog
 from ._http import (
+    aiter_body,
     aread_head,
     check_event_stream,
+    iter_body,
     parse_error_body,
     read_head,
     transport_error,
@@ -468,7 +470,7 @@ class EventSource(_SourceBase):
                         watch = s.start(response, sent_at)
                         watchdog.watch(watch)
                         try:
-                            for data in response.iter_bytes():
+                            for data in iter_body(response):
                                 events, error = s.feed(data, watch)
                                 yield from events
                                 if error is not None:
@@ -545,7 +547,7 @@ class AsyncEventSource(_SourceBase):
                         watch = s.start(response, sent_at)
                         watchdog.watch(watch)
                         try:
-                            async for data in response.aiter_bytes():
+                            async for data in aiter_body(response):
                                 events, error = s.feed(data, watch)
                                 for event in events:
                                     yield event

@@ -34,6 +34,7 @@ import httpx2
 from ._h1 import BodyDecoder, ResponseStart, encode_chunk, request_head
 
 __all__ = [
+    "BODY_EXTENSION",
     "READ_SIZE",
     "HTTP11Transport",
     "NetworkStream",
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 READ_SIZE = 64 * 1024
+BODY_EXTENSION = "deltastream.body"  # the response's body stream, read by _http.iter_body
 _FD_RESERVE = 256  # file descriptors left for everything else the process opens
 _MAX_IDLE = 100
 
@@ -371,6 +373,7 @@ class HTTP11Transport(httpx2.BaseTransport):
                 "http_version": head.http_version,
                 "reason_phrase": head.reason,
                 "network_stream": NetworkStream(sock),
+                BODY_EXTENSION: stream,
             },
         )
 

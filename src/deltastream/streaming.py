@@ -35,7 +35,7 @@ import httpx2
 
 from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, watchdog
 from ._events import EventBuilder, StreamEvent
-from ._http import transport_error
+from ._http import aiter_body, iter_body, transport_error
 from ._metrics import StreamMetrics
 from ._protocol import ChunkStream, ResponseEventStream, StreamCore
 from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
@@ -270,7 +270,7 @@ class Stream(_StreamBase[T]):
         decoder = SSEDecoder(self._core.sse.max_event_size)
         watchdog.watch(watch)
         try:
-            for data in response.iter_bytes():
+            for data in iter_body(response):
                 events = decoder.feed(data)
                 if events:
                     watch.progress(time.monotonic())
@@ -300,7 +300,7 @@ class Stream(_StreamBase[T]):
         core, watch, response, metrics = self._core, self._watch, self.response, self._metrics
         add = core.accumulator.add
         any_bytes = watch.timeout.comments_count
-        body = response.iter_bytes()
+        body = iter_body(response)
         watchdog.watch(watch)
         try:
             try:
@@ -344,7 +344,7 @@ class Stream(_StreamBase[T]):
         watchdog.watch(watch)
         try:
             while True:
-                body = self.response.iter_bytes()
+                body = iter_body(self.response)
                 last = self._last_seq
                 try:
                     for data in body:
@@ -484,7 +484,7 @@ class AsyncStream(_StreamBase[T]):
         decoder = SSEDecoder(self._core.sse.max_event_size)
         watchdog.watch(watch)
         try:
-            async for data in response.aiter_bytes():
+            async for data in aiter_body(response):
                 events = decoder.feed(data)
                 if events:
                     watch.progress(time.monotonic())
@@ -514,7 +514,7 @@ class AsyncStream(_StreamBase[T]):
         core, watch, response, metrics = self._core, self._watch, self.response, self._metrics
         add = core.accumulator.add
         any_bytes = watch.timeout.comments_count
-        body = response.aiter_bytes()
+        body = aiter_body(response)
         watchdog.watch(watch)
         try:
             try:
@@ -557,7 +557,7 @@ class AsyncStream(_StreamBase[T]):
         watchdog.watch(watch)
         try:
             while True:
-                body = self.response.aiter_bytes()
+                body = aiter_body(self.response)
                 last = self._last_seq
                 try:
                     async for data in body:
