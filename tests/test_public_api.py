@@ -8,6 +8,8 @@ import deltastream.sse
 import deltastream.types
 
 EXPECTED_TOP_LEVEL = {
+    "HTTP11Transport",
+    "AsyncHTTP11Transport",
     "StreamGapError",
     "UsageEvent",
     "ToolCallArgumentsDoneEvent",

@@ -5,6 +5,7 @@ for the official client's streaming surface.
 """
 
 from . import types
+from ._atransport import AsyncHTTP11Transport
 from ._deadlines import Timeout
 from ._events import (
     ContentDeltaEvent,
@@ -18,6 +19,7 @@ from ._events import (
 )
 from ._metrics import StreamMetrics
 from ._tee import TeeBufferFull
+from ._transport import HTTP11Transport
 from ._version import __version__
 from .accumulate import ChatAccumulator, ResponseAccumulator
 from .client import AsyncClient, Client
@@ -54,6 +56,7 @@ __all__ = [
     "APIStreamError",
     "APITimeoutError",
     "AsyncClient",
+    "AsyncHTTP11Transport",
     "AsyncOpenAI",
     "AsyncStream",
     "AuthenticationError",
@@ -63,6 +66,7 @@ __all__ = [
     "Client",
     "ConflictError",
     "ContentDeltaEvent",
+    "HTTP11Transport",
     "FinishEvent",
     "InternalServerError",
     "NotFoundError",

@@ -190,10 +190,26 @@ class _Channel(asyncio.BufferedProtocol):
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-            transport.abort()
+            if self.loop.is_closed():
+                _close_orphan(transport)
+            else:
+                transport.abort()
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def _close_orphan(transport: asyncio.Transport) -> None:
+    """Close a transport whose event loop has been closed (a client used from one
+    ``asyncio.run`` after another), which ``abort()`` cannot: it needs the loop. What
+    the loop would have run next, closing the socket, is run here instead. These are
+    asyncio internals (an SSL transport sits on a socket transport), so look them up
+    defensively: at worst the socket was shut down above and the collector closes it."""
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None) or transport
+    lost = getattr(inner, "_call_connection_lost", None)
+    if callable(lost):
+        with contextlib.suppress(Exception):
+            lost(None)
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
 
@@ -208,7 +224,12 @@ class _Connection:
 
 
 class _Pool:
-    """The asyncio twin of ``_transport._Pool``, for one event loop."""
+    """The asyncio twin of ``_transport._Pool``, for one event loop.
+
+    Waiters are served in order: a freed connection (or, for another host, its slot)
+    is handed to the first waiter directly, so a task that asks again at once cannot
+    take it first. A waiter's future ends with the connection, or None for a slot.
+    """
 
     def __init__(self, limits: httpx2.Limits, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -218,12 +239,14 @@ class _Pool:
         self._idle: dict[Origin, list[_Connection]] = {}
         self._idle_count = 0
         self._open = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: collections.deque[tuple[asyncio.Future[_Connection | None], Origin]]
+        self._waiters = collections.deque()
         self.read_buffer = memoryview(bytearray(READ_SIZE))  # see _Channel
 
     async def acquire(self, origin: Origin, time_limit: float | None) -> _Connection | None:
-        deadline = None if time_limit is None else time.monotonic() + time_limit
-        while True:
+        """An idle connection to ``origin``, or None after reserving a slot for a new
+        one (the caller connects, then :meth:`release` or :meth:`failed`)."""
+        if not self._waiters:
             now = time.monotonic()
             idle = self._idle.get(origin)
             while idle:
@@ -237,26 +260,29 @@ class _Pool:
             if self._max is None or self._open < self._max:
                 self._open += 1
                 return None
-            if self._idle_count and self._evict_one():
-                continue
-            if deadline is not None and now >= deadline:
-                raise httpx2.PoolTimeout(
-                    f"No connection free in the pool after {time_limit} s "
-                    f"({self._max} open, the limit)"
-                )
-            await self._wait_for_slot(None if deadline is None else deadline - now)
+            if self._evict_one():
+                self._open += 1
+                return None
+        return await self._wait(origin, time_limit)
 
-    async def _wait_for_slot(self, time_limit: float | None) -> None:
-        waiter: asyncio.Future[None] = self.loop.create_future()
-        self._waiters.append(waiter)
+    async def _wait(self, origin: Origin, time_limit: float | None) -> _Connection | None:
+        waiter: asyncio.Future[_Connection | None] = self.loop.create_future()
+        self._waiters.append((waiter, origin))
         timer = None if time_limit is None else self.loop.call_later(time_limit, _expire, waiter)
         try:
-            await waiter
+            return await waiter
         except TimeoutError:
-            pass  # the loop in acquire raises PoolTimeout
+            raise httpx2.PoolTimeout(
+                f"No connection free in the pool after {time_limit} s ({self._max} open, the limit)"
+            ) from None
         except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._wake_one()  # woken, but leaving: pass the turn on
+                # Handed a connection or a slot, but leaving: pass it on.
+                conn = waiter.result()
+                if conn is None:
+                    self.failed()
+                else:
+                    self.release(conn, reusable=True)
             raise
         finally:
             if timer is not None:
@@ -264,12 +290,12 @@ class _Pool:
             if not waiter.done():
                 waiter.cancel()
 
-    def _wake_one(self) -> None:
+    def _next_waiter(self) -> tuple[asyncio.Future[_Connection | None], Origin] | None:
         while self._waiters:
-            waiter = self._waiters.popleft()
+            waiter, origin = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
+                return waiter, origin
+        return None
 
     def _evict_one(self) -> bool:
         for idle in self._idle.values():
@@ -281,23 +307,32 @@ class _Pool:
         return False
 
     def release(self, conn: _Connection, reusable: bool) -> None:
+        reusable = reusable and conn.channel.reusable()
+        waiting = self._next_waiter()
+        if waiting is not None:
+            waiter, origin = waiting
+            if reusable and origin == conn.origin:
+                waiter.set_result(conn)
+            else:
+                conn.channel.close()
+                waiter.set_result(None)  # its slot: the waiter connects anew
+            return
         max_idle = self._max_idle
-        if (
-            reusable
-            and conn.channel.reusable()
-            and (max_idle is None or self._idle_count < max_idle)
-        ):
+        if reusable and (max_idle is None or self._idle_count < max_idle):
             conn.idle_since = time.monotonic()
             self._idle.setdefault(conn.origin, []).append(conn)
             self._idle_count += 1
         else:
             conn.channel.close()
             self._open -= 1
-        self._wake_one()
 
     def failed(self) -> None:
-        self._open -= 1
-        self._wake_one()
+        """A reserved slot was not used (the connect failed): the next waiter gets it."""
+        waiting = self._next_waiter()
+        if waiting is not None:
+            waiting[0].set_result(None)
+        else:
+            self._open -= 1
 
     def close(self) -> None:
         for idle in self._idle.values():
@@ -397,6 +432,8 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
         pool = self._pool
         if pool is None or pool.loop is not loop:
             # A client used from a new event loop: the old loop's connections are dead.
+            if pool is not None:
+                pool.close()
             self._pool = pool = _Pool(self._limits, loop)
         return pool
 
@@ -492,7 +529,9 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
         if decoder.complete:  # nothing more to read: the connection is free now
             pool.release(conn, reusable and not decoder.leftover)
             body_conn = None
-        sock = channel.transport.get_extra_info("socket") if channel.transport else None
+        transport = channel.transport
+        sock = transport.get_extra_info("socket") if transport else None
+        ssl_object = transport.get_extra_info("ssl_object") if transport else None
         stream = _ResponseBody(pool, body_conn, request, decoder, first, reusable)
         return httpx2.Response(
             head.status,
@@ -501,7 +540,7 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
             extensions={
                 "http_version": head.http_version,
                 "reason_phrase": head.reason,
-                "network_stream": NetworkStream(sock),
+                "network_stream": NetworkStream(sock, ssl_object),
                 BODY_EXTENSION: stream,
             },
         )

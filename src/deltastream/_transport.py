@@ -91,18 +91,22 @@ def request_headers(request: httpx2.Request) -> list[tuple[bytes, bytes]]:
 
 
 class NetworkStream:
-    """What ``response.extensions["network_stream"]`` offers: the socket."""
+    """What ``response.extensions["network_stream"]`` offers: the socket, and the TLS
+    object when there is one."""
 
-    __slots__ = ("_sock",)
+    __slots__ = ("_sock", "_ssl_object")
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, ssl_object: Any = None) -> None:
         self._sock = sock
+        if ssl_object is None and isinstance(sock, ssl.SSLSocket):
+            ssl_object = sock
+        self._ssl_object = ssl_object
 
     def get_extra_info(self, info: str) -> Any:
         if info == "socket":
             return self._sock
         if info == "ssl_object":
-            return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+            return self._ssl_object
         return None
 
 
