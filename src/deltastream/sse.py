@@ -229,8 +229,13 @@ class SSEDecoder:
                     events.append(self._dispatch())
                 else:
                     self._event_type = ""
+            elif line.startswith(b"data: ") and not self._has_data:
+                # The hot path, inlined: the one data line of an LLM event.
+                if len(line) - 6 + len(self._pending) > self.max_event_size:
+                    self._too_large(len(line) - 6 + len(self._pending))
+                self._has_data = True
+                self._data = line[6:]
             elif line.startswith(b"data:"):
-                # The hot path: almost every line of an LLM stream is a data line.
                 self._add_data(line[6:] if line[5:6] == b" " else line[5:])
             elif line[0] != _COLON:
                 self._process_field(line)
@@ -271,9 +276,18 @@ class SSEDecoder:
             self._too_large(size + len(self._pending))
 
     def _dispatch(self) -> ServerSentEvent:
-        data = self._data if self._joined is None else bytes(self._joined)
-        event = ServerSentEvent(data, self._event_type or "message", self._id_buffer, self.retry)
-        self._reset_block()
+        joined = self._joined
+        event = ServerSentEvent(
+            self._data if joined is None else bytes(joined),
+            self._event_type or "message",
+            self._id_buffer,
+            self.retry,
+        )
+        self._has_data = False
+        self._data = b""
+        if joined is not None:
+            self._joined = None
+        self._event_type = ""
         return event
 
     def _reset_block(self) -> None:
