@@ -99,10 +99,11 @@ class ResponseHead:
         return cls(int(code), reason, version, headers), rest
 
     def values(self, name: bytes) -> list[bytes]:
-        """Every value of header ``name`` (lower case), comma-separated lists split."""
+        """Every value of header ``name`` (lower case), comma-separated lists split and
+        lowered: for the few headers that decide framing and reuse."""
         found: list[bytes] = []
         for key, value in self.headers:
-            if key.lower() == name:
+            if len(key) == len(name) and key.lower() == name:
                 found.extend(part.strip().lower() for part in value.split(b","))
         return found
 
@@ -145,8 +146,8 @@ class BodyDecoder:
         self._remaining: int | None = None  # None: until the connection closes
         if method == b"HEAD" or head.status < 200 or head.status in _NO_BODY_STATUS:
             self._remaining = 0
-        elif head.values(b"transfer-encoding"):
-            self._chunked = head.values(b"transfer-encoding")[-1] == b"chunked"
+        elif codings := head.values(b"transfer-encoding"):
+            self._chunked = codings[-1] == b"chunked"
             self._remaining = 0 if self._chunked else None
         else:
             lengths = set(head.values(b"content-length"))
