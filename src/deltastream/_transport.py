@@ -2,20 +2,19 @@
 
 Why not httpx2's default transport: it goes through httpcore and h11, which turn every
 HTTP chunk into events and iterator steps. An LLM stream is one small chunk per token,
-so that machinery cost four times the rest of the client per token (see docs/benchmarks.md).
-This transport reads up to 64 KiB per ``recv`` and strips the chunk framing of all of
+so that machinery cost more than twice the rest of the client per token (measured in
+docs/benchmarks.md). This transport reads up to 64 KiB per ``recv`` and strips the chunk framing of all of
 it at once (``_h1.BodyDecoder``), so the client above sees one ``bytes`` per read.
 
 It plugs into ``httpx2.Client(transport=...)``, so everything above the transport is
 httpx2's (auth, redirects, cookies, event hooks, proxies from the environment, which
-httpx2 mounts on its own transports). What it does not do, it leaves to httpx2:
-:func:`make_transport` falls back to ``httpx2.HTTPTransport`` for a proxy, HTTP/2, a
-Unix socket or a local address.
+httpx2 mounts on its own transports). It speaks HTTP/1.1 over TCP only: for HTTP/2, a
+Unix socket or a local address, pass a client with httpx2's own transport.
 
 The pool is per origin, LIFO, with a cap on open connections (waiters time out with
 ``httpx2.PoolTimeout``) and on idle ones; an idle connection the server has closed is
-noticed before reuse, and a reused connection that dies before any response byte
-arrives is replaced once (the usual keep-alive race).
+noticed before reuse, and a request whose body can be sent again goes out on another
+connection when a reused one dies before any response byte (the keep-alive race).
 """
 
 from __future__ import annotations
