@@ -785,3 +785,22 @@ def test_content_length_fed_in_any_pieces(body: bytes, tail: bytes, data: st.Dat
     assert feed_all(decoded, [message[a:b] for a, b in pairwise(bounds)]) == body
     assert decoded.complete
     assert decoded.leftover == tail
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ],
+)
+def test_framing_that_could_be_read_two_ways_is_not_reused(head: bytes) -> None:
+    start = ResponseStart(b"GET")
+    started = start.feed(head)
+    assert started is not None
+    assert not start.reusable(started[0], [])
+    # The same head without the ambiguity would be reused.
+    plain = ResponseStart(b"GET")
+    ok = plain.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert ok is not None
+    assert plain.reusable(ok[0], [])

@@ -38,6 +38,7 @@ from ._transport import (
 __all__ = ["AsyncHTTP11Transport"]
 
 _HIGH_WATER = 256 * 1024  # buffered and unread: stop reading from the socket
+_TIMER_SLACK = 0.001
 
 
 class _Channel(asyncio.BufferedProtocol):
@@ -165,7 +166,7 @@ class _Channel(asyncio.BufferedProtocol):
         deadline = self.deadline
         if deadline is None:
             return  # not waiting: the next wait arms it again
-        if self.loop.time() < deadline:
+        if deadline - self.loop.time() > _TIMER_SLACK:  # loops may run a timer early
             self._timer = self.loop.call_at(deadline, self._on_timer)
             return
         for waiter in (self.reader, self.writer):
@@ -239,6 +240,7 @@ class _Pool:
         self._idle: dict[Origin, list[_Connection]] = {}
         self._idle_count = 0
         self._open = 0
+        self._closed = False  # after close(), released connections are closed too
         self._waiters: collections.deque[tuple[asyncio.Future[_Connection | None], Origin]]
         self._waiters = collections.deque()
         self.read_buffer = memoryview(bytearray(READ_SIZE))  # see _Channel
@@ -318,7 +320,7 @@ class _Pool:
                 waiter.set_result(None)  # its slot: the waiter connects anew
             return
         max_idle = self._max_idle
-        if reusable and (max_idle is None or self._idle_count < max_idle):
+        if reusable and not self._closed and (max_idle is None or self._idle_count < max_idle):
             conn.idle_since = time.monotonic()
             self._idle.setdefault(conn.origin, []).append(conn)
             self._idle_count += 1
@@ -335,6 +337,7 @@ class _Pool:
             self._open -= 1
 
     def close(self) -> None:
+        self._closed = True
         for idle in self._idle.values():
             for conn in idle:
                 conn.channel.close()
@@ -371,31 +374,44 @@ class _ResponseBody(httpx2.AsyncByteStream):
         read = conn.channel.read
         try:
             timeout = timeouts_of(self._request).get("read")
-            while not decoder.complete:
+            while True:
                 try:
                     data = await read(timeout)
                 except TimeoutError as exc:
                     raise httpx2.ReadTimeout("timed out reading the body") from exc
                 if not data:
                     decoder.eof()
-                    break
+                    self._finish(reusable=False)
+                    return
                 body = decoder.feed(data)
+                if decoder.complete:
+                    # Free the connection now, not when the caller asks for more.
+                    self._finish(reusable=self._reuse_after(decoder))
+                    if body:
+                        yield body
+                    return
                 if body:
                     yield body
         except BaseException:
             self._finish(reusable=False)
             raise
-        self._finish(reusable=self._reusable and not decoder.until_close and not decoder.leftover)
 
     async def aclose(self) -> None:
         decoder = self._decoder
-        self._finish(
-            reusable=self._reusable
-            and decoder.complete
-            and not decoder.leftover
-            and not decoder.until_close
-            and not self._first
-        )
+        self._finish(reusable=decoder.complete and not self._first and self._reuse_after(decoder))
+
+    def _reuse_after(self, decoder: BodyDecoder) -> bool:
+        return self._reusable and not decoder.leftover and not decoder.until_close
+
+    def shutdown(self, how: int) -> None:
+        """See ``_transport._ResponseBody.shutdown``: only while this body holds the
+        connection. Safe from another thread: it only shuts the socket down, and the
+        event loop sees the end of the stream."""
+        conn = self._conn
+        transport = conn.channel.transport if conn is not None else None
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            sock.shutdown(how)
 
     def _finish(self, reusable: bool) -> None:
         conn, self._conn = self._conn, None
@@ -479,15 +495,13 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
             for option in self._socket_options:
                 if sock is not None:
                     sock.setsockopt(*option)
-        except TimeoutError as exc:
-            pool.failed()
-            raise httpx2.ConnectTimeout("timed out connecting") from exc
-        except OSError as exc:  # ssl.SSLError is one
-            pool.failed()
-            raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
-        except BaseException:
+        except BaseException as exc:
             pool.failed()
             channel.close()
+            if isinstance(exc, TimeoutError):
+                raise httpx2.ConnectTimeout("timed out connecting") from exc
+            if isinstance(exc, OSError):  # ssl.SSLError is one
+                raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
             raise
         return _Connection(channel, origin)
 

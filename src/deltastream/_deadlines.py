@@ -18,9 +18,10 @@ timestamp per event, so the hot path pays next to nothing.
 
 ``unwatch`` takes no lock: it runs in generator finalizers, including at interpreter
 exit, when a daemon thread may be frozen holding any lock it had. It clears a flag the
-watchdog checks right before a shutdown. In the narrow race where the stream finishes
-between that check and the shutdown, the cost is one pooled connection: the pool finds
-it closed (readable at EOF) before reusing it and opens another.
+watchdog checks right before a shutdown. With deltastream's transports what it shuts
+down is the response body, which does nothing once it has given its connection back;
+in the narrow race where that happens between the check and the shutdown, the
+connection is lost to whichever request took it, which sees a transport error.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import contextlib
 import heapq
 import itertools
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -36,7 +38,9 @@ from typing import Any
 
 import httpx2
 
-__all__ = ["DEFAULT_TIMEOUT", "Timeout", "Watch", "watchdog"]
+from ._transport import BODY_EXTENSION
+
+__all__ = ["DEFAULT_TIMEOUT", "Timeout", "Watch", "shut_down", "watchdog"]
 
 _COMPACT_MIN = 1024  # heap entries before finished watches are swept out
 
@@ -171,12 +175,30 @@ class Watch:
 
 
 def _socket_of(response: httpx2.Response) -> Any:
+    """What to shut down to end this response's stream: with deltastream's transports
+    the body itself, which does it only while it holds the connection (a watch that
+    outlives its stream can then never hit a request that reuses the connection);
+    otherwise the socket."""
+    body = response.extensions.get(BODY_EXTENSION)
+    if hasattr(body, "shutdown"):
+        return body
     stream = response.extensions.get("network_stream")
     if stream is None:
         return None  # e.g. MockTransport: nothing to shut down
     sock = stream.get_extra_info("socket")
     # asyncio hands out a TransportSocket wrapper: anything that can shut down will do.
     return sock if hasattr(sock, "shutdown") else None
+
+
+def shut_down(target: Any) -> None:
+    """Shut a stream's connection down, from any thread. An ``SSLSocket``'s own
+    ``shutdown`` unwraps the TLS state a reading thread is using; the plain socket's is
+    what is meant. An OSError means it is closed already: the reader finds out."""
+    with contextlib.suppress(OSError):
+        if isinstance(target, ssl.SSLSocket):
+            socket.socket.shutdown(target, socket.SHUT_RDWR)
+        else:
+            target.shutdown(socket.SHUT_RDWR)
 
 
 class _Watchdog:
@@ -261,9 +283,7 @@ class _Watchdog:
     def _expire(self, watch: Watch, name: str, seconds: float) -> None:
         watch.expired = (name, seconds)
         if watch.sock is not None:
-            # An OSError means it is closed already: the reader finds out by itself.
-            with contextlib.suppress(OSError):
-                watch.sock.shutdown(socket.SHUT_RDWR)
+            shut_down(watch.sock)
 
 
 watchdog = _Watchdog()

@@ -323,4 +323,8 @@ class ResponseStart:
             name.lower() == b"connection" and b"close" in value.lower()
             for name, value in request_headers
         )
+        if head.values(b"transfer-encoding") and (
+            head.http_version == b"HTTP/1.0" or head.values(b"content-length")
+        ):
+            return False  # framing a proxy could read two ways: do not reuse (RFC 9112 6.1)
         return head.keeps_alive() and head.status != 101 and not asks_close

@@ -244,7 +244,7 @@ def iter_body(response: httpx2.Response) -> Iterator[bytes]:
     content-encoded, straight from it: httpx2's decoder and chunker layers would add
     four objects and as many steps per read and change nothing."""
     body = response.extensions.get(BODY_EXTENSION)
-    if isinstance(body, Iterable) and _identity(response):
+    if isinstance(body, Iterable) and _untouched(response):
         return iter(body)
     return response.iter_bytes()
 
@@ -252,13 +252,19 @@ def iter_body(response: httpx2.Response) -> Iterator[bytes]:
 def aiter_body(response: httpx2.Response) -> AsyncIterator[bytes]:
     """:func:`iter_body` for async responses."""
     body = response.extensions.get(BODY_EXTENSION)
-    if isinstance(body, AsyncIterable) and _identity(response):
+    if isinstance(body, AsyncIterable) and _untouched(response):
         return aiter(body)
     return response.aiter_bytes()
 
 
-def _identity(response: httpx2.Response) -> bool:
-    return response.headers.get("content-encoding", "identity").lower() == "identity"
+def _untouched(response: httpx2.Response) -> bool:
+    """Not content-encoded, and not read by httpx2 already (an event hook may have
+    called ``read()``: then httpx2 holds the body)."""
+    return (
+        not response.is_stream_consumed
+        and not response.is_closed
+        and response.headers.get("content-encoding", "identity").lower() == "identity"
+    )
 
 
 def read_head(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT) -> bytes:

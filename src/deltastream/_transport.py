@@ -3,8 +3,9 @@
 Why not httpx2's default transport: it goes through httpcore and h11, which turn every
 HTTP chunk into events and iterator steps. An LLM stream is one small chunk per token,
 so that machinery cost more than twice the rest of the client per token (measured in
-docs/benchmarks.md). This transport reads up to 64 KiB per ``recv`` and strips the chunk framing of all of
-it at once (``_h1.BodyDecoder``), so the client above sees one ``bytes`` per read.
+docs/benchmarks.md). This transport reads up to 64 KiB per ``recv`` and strips the
+chunk framing of all of it at once (``_h1.BodyDecoder``), so the client above sees
+one ``bytes`` per read.
 
 It plugs into ``httpx2.Client(transport=...)``, so everything above the transport is
 httpx2's (auth, redirects, cookies, event hooks, proxies from the environment, which
@@ -144,6 +145,7 @@ class _Pool:
         self._idle: dict[Origin, list[_Connection]] = {}
         self._idle_count = 0
         self._open = 0
+        self._closed = False  # after close(), released connections are closed too
         self._cond = threading.Condition()
 
     def acquire(self, origin: Origin, timeout: float | None) -> _Connection | None:
@@ -185,7 +187,7 @@ class _Pool:
     def release(self, conn: _Connection, reusable: bool) -> None:
         with self._cond:
             max_idle = self._max_idle
-            if reusable and (max_idle is None or self._idle_count < max_idle):
+            if reusable and not self._closed and (max_idle is None or self._idle_count < max_idle):
                 conn.idle_since = time.monotonic()
                 self._idle.setdefault(conn.origin, []).append(conn)
                 self._idle_count += 1
@@ -202,6 +204,7 @@ class _Pool:
 
     def close(self) -> None:
         with self._cond:
+            self._closed = True
             for idle in self._idle.values():
                 for conn in idle:
                     conn.close()
@@ -242,7 +245,7 @@ class _ResponseBody(httpx2.SyncByteStream):
         recv = sock.recv
         try:
             sock.settimeout(timeouts_of(self._request).get("read"))
-            while not decoder.complete:
+            while True:
                 try:
                     data = recv(READ_SIZE)
                 except TimeoutError as exc:
@@ -251,25 +254,38 @@ class _ResponseBody(httpx2.SyncByteStream):
                     raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
                 if not data:
                     decoder.eof()
-                    break
+                    self._finish(reusable=False)
+                    return
                 body = decoder.feed(data)
+                if decoder.complete:
+                    # Free the connection now, not when the caller asks for more.
+                    self._finish(reusable=self._reuse_after(decoder))
+                    if body:
+                        yield body
+                    return
                 if body:
                     yield body
         except BaseException:
             self._finish(reusable=False)
             raise
-        self._finish(reusable=self._reusable and not decoder.until_close and not decoder.leftover)
 
     def close(self) -> None:
         # Closed before the end: the rest of the body would have to be read first.
-        decoder = self._decoder
         self._finish(
-            reusable=self._reusable
-            and decoder.complete
-            and not decoder.leftover
-            and not decoder.until_close
-            and not self._first
+            reusable=self._decoder.complete and not self._first and self._reuse_after(self._decoder)
         )
+
+    def _reuse_after(self, decoder: BodyDecoder) -> bool:
+        return self._reusable and not decoder.leftover and not decoder.until_close
+
+    def shutdown(self, how: int) -> None:
+        """Shut the connection down while this body holds it, from any thread (the
+        deadline watchdog, ``Stream.cancel``); once released it belongs to the pool and
+        maybe another request, so then nothing. An ``SSLSocket``'s own ``shutdown``
+        unwraps TLS state the reading thread is using: the plain socket's is meant."""
+        conn = self._conn
+        if conn is not None:
+            socket.socket.shutdown(conn.sock, how)
 
     def _finish(self, reusable: bool) -> None:
         conn, self._conn = self._conn, None
@@ -310,20 +326,21 @@ class HTTP11Transport(httpx2.BaseTransport):
     def _connect(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
         scheme, host, port = origin
         timeout = timeouts.get("connect")
+        sock: socket.socket | None = None
         try:
             sock = socket.create_connection((host.decode("ascii"), port), timeout)
             for option in self._socket_options:
                 sock.setsockopt(*option)
             if scheme == b"https":
                 sock = self._ssl.wrap_socket(sock, server_hostname=host.decode("ascii"))
-        except TimeoutError as exc:
+        except BaseException as exc:
             self._pool.failed()
-            raise httpx2.ConnectTimeout(str(exc) or "timed out connecting") from exc
-        except OSError as exc:  # ssl.SSLError is one
-            self._pool.failed()
-            raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
-        except BaseException:
-            self._pool.failed()
+            if sock is not None:
+                sock.close()
+            if isinstance(exc, TimeoutError):
+                raise httpx2.ConnectTimeout(str(exc) or "timed out connecting") from exc
+            if isinstance(exc, OSError):  # ssl.SSLError is one
+                raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
             raise
         return _Connection(sock, origin)
 

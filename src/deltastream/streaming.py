@@ -18,7 +18,6 @@ connection. Rules they keep:
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -33,7 +32,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import httpx2
 
-from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, watchdog
+from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, shut_down, watchdog
 from ._events import EventBuilder, StreamEvent
 from ._http import aiter_body, iter_body, transport_error
 from ._metrics import StreamMetrics
@@ -149,8 +148,7 @@ class _StreamBase(Generic[T]):
         watchdog.unwatch(self._watch)
         sock = self._watch.sock
         if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            shut_down(sock)
 
     @property
     def events_received(self) -> int:

@@ -1,0 +1,97 @@
+"""A stream only ever acts on the connection while it holds it, and the transports give
+connections back (or close them) on every path. Against the real local server."""
+
+from __future__ import annotations
+
+import gc
+import socket
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+
+import deltastream
+from deltastream.server import create_app, run_in_thread
+from tests.test_live import STORY, wait_for_open_connections
+
+
+@pytest.fixture
+def private_url() -> Iterator[str]:
+    with run_in_thread(create_app()) as url:
+        yield url
+
+
+def test_a_late_cancel_leaves_the_reused_connection_alone(private_url: str) -> None:
+    with deltastream.OpenAI(base_url=private_url) as client:
+        first = client.chat.completions.create(model="m", messages=STORY, stream=True)
+        text = "".join(first.text_deltas())
+        second = client.chat.completions.create(model="m", messages=STORY, stream=True)
+        first.cancel()  # long finished: its connection now carries `second`
+        assert "".join(second.text_deltas()) == text
+        assert second.response.extensions["network_stream"].get_extra_info("socket") is (
+            first.response.extensions["network_stream"].get_extra_info("socket")
+        )
+
+
+async def test_a_late_cancel_leaves_the_reused_connection_alone_async(private_url: str) -> None:
+    async with deltastream.AsyncOpenAI(base_url=private_url) as client:
+        first = await client.chat.completions.create(model="m", messages=STORY, stream=True)
+        text = "".join([delta async for delta in first.text_deltas()])
+        second = await client.chat.completions.create(model="m", messages=STORY, stream=True)
+        first.cancel()
+        assert "".join([delta async for delta in second.text_deltas()]) == text
+
+
+def test_a_body_read_by_an_event_hook_still_streams(private_url: str) -> None:
+    def read_it(response: httpx2.Response) -> None:
+        response.read()
+
+    http = httpx2.Client(
+        transport=deltastream.HTTP11Transport(), event_hooks={"response": [read_it]}
+    )
+    with deltastream.OpenAI(base_url=private_url, http_client=http) as client:
+        stream = client.chat.completions.create(model="m", messages=STORY, stream=True)
+        completion = stream.get_final_completion()
+    http.close()
+    assert completion.choices[0].message.content
+    assert completion.choices[0].finish_reason == "stop"
+
+
+def test_a_failing_socket_option_closes_the_socket(private_url: str) -> None:
+    bad = [(socket.SOL_SOCKET, 987654, 1)]  # no such option: setsockopt raises
+    transport = deltastream.HTTP11Transport(socket_options=bad)
+    with httpx2.Client(transport=transport) as http, pytest.raises(httpx2.ConnectError):
+        http.get(private_url.removesuffix("/v1") + "/health")
+    gc.collect()  # an unclosed socket would warn here, and warnings are errors
+    assert wait_for_open_connections(private_url, 0) == 0
+
+
+async def test_a_failing_socket_option_closes_the_socket_async(private_url: str) -> None:
+    bad = [(socket.SOL_SOCKET, 987654, 1)]
+    transport = deltastream.AsyncHTTP11Transport(socket_options=bad)
+    async with httpx2.AsyncClient(transport=transport) as http:
+        with pytest.raises(httpx2.ConnectError):
+            await http.get(private_url.removesuffix("/v1") + "/health")
+    gc.collect()
+    assert wait_for_open_connections(private_url, 0) == 0
+
+
+def test_a_stream_ending_after_the_client_closed_closes_its_connection(private_url: str) -> None:
+    client = deltastream.OpenAI(base_url=private_url)
+    stream = client.chat.completions.create(model="m", messages=STORY, stream=True)
+    next(iter(stream))
+    client.close()
+    stream.until_done()  # the body ends: its connection must not go back to a closed pool
+    # Within a second: the server itself drops idle keep-alive connections after five.
+    assert wait_for_open_connections(private_url, 0, within=1.0) == 0
+
+
+async def test_a_stream_ending_after_the_client_closed_closes_its_connection_async(
+    private_url: str,
+) -> None:
+    client = deltastream.AsyncOpenAI(base_url=private_url)
+    stream = await client.chat.completions.create(model="m", messages=STORY, stream=True)
+    await stream.__anext__()
+    await client.close()
+    await stream.until_done()
+    assert wait_for_open_connections(private_url, 0, within=1.0) == 0
