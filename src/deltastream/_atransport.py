@@ -22,10 +22,11 @@ from typing import Any
 
 import httpx2
 
-from ._h1 import BodyDecoder, ResponseStart, encode_chunk, request_head
+from ._h1 import ResponseStart, encode_chunk, request_head
 from ._transport import (
     BODY_EXTENSION,
     READ_SIZE,
+    BodyState,
     NetworkStream,
     Origin,
     StaleConnection,
@@ -347,28 +348,16 @@ class _Pool:
 
 
 class _ResponseBody(httpx2.AsyncByteStream):
-    def __init__(
-        self,
-        pool: _Pool,
-        conn: _Connection | None,
-        request: httpx2.Request,
-        decoder: BodyDecoder,
-        first: bytes,
-        reusable: bool,
-    ) -> None:
-        self._pool = pool
-        self._conn = conn
+    def __init__(self, state: BodyState[_Connection], request: httpx2.Request) -> None:
+        self._state = state
         self._request = request
-        self._decoder = decoder
-        self._first = first
-        self._reusable = reusable
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        decoder = self._decoder
-        if self._first:
-            first, self._first = self._first, b""
+        state = self._state
+        first = state.take_first()
+        if first:
             yield first
-        conn = self._conn
+        conn = state.conn
         if conn is None:
             return
         read = conn.channel.read
@@ -379,44 +368,27 @@ class _ResponseBody(httpx2.AsyncByteStream):
                     data = await read(timeout)
                 except TimeoutError as exc:
                     raise httpx2.ReadTimeout("timed out reading the body") from exc
-                if not data:
-                    decoder.eof()
-                    self._finish(reusable=False)
-                    return
-                body = decoder.feed(data)
-                if decoder.complete:
-                    # Free the connection now, not when the caller asks for more.
-                    self._finish(reusable=self._reuse_after(decoder))
-                    if body:
-                        yield body
-                    return
+                body, ended = state.step(data)
                 if body:
                     yield body
+                if ended:
+                    return
         except BaseException:
-            self._finish(reusable=False)
+            state.finish(reusable=False)
             raise
 
     async def aclose(self) -> None:
-        decoder = self._decoder
-        self._finish(reusable=decoder.complete and not self._first and self._reuse_after(decoder))
-
-    def _reuse_after(self, decoder: BodyDecoder) -> bool:
-        return self._reusable and not decoder.leftover and not decoder.until_close
+        self._state.close()
 
     def shutdown(self, how: int) -> None:
         """See ``_transport._ResponseBody.shutdown``: only while this body holds the
         connection. Safe from another thread: it only shuts the socket down, and the
         event loop sees the end of the stream."""
-        conn = self._conn
+        conn = self._state.conn
         transport = conn.channel.transport if conn is not None else None
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is not None:
             sock.shutdown(how)
-
-    def _finish(self, reusable: bool) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            self._pool.release(conn, reusable)
 
 
 class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
@@ -539,14 +511,13 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
             raise
         head, decoder, first = started
         reusable = start.reusable(head, headers)
-        body_conn: _Connection | None = conn
+        state = BodyState(conn, decoder, first, reusable, pool.release)
         if decoder.complete:  # nothing more to read: the connection is free now
-            pool.release(conn, reusable and not decoder.leftover)
-            body_conn = None
+            state.finish(reusable and not decoder.leftover)
         transport = channel.transport
         sock = transport.get_extra_info("socket") if transport else None
         ssl_object = transport.get_extra_info("ssl_object") if transport else None
-        stream = _ResponseBody(pool, body_conn, request, decoder, first, reusable)
+        stream = _ResponseBody(state, request)
         return httpx2.Response(
             head.status,
             headers=head.headers,

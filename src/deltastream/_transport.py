@@ -26,8 +26,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 import httpx2
 
@@ -35,6 +35,7 @@ from ._h1 import BodyDecoder, ResponseStart, encode_chunk, request_head
 
 __all__ = [
     "BODY_EXTENSION",
+    "BodyState",
     "READ_SIZE",
     "HTTP11Transport",
     "NetworkStream",
@@ -214,31 +215,75 @@ class _Pool:
             self._cond.notify_all()
 
 
-class _ResponseBody(httpx2.SyncByteStream):
-    """The body of one response, read straight from the socket."""
+C = TypeVar("C")
+
+
+class BodyState(Generic[C]):
+    """What a response body does between reads, the same for both transports: strip
+    the framing, and hand the connection back (to ``release``) the moment the body is
+    complete, or as unusable when it ends any other way."""
+
+    __slots__ = ("conn", "decoder", "first", "release", "reusable")
 
     def __init__(
         self,
-        transport: HTTP11Transport,
-        conn: _Connection | None,
-        request: httpx2.Request,
+        conn: C | None,
         decoder: BodyDecoder,
         first: bytes,
         reusable: bool,
+        release: Callable[[C, bool], None],
     ) -> None:
-        self._transport = transport
-        self._conn = conn
+        self.conn = conn  # None once given back
+        self.decoder = decoder
+        self.first = first  # body bytes that came with the head
+        self.reusable = reusable
+        self.release = release
+
+    def take_first(self) -> bytes:
+        first, self.first = self.first, b""
+        return first
+
+    def step(self, data: bytes) -> tuple[bytes, bool]:
+        """One read's bytes (b"" at EOF) in; the body bytes and whether it ended out."""
+        decoder = self.decoder
+        if not data:
+            decoder.eof()  # raises if the body was cut short
+            self.finish(reusable=False)
+            return b"", True
+        body = decoder.feed(data)
+        if decoder.complete:
+            # Free the connection now, not when the caller asks for more.
+            self.finish(reusable=self._reuse_after())
+            return body, True
+        return body, False
+
+    def close(self) -> None:
+        """Closed by the caller: reusable only if the whole body was read."""
+        self.finish(reusable=self.decoder.complete and not self.first and self._reuse_after())
+
+    def finish(self, reusable: bool) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            self.release(conn, reusable)
+
+    def _reuse_after(self) -> bool:
+        decoder = self.decoder
+        return self.reusable and not decoder.leftover and not decoder.until_close
+
+
+class _ResponseBody(httpx2.SyncByteStream):
+    """The body of one response, read straight from the socket."""
+
+    def __init__(self, state: BodyState[_Connection], request: httpx2.Request) -> None:
+        self._state = state
         self._request = request
-        self._decoder = decoder
-        self._first = first
-        self._reusable = reusable
 
     def __iter__(self) -> Iterator[bytes]:
-        decoder = self._decoder
-        if self._first:
-            first, self._first = self._first, b""
+        state = self._state
+        first = state.take_first()
+        if first:
             yield first
-        conn = self._conn
+        conn = state.conn
         if conn is None:
             return
         sock = conn.sock
@@ -252,45 +297,26 @@ class _ResponseBody(httpx2.SyncByteStream):
                     raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
                 except OSError as exc:
                     raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
-                if not data:
-                    decoder.eof()
-                    self._finish(reusable=False)
-                    return
-                body = decoder.feed(data)
-                if decoder.complete:
-                    # Free the connection now, not when the caller asks for more.
-                    self._finish(reusable=self._reuse_after(decoder))
-                    if body:
-                        yield body
-                    return
+                body, ended = state.step(data)
                 if body:
                     yield body
+                if ended:
+                    return
         except BaseException:
-            self._finish(reusable=False)
+            state.finish(reusable=False)
             raise
 
     def close(self) -> None:
-        # Closed before the end: the rest of the body would have to be read first.
-        self._finish(
-            reusable=self._decoder.complete and not self._first and self._reuse_after(self._decoder)
-        )
-
-    def _reuse_after(self, decoder: BodyDecoder) -> bool:
-        return self._reusable and not decoder.leftover and not decoder.until_close
+        self._state.close()
 
     def shutdown(self, how: int) -> None:
         """Shut the connection down while this body holds it, from any thread (the
         deadline watchdog, ``Stream.cancel``); once released it belongs to the pool and
         maybe another request, so then nothing. An ``SSLSocket``'s own ``shutdown``
         unwraps TLS state the reading thread is using: the plain socket's is meant."""
-        conn = self._conn
+        conn = self._state.conn
         if conn is not None:
             socket.socket.shutdown(conn.sock, how)
-
-    def _finish(self, reusable: bool) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            self._transport._pool.release(conn, reusable)
 
 
 class HTTP11Transport(httpx2.BaseTransport):
@@ -380,11 +406,10 @@ class HTTP11Transport(httpx2.BaseTransport):
             raise
         head, decoder, first = started
         reusable = start.reusable(head, headers)
-        body_conn: _Connection | None = conn
+        state = BodyState(conn, decoder, first, reusable, self._pool.release)
         if decoder.complete:  # nothing more to read: the connection is free now
-            self._pool.release(conn, reusable and not decoder.leftover)
-            body_conn = None
-        stream = _ResponseBody(self, body_conn, request, decoder, first, reusable)
+            state.finish(reusable and not decoder.leftover)
+        stream = _ResponseBody(state, request)
         return httpx2.Response(
             head.status,
             headers=head.headers,
