@@ -32,6 +32,8 @@ MAX_HEAD = 64 * 1024
 MAX_LINE = 4 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
+_FRAMING = frozenset({b"connection", b"content-length", b"transfer-encoding"})
+_FRAMING_LENGTHS = frozenset(len(name) for name in _FRAMING)
 
 
 def _error(message: str) -> httpx2.RemoteProtocolError:
@@ -57,7 +59,7 @@ def encode_chunk(data: bytes) -> bytes:
 class ResponseHead:
     """A parsed status line and header block."""
 
-    __slots__ = ("headers", "http_version", "reason", "status")
+    __slots__ = ("_framing", "headers", "http_version", "reason", "status")
 
     def __init__(
         self, status: int, reason: bytes, http_version: bytes, headers: list[tuple[bytes, bytes]]
@@ -66,6 +68,13 @@ class ResponseHead:
         self.reason = reason
         self.http_version = http_version
         self.headers = headers
+        # The headers that decide framing and reuse, looked up several times each.
+        framing: dict[bytes, list[bytes]] = {}
+        for name, value in headers:
+            if len(name) in _FRAMING_LENGTHS and (key := name.lower()) in _FRAMING:
+                tokens = framing.setdefault(key, [])
+                tokens.extend(part.strip().lower() for part in value.split(b","))
+        self._framing = framing
 
     @classmethod
     def parse(cls, buffer: bytes) -> tuple[ResponseHead, bytes] | None:
@@ -101,6 +110,8 @@ class ResponseHead:
     def values(self, name: bytes) -> list[bytes]:
         """Every value of header ``name`` (lower case), comma-separated lists split and
         lowered: for the few headers that decide framing and reuse."""
+        if name in _FRAMING:
+            return list(self._framing.get(name, ()))
         found: list[bytes] = []
         for key, value in self.headers:
             if len(key) == len(name) and key.lower() == name:
