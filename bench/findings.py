@@ -37,7 +37,8 @@ _MEANINGS = [
     ("extra_attributes", "anyio: builds the extra-info dict for httpcore2's socket probe"),
     ("current_task", "asyncio `current_task()`: sniffio's library check, anyio cancel scopes"),
     ("(httpcore2/", "httpcore2: connection and pool bookkeeping"),
-    ("(httpx2/", "httpx2: generator layers between httpcore2 and the caller"),
+    ("Headers", "httpx2: header objects of requests and responses"),
+    ("(httpx2/", "httpx2: the client around the transport (requests, responses, hooks)"),
     ("(anyio/", "anyio: cancel scopes and checkpoints around each I/O call"),
     ("_feed_chunked", "deltastream _h1: strips the chunked framing of a whole read"),
     ("BodyDecoder", "deltastream _h1: body framing"),
@@ -52,7 +53,8 @@ _MEANINGS = [
     ("_iter_chunks", "deltastream: the `Stream` shell (watchdog progress, yield)"),
     ("(deltastream/", "deltastream"),
     ("(asyncio/", "asyncio event loop"),
-    ("selectors.py", "asyncio: epoll registration (anyio resumes reading per read)"),
+    ("selectors.py", "asyncio: selector bookkeeping (each connect registers the socket)"),
+    ("importlib", "importing modules (the profile covers the whole worker process)"),
     ("(bench/", "the benchmark loop"),
 ]
 
@@ -199,10 +201,8 @@ def _async_findings(data: dict[str, Any]) -> str:
             )
         if c1000.get("gc_s") is not None:
             text += (
-                f" Of the run's CPU, {c1000['gc_s']:.2f} s was the garbage collector "
-                f"({c1000['gc_full_collections']:.0f} full passes); each full pass walks "
-                f"every live object of every open stream, which is most of the p99 tail "
-                f"after the start."
+                f" The garbage collector took {c1000['gc_s']:.2f} s of the run "
+                f"({c1000['gc_full_collections']:.0f} full passes)."
             )
         parts.append(text)
     p = profiles.get("async")
@@ -233,7 +233,7 @@ def _ten_thousand(data: dict[str, Any]) -> list[str]:
         f"{ds['streams']:,.0f} with {ds['errors']:,.0f} errors. Its default pool opens "
         f"as many connections as the process may (RLIMIT_NOFILE, less 256 kept for "
         f"everything else), so all 10,000 run at once; openai-python's 1,000-connection "
-        f"pool makes the rest queue, and the queued requests time out."
+        f"pool makes the rest queue behind the first 1,000."
     )
     if ds.get("gc_s") is not None:
         text += (
