@@ -195,6 +195,29 @@ def test_invalid_utf8_in_a_string_is_a_typed_error(raw: bytes, error: type[APIEr
     assert caught.value.partial is not None
 
 
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b'{"error": {"message": "overloaded"}, "choices": "none"}', APIStreamError),
+        (b'{"error": "overloaded", "created": "now"}', APIStreamError),
+        (b'{"error": {"message": "overloaded"}, "choices": []}', APIStreamError),
+        (b'{"error": null, "choices": "none"}', StreamDecodeError),
+    ],
+)
+def test_an_error_report_is_found_whatever_else_it_holds(raw: bytes, error: type[APIError]) -> None:
+    """A top-level ``error`` is an error report even when the rest of the object could
+    not be a chunk; ``"error": null`` is not one."""
+    request = httpx2.Request("POST", "http://fuzz/v1/chat/completions")
+    core = ChunkStream(httpx2.Response(200, request=request))
+    core.feed(b'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\n')
+    with pytest.raises(error) as caught:
+        core.feed(b"data: " + raw + b"\n\n")
+    assert caught.value.partial is not None
+    assert caught.value.partial.choices[0].message.content == "Hi"
+    if error is APIStreamError:
+        assert "overloaded" in str(caught.value)
+
+
 # JSON values shaped like chunks: the right keys with values of any type, so that
 # both the typed fast path and the lenient slow path get exercised.
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)

@@ -151,13 +151,14 @@ class ChunkStream(StreamCore):
                 if raw == b"[DONE]":
                     self.done = True
                     break
-                if event.event == "error" or b'"error"' in raw:
-                    self._check_error(event)
                 try:
                     chunk = decode_chat_chunk(raw)
                 except EventDecodeError as exc:
+                    self._check_error(event)  # an error report in a shape chunks never have
                     error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
                     raise error from None
+                if chunk._error is not None or event.event == "error":
+                    self._check_error(event)
                 self.events_received += 1
                 if accumulate:
                     add(chunk)

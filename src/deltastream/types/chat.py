@@ -126,6 +126,9 @@ class ChatCompletionChunk(RawModel, kw_only=True):
     system_fingerprint: str | None = None
     service_tier: str | None = None
     usage: CompletionUsage | None = None
+    # A top-level "error" key, caught by the same decode instead of a scan of every
+    # event's bytes; the stream raises on it, so a chunk handed to a user has None here.
+    _error: Any = msgspec.field(default=None, name="error")
 
 
 # -- the whole completion --------------------------------------------------------------
