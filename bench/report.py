@@ -101,6 +101,8 @@ def _machine(data: dict[str, Any]) -> str:
     others = [
         f"{label}: {sections[name]['runs']}"
         for name, label in (
+            ("big", "the 100,000-chunk stream"),
+            ("many", "the 1,000 streams of 100 chunks"),
             ("layers", "the layer measurements"),
             ("c10k", "the 10,000-stream test"),
         )
