@@ -19,6 +19,7 @@ __all__ = ["DASH", "TIMES", "render", "write"]
 
 DASH = "\u2013"  # en dash: no figure
 TIMES = "\u00d7"  # multiplication sign, for ratios
+RANGE = "\u2013"  # en dash between the fastest and slowest run
 
 SEQUENTIAL = [
     "deltastream sync",
@@ -62,6 +63,15 @@ def _openai_of(client: str) -> str:
     return "openai-python async" if client.endswith("async") else "openai-python sync"
 
 
+def _spread(results: dict[str, Any], section: str, client: str, key: str) -> str:
+    """Fastest and slowest run of one figure: how far the median could have moved."""
+    runs = results.get(section, {}).get(client, {}).get("runs", [])
+    values = sorted(run[key] for run in runs if key in run)
+    if len(values) < 2:
+        return DASH
+    return f"{_fmt(values[0], 2)} {RANGE} {_fmt(values[-1], 2)}"
+
+
 def _failed(results: dict[str, Any], section: str, client: str) -> str:
     runs = results.get(section, {}).get(client, {}).get("runs", [])
     errors = [r["error"] for r in runs if "error" in r]
@@ -87,7 +97,26 @@ def _noise(results: dict[str, Any]) -> str:
         f"a median {others[len(others) // 2]:.0f}% of one core during the jobs, at most "
         f"{others[-1]:.0f}%; before each job the harness waited for them to go below "
         f"50% (up to 30 s; {waited:.0f} s in all). Jobs that ran beside a busy neighbour "
-        f"are noisier, which the medians soften but do not remove."
+        f"are noisier, which the medians soften but do not remove." + _run_spread(results)
+    )
+
+
+def _run_spread(results: dict[str, Any]) -> str:
+    """How far apart the same job's runs landed, in the sequential sections."""
+    spreads = []
+    for section in ("big", "many"):
+        for entry in results.get(section, {}).values():
+            values = [run["us_per_chunk"] for run in entry["runs"] if "us_per_chunk" in run]
+            if len(values) > 1:
+                spreads.append(max(values) / min(values) - 1)
+    if not spreads:
+        return ""
+    spreads.sort()
+    return (
+        f" The slowest run of a sequential job was a median {spreads[len(spreads) // 2]:.0%} "
+        f"slower than its fastest (at most {spreads[-1]:.0%}): the speed of this virtual "
+        "machine varies with load outside it that no process list shows, so figures "
+        "and ratios near a target can land on either side of it from one run to the next."
     )
 
 
@@ -146,13 +175,14 @@ def _throughput(results: dict[str, Any], section: str, title: str) -> str:
     for client in SEQUENTIAL:
         m = _median(results, section, client)
         if not m:
-            rows.append([client, _failed(results, section, client), "", "", "", "", ""])
+            rows.append([client, _failed(results, section, client), "", "", "", "", "", ""])
             continue
         base = _median(results, section, _openai_of(client)).get("us_per_chunk")
         rows.append(
             [
                 f"**{client}**" if client.startswith("deltastream") else client,
                 _fmt(m["us_per_chunk"], 2),
+                _spread(results, section, client, "us_per_chunk"),
                 _fmt(m["chunks_per_s"], 0),
                 _fmt(m["peak_rss_mb"]),
                 _ratio(m["us_per_chunk"], base),
@@ -163,6 +193,7 @@ def _throughput(results: dict[str, Any], section: str, title: str) -> str:
     header = [
         "client",
         "CPU µs/chunk",
+        f"fastest {RANGE} slowest run",
         "chunks/s",
         "peak RSS MB",
         "vs openai-python",
@@ -226,6 +257,11 @@ def _targets(results: dict[str, Any]) -> str:
         value: float | None = _median(results, section, client).get("us_per_chunk")
         return value
 
+    def fastest(section: str, client: str) -> float | None:
+        runs = results.get(section, {}).get(client, {}).get("runs", [])
+        values = [run["us_per_chunk"] for run in runs if "us_per_chunk" in run]
+        return min(values) if values else None
+
     def check(ok: bool | None) -> str:
         return DASH if ok is None else ("met" if ok else "**not met**")
 
@@ -239,6 +275,7 @@ def _targets(results: dict[str, Any]) -> str:
                 f"≤ 1.5{TIMES}",
                 _ratio(ds, floor),
                 check(ds / floor <= 1.5),
+                _ratio(fastest("big", "deltastream sync"), fastest("big", "raw floor sync")),
             ]
         )
     if ds and oa:
@@ -248,6 +285,7 @@ def _targets(results: dict[str, Any]) -> str:
                 f"≥ 30{TIMES}",
                 _ratio(oa, ds),
                 check(oa / ds >= 30),
+                _ratio(fastest("big", "openai-python sync"), fastest("big", "deltastream sync")),
             ]
         )
     short, short_floor = us("many", "deltastream sync"), us("many", "raw floor sync")
@@ -258,6 +296,7 @@ def _targets(results: dict[str, Any]) -> str:
                 f"≤ 3{TIMES}",
                 _ratio(short, short_floor),
                 check(short / short_floor <= 3),
+                _ratio(fastest("many", "deltastream sync"), fastest("many", "raw floor sync")),
             ]
         )
     for client in ("deltastream sync", "deltastream async"):
@@ -269,6 +308,7 @@ def _targets(results: dict[str, Any]) -> str:
                     "1",
                     f"{connections:.0f}",
                     check(connections == 1),
+                    DASH,
                 ]
             )
     c1000 = _median(results, "c1000", "deltastream async")
@@ -279,6 +319,7 @@ def _targets(results: dict[str, Any]) -> str:
                 "≤ 25",
                 f"{_fmt(c1000['steady_cpu_pct'])}; {_fmt(c1000['cpu_pct'])}",
                 check(c1000["steady_cpu_pct"] <= 25),
+                DASH,
             ]
         )
         later = c1000.get("later_p99_ms")
@@ -288,11 +329,18 @@ def _targets(results: dict[str, Any]) -> str:
                 "≤ 20",
                 _fmt(c1000["latency_p99_ms"]),
                 check(c1000["latency_p99_ms"] <= 20),
+                DASH,
             ]
         )
         if later is not None:
             rows.append(
-                ["... after each stream's first chunk", "≤ 20", _fmt(later), check(later <= 20)]
+                [
+                    "... after each stream's first chunk",
+                    "≤ 20",
+                    _fmt(later),
+                    check(later <= 20),
+                    DASH,
+                ]
             )
     c10k = _median(results, "c10k", "deltastream async")
     if c10k:
@@ -302,6 +350,7 @@ def _targets(results: dict[str, Any]) -> str:
                 "10,000, 0",
                 f"{c10k['completed']:,.0f}, {c10k['errors']:,.0f}",
                 check(c10k["completed"] == c10k["streams"] and c10k["errors"] == 0),
+                DASH,
             ]
         )
     if not rows:
@@ -310,8 +359,11 @@ def _targets(results: dict[str, Any]) -> str:
         [
             "## Targets",
             "The roadmap's targets (issue 7) against this run. Why a target is not met, "
-            "and what stands in the way, is under “Where the time goes”.",
-            _table(["target", "wanted", "measured", "result"], rows),
+            "and what stands in the way, is under “Where the time goes”. Measured and "
+            "result are from the medians; the last column is the same ratio over each "
+            "client's fastest run, the figure least moved by the machine's own noise "
+            "(see “Machine and method”).",
+            _table(["target", "wanted", "measured", "result", "fastest runs"], rows),
         ]
     )
 
@@ -492,7 +544,8 @@ def render(data: dict[str, Any]) -> str:
         _throughput(results, "big", "One stream of 100,000 chunks")
         + "\n\n“vs openai-python”: this client's CPU per chunk over openai-python's in "
         f"the same mode (sync or async); below 1{TIMES} is less CPU. “vs raw floor”: over the "
-        "sync raw floor's. " + _server_note(results),
+        f"sync raw floor's. “fastest {RANGE} slowest run”: the range of the runs whose median "
+        "is shown. " + _server_note(results),
         _throughput(results, "many", "1,000 sequential streams of 100 chunks")
         + "\n\nOne client, streams one after another; TCP connections are what the "
         "server accepted for the 1,000 streams.",
