@@ -4,6 +4,8 @@
 - ``replay_url``: base URL of a replay-backend server over ``wire_dir``; a request's
   ``model`` is a recording's path relative to it, e.g. ``"openai/chat-refusal.sse"``.
 - ``wire_dir``: the recorded streams, ``../shared/wire`` from the project root.
+- ``serve``: scripted raw-socket HTTP servers (tests/_raw_server.py) for the transport
+  tests; ``tls_server`` is one over TLS with a self-signed ``certificate``.
 
 Both servers take faults per request (``X-Deltastream-Fault`` header, see
 docs/faults.md). They live for the whole session: use a fresh ``key=`` for ``status``
@@ -12,12 +14,25 @@ faults, since attempts are counted per key for the server's lifetime.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from deltastream.server import create_app, run_in_thread
+
+from ._raw_server import (
+    CHUNKED_HEAD,
+    LAST_CHUNK,
+    RawServer,
+    Reply,
+    Seen,
+    Serve,
+    chunk,
+    raw_servers,
+    self_signed_certificate,
+)
 
 WIRE_DIR = (Path(__file__).parents[1] / ".." / "shared" / "wire").resolve()
 
@@ -45,3 +60,31 @@ def llama_url() -> Iterator[str]:
     installs)."""
     with run_in_thread(create_app("llama")) as url:
         yield url
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Start raw servers; all are stopped at teardown, and a handler's failure fails the test."""
+    with raw_servers() as start:
+        yield start
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (made by the openssl command)."""
+    made = self_signed_certificate(tmp_path_factory.mktemp("tls"))
+    if made is None:
+        pytest.skip("no openssl command")
+    return made
+
+
+@pytest.fixture
+def tls_server(serve: Serve, certificate: tuple[Path, Path]) -> RawServer:
+    """A TLS server that answers each request with its target, as a chunked body."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+
+    def handler(seen: Seen) -> Reply:
+        return Reply([CHUNKED_HEAD, 0.01, chunk(seen.target.encode()), 0.01, LAST_CHUNK])
+
+    return serve(handler, tls=context)

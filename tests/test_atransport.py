@@ -13,7 +13,7 @@ import ssl
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,22 +36,13 @@ from ._raw_server import (
     chunk,
     ok,
     open_body,
-    raw_servers,
     response,
-    self_signed_certificate,
     wait_until,
 )
 
 T = TypeVar("T")
 
 GUARD = 8.0  # the longest a test awaits a task of its own
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    """Start raw servers; all are stopped at teardown, and a handler's failure fails the test."""
-    with raw_servers() as start:
-        yield start
 
 
 # --- clients ---------------------------------------------------------------------------
@@ -960,26 +951,6 @@ async def test_socket_options_are_applied(serve: Serve, enabled: int) -> None:
     ):
         sock = resp.extensions["network_stream"].get_extra_info("socket")
         assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is bool(enabled)
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (made by the openssl command)."""
-    made = self_signed_certificate(tmp_path_factory.mktemp("tls"))
-    if made is None:
-        pytest.skip("no openssl command")
-    return made
-
-
-@pytest.fixture
-def tls_server(serve: Serve, certificate: tuple[Path, Path]) -> RawServer:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certificate)
-
-    def handler(seen: Seen) -> Reply:
-        return Reply([CHUNKED_HEAD, 0.01, chunk(seen.target.encode()), 0.01, LAST_CHUNK])
-
-    return serve(handler, tls=context)
 
 
 async def test_https_with_a_trusted_certificate(

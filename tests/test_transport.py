@@ -31,20 +31,9 @@ from ._raw_server import (
     chunk,
     ok,
     open_body,
-    raw_servers,
     response,
-    self_signed_certificate,
     wait_until,
 )
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    """Start raw servers (tests/_raw_server.py); all are stopped at teardown, and a
-    handler's failure fails the test."""
-    with raw_servers() as start:
-        yield start
-
 
 # --- clients ---------------------------------------------------------------------------
 
@@ -707,26 +696,6 @@ def test_socket_options_are_applied(serve: Serve, enabled: int) -> None:
     with make_client(socket_options=options) as client, client.stream("GET", server.url) as resp:
         sock = resp.extensions["network_stream"].get_extra_info("socket")
         assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is bool(enabled)
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (made by the openssl command)."""
-    made = self_signed_certificate(tmp_path_factory.mktemp("tls"))
-    if made is None:
-        pytest.skip("no openssl command")
-    return made
-
-
-@pytest.fixture
-def tls_server(serve: Serve, certificate: tuple[Path, Path]) -> RawServer:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certificate)
-
-    def handler(seen: Seen) -> Reply:
-        return Reply([CHUNKED_HEAD, 0.01, chunk(seen.target.encode()), 0.01, LAST_CHUNK])
-
-    return serve(handler, tls=context)
 
 
 def test_https_with_a_trusted_certificate(
