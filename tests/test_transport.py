@@ -604,6 +604,39 @@ def test_a_waiting_request_gets_the_connection_when_it_is_freed(serve: Serve) ->
     assert 0.15 < waited < 2.0
 
 
+def test_an_idle_connection_to_another_origin_is_evicted_at_the_cap(serve: Serve) -> None:
+    first = serve(lambda seen: ok(b"first"))
+    second = serve(lambda seen: ok(b"second"))
+    limits = httpx2.Limits(max_connections=1)
+    with make_client(limits=limits, timeout=httpx2.Timeout(3.0, pool=0.5)) as client:
+        assert client.get(first.url).text == "first"
+        assert client.get(second.url).text == "second"  # not a PoolTimeout
+        assert wait_until(lambda: 0 in first.closed_by_client)
+        assert client.get(second.url).text == "second"
+    assert second.connections_of() == [0, 0]
+
+
+def test_no_more_idle_connections_than_the_limit(serve: Serve) -> None:
+    server = serve(lambda seen: Reply([0.05, response(seen.target.encode())]))
+    limits = httpx2.Limits(max_connections=10, max_keepalive_connections=1)
+    with make_client(limits=limits) as client:
+        texts: list[str] = []
+        threads = [
+            threading.Thread(target=lambda: texts.append(client.get(server.url + "/a").text))
+            for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert texts == ["/a"] * 3
+        assert server.connections == 3
+        # Two of the three were closed when they came back, one waits for reuse.
+        assert wait_until(lambda: len(server.closed_by_client) == 2)
+        assert client.get(server.url + "/a").text == "/a"
+        assert server.connections == 3
+
+
 def test_pool_cap_holds_under_concurrency(serve: Serve) -> None:
     server = serve(lambda seen: Reply([0.01, response(seen.target.encode())]))
     results: dict[str, str] = {}

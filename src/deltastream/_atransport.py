@@ -16,19 +16,18 @@ import collections
 import contextlib
 import socket
 import ssl
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
 import httpx2
 
 from ._h1 import ResponseStart, encode_chunk, request_head
+from ._pool import Origin, Slots
 from ._transport import (
     BODY_EXTENSION,
     READ_SIZE,
     BodyState,
     NetworkStream,
-    Origin,
     StaleConnection,
     default_limits,
     origin_of,
@@ -224,6 +223,14 @@ class _Connection:
         self.origin = origin
         self.idle_since = 0.0
 
+    def close(self) -> None:
+        self.channel.close()
+
+    def looks_reusable(self, now: float, expiry: float | None) -> bool:
+        if expiry is not None and now - self.idle_since > expiry:
+            return False
+        return self.channel.reusable()
+
 
 class _Pool:
     """The asyncio twin of ``_transport._Pool``, for one event loop.
@@ -235,13 +242,7 @@ class _Pool:
 
     def __init__(self, limits: httpx2.Limits, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._max = limits.max_connections
-        self._max_idle = limits.max_keepalive_connections
-        self._expiry = limits.keepalive_expiry
-        self._idle: dict[Origin, list[_Connection]] = {}
-        self._idle_count = 0
-        self._open = 0
-        self._closed = False  # after close(), released connections are closed too
+        self._slots: Slots[_Connection] = Slots(limits)
         self._waiters: collections.deque[tuple[asyncio.Future[_Connection | None], Origin]]
         self._waiters = collections.deque()
         self.read_buffer = memoryview(bytearray(READ_SIZE))  # see _Channel
@@ -250,21 +251,10 @@ class _Pool:
         """An idle connection to ``origin``, or None after reserving a slot for a new
         one (the caller connects, then :meth:`release` or :meth:`failed`)."""
         if not self._waiters:
-            now = time.monotonic()
-            idle = self._idle.get(origin)
-            while idle:
-                conn = idle.pop()
-                self._idle_count -= 1
-                expired = self._expiry is not None and now - conn.idle_since > self._expiry
-                if not expired and conn.channel.reusable():
-                    return conn
-                conn.channel.close()
-                self._open -= 1
-            if self._max is None or self._open < self._max:
-                self._open += 1
-                return None
-            if self._evict_one():
-                self._open += 1
+            conn = self._slots.take_idle(origin)
+            if conn is not None:
+                return conn
+            if self._slots.reserve():
                 return None
         return await self._wait(origin, time_limit)
 
@@ -276,7 +266,8 @@ class _Pool:
             return await waiter
         except TimeoutError:
             raise httpx2.PoolTimeout(
-                f"No connection free in the pool after {time_limit} s ({self._max} open, the limit)"
+                f"No connection free in the pool after {time_limit} s "
+                f"({self._slots.max} open, the limit)"
             ) from None
         except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
@@ -300,34 +291,18 @@ class _Pool:
                 return waiter, origin
         return None
 
-    def _evict_one(self) -> bool:
-        for idle in self._idle.values():
-            if idle:
-                idle.pop(0).channel.close()
-                self._idle_count -= 1
-                self._open -= 1
-                return True
-        return False
-
     def release(self, conn: _Connection, reusable: bool) -> None:
         reusable = reusable and conn.channel.reusable()
         waiting = self._next_waiter()
-        if waiting is not None:
-            waiter, origin = waiting
-            if reusable and origin == conn.origin:
-                waiter.set_result(conn)
-            else:
-                conn.channel.close()
-                waiter.set_result(None)  # its slot: the waiter connects anew
+        if waiting is None:
+            self._slots.put_back(conn, reusable)
             return
-        max_idle = self._max_idle
-        if reusable and not self._closed and (max_idle is None or self._idle_count < max_idle):
-            conn.idle_since = time.monotonic()
-            self._idle.setdefault(conn.origin, []).append(conn)
-            self._idle_count += 1
+        waiter, origin = waiting
+        if reusable and origin == conn.origin:
+            waiter.set_result(conn)
         else:
-            conn.channel.close()
-            self._open -= 1
+            conn.close()
+            waiter.set_result(None)  # its slot: the waiter connects anew
 
     def failed(self) -> None:
         """A reserved slot was not used (the connect failed): the next waiter gets it."""
@@ -335,16 +310,10 @@ class _Pool:
         if waiting is not None:
             waiting[0].set_result(None)
         else:
-            self._open -= 1
+            self._slots.open -= 1
 
     def close(self) -> None:
-        self._closed = True
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.channel.close()
-                self._open -= 1
-        self._idle.clear()
-        self._idle_count = 0
+        self._slots.close_idle()
 
 
 class _ResponseBody(httpx2.AsyncByteStream):

@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar
 import httpx2
 
 from ._h1 import BodyDecoder, ResponseStart, encode_chunk, request_head
+from ._pool import Origin, Slots
 
 __all__ = [
     "BODY_EXTENSION",
@@ -39,7 +40,6 @@ __all__ = [
     "READ_SIZE",
     "HTTP11Transport",
     "NetworkStream",
-    "Origin",
     "StaleConnection",
     "default_limits",
     "origin_of",
@@ -69,9 +69,6 @@ def default_limits() -> httpx2.Limits:
     return httpx2.Limits(
         max_connections=max(100, soft - _FD_RESERVE), max_keepalive_connections=_MAX_IDLE
     )
-
-
-Origin = tuple[bytes, bytes, int]
 
 
 def origin_of(url: httpx2.URL) -> Origin:
@@ -137,81 +134,46 @@ class _Connection:
 
 
 class _Pool:
-    """Connections per origin; at most ``max_connections`` open, ``max_keepalive`` idle."""
+    """Connections per origin (see :class:`Slots`); threads wait on a condition."""
 
     def __init__(self, limits: httpx2.Limits) -> None:
-        self._max = limits.max_connections
-        self._max_idle = limits.max_keepalive_connections
-        self._expiry = limits.keepalive_expiry
-        self._idle: dict[Origin, list[_Connection]] = {}
-        self._idle_count = 0
-        self._open = 0
-        self._closed = False  # after close(), released connections are closed too
+        self._slots: Slots[_Connection] = Slots(limits)
         self._cond = threading.Condition()
 
     def acquire(self, origin: Origin, timeout: float | None) -> _Connection | None:
         """An idle connection to ``origin``, or None after reserving a slot for a new
-        one (the caller connects, then :meth:`opened` or :meth:`failed`)."""
+        one (the caller connects, then :meth:`release` or :meth:`failed`)."""
+        slots = self._slots
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
-                now = time.monotonic()
-                idle = self._idle.get(origin)
-                while idle:
-                    conn = idle.pop()
-                    self._idle_count -= 1
-                    if conn.looks_reusable(now, self._expiry):
-                        return conn
-                    conn.close()
-                    self._open -= 1
-                if self._max is None or self._open < self._max:
-                    self._open += 1
+                conn = slots.take_idle(origin)
+                if conn is not None:
+                    return conn
+                if slots.reserve():
                     return None
-                if self._idle_count and self._evict_one():
-                    continue
+                now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     raise httpx2.PoolTimeout(
                         f"No connection free in the pool after {timeout} s "
-                        f"({self._max} open, the limit)"
+                        f"({slots.max} open, the limit)"
                     )
                 self._cond.wait(None if deadline is None else deadline - now)
 
-    def _evict_one(self) -> bool:
-        for idle in self._idle.values():
-            if idle:
-                idle.pop(0).close()
-                self._idle_count -= 1
-                self._open -= 1
-                return True
-        return False
-
     def release(self, conn: _Connection, reusable: bool) -> None:
         with self._cond:
-            max_idle = self._max_idle
-            if reusable and not self._closed and (max_idle is None or self._idle_count < max_idle):
-                conn.idle_since = time.monotonic()
-                self._idle.setdefault(conn.origin, []).append(conn)
-                self._idle_count += 1
-            else:
-                conn.close()
-                self._open -= 1
+            self._slots.put_back(conn, reusable)
             self._cond.notify()
 
     def failed(self) -> None:
         """A reserved slot's connect failed."""
         with self._cond:
-            self._open -= 1
+            self._slots.open -= 1
             self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
-            self._closed = True
-            for idle in self._idle.values():
-                for conn in idle:
-                    conn.close()
-                    self._open -= 1
-            self._idle.clear()
-            self._idle_count = 0
+            self._slots.close_idle()
             self._cond.notify_all()
 
 

@@ -1,0 +1,99 @@
+"""The bookkeeping both transports' pools share: how many connections are open, and
+which idle ones wait for reuse, per origin.
+
+No locking and no waiting here. The sync pool calls in while holding its lock; the
+async one runs on one event loop. Who waits for a connection, and in what order, is
+each pool's own business.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Generic, Protocol, TypeVar
+
+import httpx2
+
+__all__ = ["Origin", "PooledConnection", "Slots"]
+
+Origin = tuple[bytes, bytes, int]
+
+
+class PooledConnection(Protocol):
+    origin: Origin
+    idle_since: float
+
+    def looks_reusable(self, now: float, expiry: float | None) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=PooledConnection)
+
+
+class Slots(Generic[C]):
+    """At most ``max_connections`` open and ``max_keepalive_connections`` idle."""
+
+    __slots__ = ("closed", "expiry", "idle", "idle_count", "max", "max_idle", "open")
+
+    def __init__(self, limits: httpx2.Limits) -> None:
+        self.max = limits.max_connections
+        self.max_idle = limits.max_keepalive_connections
+        self.expiry = limits.keepalive_expiry
+        self.idle: dict[Origin, list[C]] = {}
+        self.idle_count = 0
+        self.open = 0
+        self.closed = False  # after close_idle(), connections given back are closed too
+
+    def take_idle(self, origin: Origin) -> C | None:
+        """The most recently used idle connection to ``origin`` that still looks
+        usable; those that do not are closed on the way."""
+        idle = self.idle.get(origin)
+        if not idle:
+            return None
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            self.idle_count -= 1
+            if conn.looks_reusable(now, self.expiry):
+                return conn
+            conn.close()
+            self.open -= 1
+        return None
+
+    def reserve(self) -> bool:
+        """Count one more open connection if the limit allows it, closing an idle
+        connection (to any origin) to make room if need be."""
+        if self.max is not None and self.open >= self.max and not self._evict_one():
+            return False
+        self.open += 1
+        return True
+
+    def _evict_one(self) -> bool:
+        for idle in self.idle.values():
+            if idle:
+                idle.pop(0).close()  # the longest idle
+                self.idle_count -= 1
+                self.open -= 1
+                return True
+        return False
+
+    def put_back(self, conn: C, reusable: bool) -> None:
+        """Keep ``conn`` for reuse if it may be kept, else close it."""
+        max_idle = self.max_idle
+        if reusable and not self.closed and (max_idle is None or self.idle_count < max_idle):
+            conn.idle_since = time.monotonic()
+            self.idle.setdefault(conn.origin, []).append(conn)
+            self.idle_count += 1
+        else:
+            conn.close()
+            self.open -= 1
+
+    def close_idle(self) -> None:
+        """Close every idle connection; from now on none is kept."""
+        self.closed = True
+        for idle in self.idle.values():
+            for conn in idle:
+                conn.close()
+                self.open -= 1
+        self.idle.clear()
+        self.idle_count = 0
