@@ -637,6 +637,90 @@ def test_no_more_idle_connections_than_the_limit(serve: Serve) -> None:
         assert server.connections == 3
 
 
+def test_a_waiter_is_not_starved_by_a_thread_that_keeps_asking(serve: Serve) -> None:
+    server = serve(lambda seen: Reply([0.02, response(seen.target.encode())]))
+    order: list[str] = []
+    limits = httpx2.Limits(max_connections=1)
+    with make_client(limits=limits, timeout=httpx2.Timeout(3.0, pool=0.3)) as client:
+
+        def busy() -> None:
+            for i in range(20):  # about 0.4 s of requests, one after the other
+                order.append(client.get(server.url + f"/busy{i}").text)
+
+        def waiter() -> None:
+            time.sleep(0.01)  # busy holds the connection by now
+            try:
+                order.append(client.get(server.url + "/waiter").text)
+            except httpx2.PoolTimeout:
+                order.append("PoolTimeout")
+
+        threads = [threading.Thread(target=busy), threading.Thread(target=waiter)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    # In order: the waiter is next as soon as busy's first request is done.
+    assert "/waiter" in order[:3], order
+
+
+def test_waiters_are_served_in_the_order_they_came(serve: Serve) -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.target == "/held":
+            return Reply([CHUNKED_HEAD + chunk(b"held")])  # the body never ends
+        return ok(seen.target.encode())
+
+    server = serve(handler)
+    order: list[str] = []
+    limits = httpx2.Limits(max_connections=1)
+    with make_client(limits=limits, timeout=httpx2.Timeout(3.0)) as client:
+        held = client.send(client.build_request("GET", server.url + "/held"), stream=True)
+
+        def get(name: str) -> None:
+            order.append(client.get(server.url + name).text)
+
+        threads = []
+        for name in ("/a", "/b", "/c", "/d"):
+            thread = threading.Thread(target=get, args=(name,))
+            thread.start()
+            threads.append(thread)
+            time.sleep(0.05)  # each is in line before the next asks
+        held.close()
+        for thread in threads:
+            thread.join(5)
+    assert order == ["/a", "/b", "/c", "/d"]
+    assert server.connections == 2  # the held one, closed unfinished; then one for all
+
+
+def test_a_waiter_that_timed_out_leaves_the_line(serve: Serve) -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.target == "/held":
+            return Reply([CHUNKED_HEAD + chunk(b"held")])
+        return ok(seen.target.encode())
+
+    server = serve(handler)
+    results: dict[str, str] = {}
+    limits = httpx2.Limits(max_connections=1)
+    with make_client(limits=limits, timeout=httpx2.Timeout(3.0)) as client:
+        held = client.send(client.build_request("GET", server.url + "/held"), stream=True)
+
+        def ask(name: str, pool: float) -> None:
+            try:
+                timeout = httpx2.Timeout(3.0, pool=pool)
+                results[name] = client.get(server.url + name, timeout=timeout).text
+            except httpx2.PoolTimeout:
+                results[name] = "PoolTimeout"
+
+        early = threading.Thread(target=ask, args=("/early", 0.1))
+        late = threading.Thread(target=ask, args=("/late", 3.0))
+        early.start()
+        time.sleep(0.03)
+        late.start()
+        early.join(5)
+        held.close()  # the slot goes to /late: /early is no longer in line
+        late.join(5)
+    assert results == {"/early": "PoolTimeout", "/late": "/late"}
+
+
 def test_pool_cap_holds_under_concurrency(serve: Serve) -> None:
     server = serve(lambda seen: Reply([0.01, response(seen.target.encode())]))
     results: dict[str, str] = {}

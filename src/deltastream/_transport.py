@@ -20,12 +20,12 @@ connection when a reused one dies before any response byte (the keep-alive race)
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import select
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -133,48 +133,95 @@ class _Connection:
         return not readable
 
 
+class _Waiter:
+    """A thread waiting for the pool: handed a connection, or a slot (``conn`` None)."""
+
+    __slots__ = ("conn", "granted", "origin")
+
+    def __init__(self, origin: Origin) -> None:
+        self.origin = origin
+        self.granted = threading.Event()
+        self.conn: _Connection | None = None
+
+
 class _Pool:
-    """Connections per origin (see :class:`Slots`); threads wait on a condition."""
+    """Connections per origin (see :class:`Slots`).
+
+    Waiters are served in order, as in the async pool: a freed connection (or, for
+    another host, its slot) is handed to the first waiting thread directly, so a thread
+    that asks again at once cannot take it first.
+    """
 
     def __init__(self, limits: httpx2.Limits) -> None:
         self._slots: Slots[_Connection] = Slots(limits)
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._waiters: collections.deque[_Waiter] = collections.deque()
 
     def acquire(self, origin: Origin, timeout: float | None) -> _Connection | None:
         """An idle connection to ``origin``, or None after reserving a slot for a new
         one (the caller connects, then :meth:`release` or :meth:`failed`)."""
         slots = self._slots
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
+        with self._lock:
+            if not self._waiters:
                 conn = slots.take_idle(origin)
                 if conn is not None:
                     return conn
                 if slots.reserve():
                     return None
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise httpx2.PoolTimeout(
-                        f"No connection free in the pool after {timeout} s "
-                        f"({slots.max} open, the limit)"
-                    )
-                self._cond.wait(None if deadline is None else deadline - now)
+            waiter = _Waiter(origin)
+            self._waiters.append(waiter)
+        try:
+            waiter.granted.wait(timeout)
+        except BaseException:
+            self._leave(waiter)
+            raise
+        with self._lock:
+            if not waiter.granted.is_set():  # else handed over as the wait ended: take it
+                self._waiters.remove(waiter)
+                raise httpx2.PoolTimeout(
+                    f"No connection free in the pool after {timeout} s "
+                    f"({slots.max} open, the limit)"
+                )
+        return waiter.conn
+
+    def _leave(self, waiter: _Waiter) -> None:
+        """A waiter interrupted: out of the line, or what it was handed passed on."""
+        with self._lock:
+            if not waiter.granted.is_set():
+                self._waiters.remove(waiter)
+                return
+        if waiter.conn is None:
+            self.failed()
+        else:
+            self.release(waiter.conn, reusable=True)
+
+    def _next_waiter(self) -> _Waiter | None:
+        return self._waiters.popleft() if self._waiters else None
 
     def release(self, conn: _Connection, reusable: bool) -> None:
-        with self._cond:
-            self._slots.put_back(conn, reusable)
-            self._cond.notify()
+        with self._lock:
+            waiter = self._next_waiter()
+            if waiter is None:
+                self._slots.put_back(conn, reusable)
+                return
+            if reusable and waiter.origin == conn.origin:
+                waiter.conn = conn
+            else:
+                conn.close()  # its slot: the waiter connects anew
+            waiter.granted.set()
 
     def failed(self) -> None:
-        """A reserved slot's connect failed."""
-        with self._cond:
-            self._slots.open -= 1
-            self._cond.notify()
+        """A reserved slot was not used (the connect failed): the next waiter gets it."""
+        with self._lock:
+            waiter = self._next_waiter()
+            if waiter is None:
+                self._slots.open -= 1
+            else:
+                waiter.granted.set()
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._slots.close_idle()
-            self._cond.notify_all()
 
 
 C = TypeVar("C")
