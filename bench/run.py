@@ -62,10 +62,14 @@ SECTIONS = [
         "accumulation",
         ["deltastream sync", "deltastream async"],
         {"scenario": "stream", "streams": 1, "n": 100_000},
+        # Plain iteration again, in the same rounds: a ratio of runs made minutes apart
+        # on this machine measures the machine as much as the consumer.
         variants={
+            "plain iteration": {},
             "get_final_completion()": {"consumer": "final"},
             "text_deltas()": {"consumer": "text"},
         },
+        extra_runs=2,
     ),
     # Layer figures are differences of close numbers: two more runs for steadier medians.
     Section(
