@@ -14,8 +14,9 @@ faults, since attempts are counted per key for the server's lifetime.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,28 @@ from ._raw_server import (
     raw_servers,
     self_signed_certificate,
 )
+
+# The async transport's own tests run under uvloop as well: its transports are not
+# asyncio's classes, and its sockets refuse some calls asyncio's allow.
+_BOTH_LOOPS = {"test_atransport.py", "test_connection_ownership.py"}
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    name = item.path.name
+    if name == "test_uvloop.py":
+        return {"uvloop": _uvloop_factory()}
+    if name in _BOTH_LOOPS:
+        return {"asyncio": asyncio.new_event_loop, "uvloop": _uvloop_factory()}
+    return {"asyncio": asyncio.new_event_loop}
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    import uvloop
+
+    return uvloop.new_event_loop
+
 
 WIRE_DIR = (Path(__file__).parents[1] / ".." / "shared" / "wire").resolve()
 

@@ -22,6 +22,7 @@ import pytest
 
 import deltastream
 from deltastream._atransport import AsyncHTTP11Transport
+from deltastream._deadlines import shut_down
 from deltastream._http import aiter_body
 from deltastream._transport import NetworkStream
 
@@ -932,7 +933,7 @@ async def test_shutting_the_socket_down_ends_a_waiting_read(serve: Serve) -> Non
         sock = resp.extensions["network_stream"].get_extra_info("socket")
         pieces = resp.aiter_bytes()
         assert await guarded(anext(pieces)) == b"open"
-        timer = threading.Timer(0.1, sock.shutdown, (socket.SHUT_RDWR,))
+        timer = threading.Timer(0.1, shut_down, (sock,))
         timer.start()
         started = time.monotonic()
         with pytest.raises(httpx2.TransportError):

@@ -17,7 +17,7 @@ import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 
@@ -32,6 +32,7 @@ from ._transport import (
     default_limits,
     origin_of,
     request_headers,
+    shutdown_socket,
     timeouts_of,
 )
 
@@ -67,8 +68,8 @@ class _Channel(asyncio.BufferedProtocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's transports do not derive from asyncio's.
+        self.transport = cast(asyncio.Transport, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer
@@ -187,14 +188,18 @@ class _Channel(asyncio.BufferedProtocol):
         if transport is not None and not transport.is_closing():
             # abort() closes the socket on the loop's next turn; shutting it down now
             # lets the server know at once, even if the caller blocks the loop.
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                _shutdown_socket(transport, socket.SHUT_RDWR)
             if self.loop.is_closed():
                 _close_orphan(transport)
             else:
                 transport.abort()
+
+
+def _shutdown_socket(transport: asyncio.BaseTransport, how: int) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        shutdown_socket(sock, how)
 
 
 def _close_orphan(transport: asyncio.Transport) -> None:
@@ -355,9 +360,8 @@ class _ResponseBody(httpx2.AsyncByteStream):
         event loop sees the end of the stream."""
         conn = self._state.conn
         transport = conn.channel.transport if conn is not None else None
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is not None:
-            sock.shutdown(how)
+        if transport is not None:
+            _shutdown_socket(transport, how)
 
 
 class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):

@@ -30,7 +30,6 @@ import contextlib
 import heapq
 import itertools
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from typing import Any
 
 import httpx2
 
-from ._transport import BODY_EXTENSION
+from ._transport import BODY_EXTENSION, shutdown_socket
 
 __all__ = ["DEFAULT_TIMEOUT", "Timeout", "Watch", "shut_down", "watchdog"]
 
@@ -191,14 +190,10 @@ def _socket_of(response: httpx2.Response) -> Any:
 
 
 def shut_down(target: Any) -> None:
-    """Shut a stream's connection down, from any thread. An ``SSLSocket``'s own
-    ``shutdown`` unwraps the TLS state a reading thread is using; the plain socket's is
-    what is meant. An OSError means it is closed already: the reader finds out."""
+    """Shut a stream's connection down, from any thread. An OSError means it is closed
+    already: the reader finds out."""
     with contextlib.suppress(OSError):
-        if isinstance(target, ssl.SSLSocket):
-            socket.socket.shutdown(target, socket.SHUT_RDWR)
-        else:
-            target.shutdown(socket.SHUT_RDWR)
+        shutdown_socket(target, socket.SHUT_RDWR)
 
 
 class _Watchdog:

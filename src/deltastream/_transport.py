@@ -88,6 +88,24 @@ def request_headers(request: httpx2.Request) -> list[tuple[bytes, bytes]]:
     return [(name, value) for name, value in request.headers.raw]
 
 
+def shutdown_socket(sock: Any, how: int) -> None:
+    """``shutdown(how)`` on a socket, whatever wraps it. An ``SSLSocket``'s own
+    ``shutdown`` unwraps TLS state a reading thread is using: the plain socket's is
+    meant. uvloop's transports hand out a stand-in that refuses ``shutdown``; the
+    descriptor under it does not."""
+    if isinstance(sock, ssl.SSLSocket):
+        socket.socket.shutdown(sock, how)
+        return
+    try:
+        sock.shutdown(how)
+    except TypeError:
+        borrowed = socket.socket(fileno=sock.fileno())
+        try:
+            borrowed.shutdown(how)
+        finally:
+            borrowed.detach()  # the descriptor stays its owner's
+
+
 class NetworkStream:
     """What ``response.extensions["network_stream"]`` offers: the socket, and the TLS
     object when there is one."""
@@ -321,11 +339,10 @@ class _ResponseBody(httpx2.SyncByteStream):
     def shutdown(self, how: int) -> None:
         """Shut the connection down while this body holds it, from any thread (the
         deadline watchdog, ``Stream.cancel``); once released it belongs to the pool and
-        maybe another request, so then nothing. An ``SSLSocket``'s own ``shutdown``
-        unwraps TLS state the reading thread is using: the plain socket's is meant."""
+        maybe another request, so then nothing."""
         conn = self._state.conn
         if conn is not None:
-            socket.socket.shutdown(conn.sock, how)
+            shutdown_socket(conn.sock, how)
 
 
 class HTTP11Transport(httpx2.BaseTransport):
