@@ -204,6 +204,24 @@ def _async_findings(data: dict[str, Any]) -> str:
                 f" The garbage collector took {c1000['gc_s']:.2f} s of the run "
                 f"({c1000['gc_full_collections']:.0f} full passes)."
             )
+        ramped = results["c1000"].get("deltastream async started over 1 s", {}).get("median")
+        if ramped:
+            text += (
+                f" With the same streams started evenly over one second, deltastream's "
+                f"p99 over every chunk is {ramped['latency_p99_ms']:.1f} ms (first chunks "
+                f"{ramped['first_chunk_p99_ms']:.1f} ms)"
+            )
+            if ramped["latency_p99_ms"] < c1000["latency_p99_ms"] / 4:
+                text += ": the wait comes from the simultaneous start, not from streaming"
+            text += "."
+        on_uvloop = results["c1000"].get("deltastream async on uvloop", {}).get("median")
+        if on_uvloop:
+            text += (
+                f" On uvloop: {on_uvloop['steady_cpu_pct']:.1f}% of a core in the steady "
+                f"middle (asyncio's loop: {c1000['steady_cpu_pct']:.1f}%), first chunks "
+                f"{on_uvloop['first_chunk_p99_ms']:.0f} ms p99, later ones "
+                f"{on_uvloop['later_p99_ms']:.1f} ms."
+            )
         parts.append(text)
     p = profiles.get("async")
     if p:

@@ -19,6 +19,7 @@ PACKAGES = [
     "h11",
     "anyio",
     "msgspec",
+    "uvloop",
     "pydantic",
     "py-spy",
     "matplotlib",

@@ -15,7 +15,9 @@ Scenarios:
   chunk on the warm connection (the first stream, which connects, is left out).
 - ``concurrent``: (async clients) ``streams`` streams at once, paced at ``rate``
   chunks/s by the server: latency the client adds (arrival minus the send time in
-  each chunk's id), CPU share, memory per stream, and errors by kind.
+  each chunk's id), CPU share, memory per stream, and errors by kind. ``ramp``
+  spreads the starts evenly over that many seconds instead of one instant;
+  ``loop="uvloop"`` runs it on uvloop instead of asyncio's own loop.
 """
 
 from __future__ import annotations
@@ -243,7 +245,13 @@ class _GCWatch:
 
 
 async def _concurrent(
-    spec: ClientSpec, port: int, streams: int, n: int, rate: float, deadline: float
+    spec: ClientSpec,
+    port: int,
+    streams: int,
+    n: int,
+    rate: float,
+    deadline: float,
+    ramp: float = 0.0,
 ) -> Result:
     client: AsyncBenchClient = spec.make(port)
     headers = {"x-bench-rate": str(rate)}
@@ -253,8 +261,10 @@ async def _concurrent(
     errors: Counter[str] = Counter()
     chunk_id: Callable[[Any], str] = spec.chunk_id
 
-    async def one() -> None:
+    async def one(delay: float) -> None:
         nonlocal filled, started, completed
+        if delay:
+            await asyncio.sleep(delay)
         try:
             async with client.stream(n, headers) as stream:
                 first = True
@@ -278,7 +288,7 @@ async def _concurrent(
     watch = _LoopWatch()
     watching = asyncio.create_task(watch.run())
     cpu, start = time.process_time(), time.perf_counter()
-    tasks = [asyncio.create_task(one()) for _ in range(streams)]
+    tasks = [asyncio.create_task(one(ramp * i / streams)) for i in range(streams)]
     _done, pending = await asyncio.wait(tasks, timeout=deadline)
     cpu, end = time.process_time() - cpu, time.perf_counter()
     gc.callbacks.remove(collector.callback)
@@ -324,11 +334,26 @@ async def _quietly(closing: Awaitable[None]) -> None:
 
 
 def scenario_concurrent(
-    spec: ClientSpec, port: int, streams: int, n: int, rate: float, deadline: float
+    spec: ClientSpec,
+    port: int,
+    streams: int,
+    n: int,
+    rate: float,
+    deadline: float,
+    ramp: float = 0.0,
+    loop: str = "asyncio",
 ) -> Result:
     if spec.kind != "async":
         raise ValueError("the concurrent scenario is for async clients")
-    return asyncio.run(_concurrent(spec, port, streams, n, rate, deadline))
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    elif loop != "asyncio":
+        raise ValueError(f"unknown event loop {loop!r}")
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_concurrent(spec, port, streams, n, rate, deadline, ramp))
 
 
 # -- entry point ------------------------------------------------------------------------------
