@@ -1,6 +1,7 @@
 """Shared fixtures: local servers on real loopback sockets, started once per session.
 
 - ``server_url``: base URL (``http://127.0.0.1:PORT/v1``) of a scripted-backend server.
+- ``private_url``: like ``server_url``, but a server of the test's own.
 - ``replay_url``: base URL of a replay-backend server over ``wire_dir``; a request's
   ``model`` is a recording's path relative to it, e.g. ``"openai/chat-refusal.sse"``.
 - ``wire_dir``: the recorded streams, ``../shared/wire`` from the project root.
@@ -68,6 +69,13 @@ def wire_dir() -> Path:
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     with run_in_thread(create_app("scripted")) as url:
+        yield url
+
+
+@pytest.fixture
+def private_url() -> Iterator[str]:
+    """A server of the test's own, so its connection counts are the test's alone."""
+    with run_in_thread(create_app()) as url:
         yield url
 
 

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import gc
 import socket
-from collections.abc import Iterator
 
 import httpx2
 import pytest
 
 import deltastream
-from deltastream.server import create_app, run_in_thread
 from tests.test_live import STORY, wait_for_open_connections
-
-
-@pytest.fixture
-def private_url() -> Iterator[str]:
-    with run_in_thread(create_app()) as url:
-        yield url
 
 
 def test_a_late_cancel_leaves_the_reused_connection_alone(private_url: str) -> None:

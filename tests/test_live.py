@@ -7,7 +7,6 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -16,20 +15,12 @@ import pytest
 import deltastream
 import deltastream.sse
 from deltastream import Timeout
-from deltastream.server import create_app, run_in_thread
 from deltastream.types import ChatCompletion
 
 from ._helpers import MODES
 
 FAULT = "X-Deltastream-Fault"
 STORY = [{"role": "user", "content": "Write a story about a robot."}]
-
-
-@pytest.fixture
-def private_url() -> Iterator[str]:
-    """A server of the test's own, so its connection counts are the test's alone."""
-    with run_in_thread(create_app()) as url:
-        yield url
 
 
 def stats(base_url: str) -> dict[str, Any]:

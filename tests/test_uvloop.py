@@ -7,22 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import httpx2
 import pytest
 
 import deltastream
 from deltastream import Timeout
-from deltastream.server import create_app, run_in_thread
 from tests.test_live import FAULT, STORY, stats, wait_for_open_connections
-
-
-@pytest.fixture
-def private_url() -> Iterator[str]:
-    """A server of the test's own, so its connection counts are the test's alone."""
-    with run_in_thread(create_app()) as url:
-        yield url
 
 
 async def story(client: deltastream.AsyncOpenAI, fault: str | None = None) -> str:
