@@ -303,11 +303,7 @@ class _Pool:
             self._slots.put_back(conn, reusable)
             return
         waiter, origin = waiting
-        if reusable and origin == conn.origin:
-            waiter.set_result(conn)
-        else:
-            conn.close()
-            waiter.set_result(None)  # its slot: the waiter connects anew
+        waiter.set_result(self._slots.hand_over(conn, reusable, origin))
 
     def failed(self) -> None:
         """A reserved slot was not used (the connect failed): the next waiter gets it."""
@@ -315,7 +311,7 @@ class _Pool:
         if waiting is not None:
             waiting[0].set_result(None)
         else:
-            self._slots.open -= 1
+            self._slots.unreserve()
 
     def close(self) -> None:
         self._slots.close_idle()

@@ -68,6 +68,10 @@ class Slots(Generic[C]):
         self.open += 1
         return True
 
+    def unreserve(self) -> None:
+        """A reserved slot was not used after all (the connect failed)."""
+        self.open -= 1
+
     def _evict_one(self) -> bool:
         for idle in self.idle.values():
             if idle:
@@ -87,6 +91,15 @@ class Slots(Generic[C]):
         else:
             conn.close()
             self.open -= 1
+
+    def hand_over(self, conn: C, reusable: bool, origin: Origin) -> C | None:
+        """What a thread or task waiting for ``origin`` gets from the freed ``conn``:
+        the connection itself if it can serve there; else None, its slot, and ``conn``
+        is closed (the waiter connects anew). The open count does not change."""
+        if reusable and conn.origin == origin:
+            return conn
+        conn.close()
+        return None
 
     def close_idle(self) -> None:
         """Close every idle connection; from now on none is kept."""

@@ -222,10 +222,7 @@ class _Pool:
             if waiter is None:
                 self._slots.put_back(conn, reusable)
                 return
-            if reusable and waiter.origin == conn.origin:
-                waiter.conn = conn
-            else:
-                conn.close()  # its slot: the waiter connects anew
+            waiter.conn = self._slots.hand_over(conn, reusable, waiter.origin)
             waiter.granted.set()
 
     def failed(self) -> None:
@@ -233,7 +230,7 @@ class _Pool:
         with self._lock:
             waiter = self._next_waiter()
             if waiter is None:
-                self._slots.open -= 1
+                self._slots.unreserve()
             else:
                 waiter.granted.set()
 
