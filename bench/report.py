@@ -32,7 +32,6 @@ SEQUENTIAL = [
     "raw floor async",
 ]
 ASYNC = [c for c in SEQUENTIAL if c.endswith("async")]
-C1000_VARIANTS = ["", "on uvloop", "started over 1 s"]  # as bench/run.py names them
 
 
 def _median(results: dict[str, Any], section: str, client: str) -> dict[str, Any]:
@@ -64,18 +63,26 @@ def _openai_of(client: str) -> str:
     return "openai-python async" if client.endswith("async") else "openai-python sync"
 
 
+def _runs(results: dict[str, Any], section: str, client: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = results.get(section, {}).get(client, {}).get("runs", [])
+    return runs
+
+
+def _per_run(results: dict[str, Any], section: str, client: str, key: str) -> list[float]:
+    """One figure from each run that has it."""
+    return [run[key] for run in _runs(results, section, client) if key in run]
+
+
 def _spread(results: dict[str, Any], section: str, client: str, key: str) -> str:
     """Fastest and slowest run of one figure: how far the median could have moved."""
-    runs = results.get(section, {}).get(client, {}).get("runs", [])
-    values = sorted(run[key] for run in runs if key in run)
+    values = sorted(_per_run(results, section, client, key))
     if len(values) < 2:
         return DASH
     return f"{_fmt(values[0], 2)} {RANGE} {_fmt(values[-1], 2)}"
 
 
 def _failed(results: dict[str, Any], section: str, client: str) -> str:
-    runs = results.get(section, {}).get(client, {}).get("runs", [])
-    errors = [r["error"] for r in runs if "error" in r]
+    errors = _per_run(results, section, client, "error")
     return f"failed: {errors[0]}" if errors else "not run"
 
 
@@ -263,9 +270,7 @@ def _targets(results: dict[str, Any]) -> str:
         return value
 
     def fastest(section: str, client: str) -> float | None:
-        runs = results.get(section, {}).get(client, {}).get("runs", [])
-        values = [run["us_per_chunk"] for run in runs if "us_per_chunk" in run]
-        return min(values) if values else None
+        return min(_per_run(results, section, client, "us_per_chunk"), default=None)
 
     def check(ok: bool | None) -> str:
         return DASH if ok is None else ("met" if ok else "**not met**")
@@ -339,9 +344,10 @@ def _targets(results: dict[str, Any]) -> str:
                     DASH,
                 ]
             )
-        for variant in C1000_VARIANTS[1:]:
-            other = _median(results, "c1000", f"deltastream async {variant}")
-            if other:
+        for key, entry in results["c1000"].items():
+            variant = key.removeprefix("deltastream async ")
+            other = entry.get("median")
+            if variant != key and other:
                 rows.append(
                     [
                         f"... every chunk, {variant}",
@@ -412,13 +418,7 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
     c1000 = config["sections"].get("c1000")
     if c1000:
         rows = []
-        keys = [
-            f"{client} {variant}".strip()
-            for variant in C1000_VARIANTS
-            for client in ASYNC
-            if f"{client} {variant}".strip() in results.get("c1000", {})
-        ]
-        for client in keys:
+        for client in results.get("c1000", {}):  # variant by variant, as bench/run.py ran them
             m = _median(results, "c1000", client)
             if not m:
                 rows.append([client, _failed(results, "c1000", client)] + [""] * 12)
@@ -477,7 +477,7 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
         rows = []
         for client in [*ASYNC[:1], "deltastream async, max_retries=0", *ASYNC[1:]]:
             m = _median(results, "c10k", client)
-            runs = results.get("c10k", {}).get(client, {}).get("runs", [])
+            runs = _runs(results, "c10k", client)
             if not m:
                 rows.append([client, _failed(results, "c10k", client)] + [""] * 7)
                 continue

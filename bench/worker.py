@@ -334,14 +334,7 @@ async def _quietly(closing: Awaitable[None]) -> None:
 
 
 def scenario_concurrent(
-    spec: ClientSpec,
-    port: int,
-    streams: int,
-    n: int,
-    rate: float,
-    deadline: float,
-    ramp: float = 0.0,
-    loop: str = "asyncio",
+    spec: ClientSpec, port: int, loop: str = "asyncio", **params: Any
 ) -> Result:
     if spec.kind != "async":
         raise ValueError("the concurrent scenario is for async clients")
@@ -353,7 +346,7 @@ def scenario_concurrent(
     elif loop != "asyncio":
         raise ValueError(f"unknown event loop {loop!r}")
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(_concurrent(spec, port, streams, n, rate, deadline, ramp))
+        return runner.run(_concurrent(spec, port, **params))
 
 
 # -- entry point ------------------------------------------------------------------------------
