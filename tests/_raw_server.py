@@ -312,6 +312,18 @@ def open_body(seen: Seen) -> Reply:
     return Reply([CHUNKED_HEAD + chunk(b"open")])
 
 
+def held_or_free(seen: Seen) -> Reply:
+    """``/held`` gets a body that never ends (its connection stays busy); others "free"."""
+    return held_or_echo(seen) if seen.target == "/held" else ok(b"free")
+
+
+def held_or_echo(seen: Seen) -> Reply:
+    """``/held`` gets a body that never ends; others their own target as the body."""
+    if seen.target == "/held":
+        return Reply([CHUNKED_HEAD + chunk(b"held")])
+    return ok(seen.target.encode())
+
+
 # --- TLS --------------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from ._raw_server import (
     Serve,
     Step,
     chunk,
+    held_or_free,
     ok,
     open_body,
     response,
@@ -638,12 +639,6 @@ async def test_an_unsupported_scheme() -> None:
 
 
 # --- the pool -------------------------------------------------------------------------
-
-
-def held_or_free(seen: Seen) -> Reply:
-    if seen.target == "/held":
-        return Reply([CHUNKED_HEAD + chunk(b"held")])  # the body never ends
-    return ok(b"free")
 
 
 async def test_pool_timeout_while_the_only_connection_is_busy(serve: Serve) -> None:

@@ -29,6 +29,8 @@ from ._raw_server import (
     Serve,
     Step,
     chunk,
+    held_or_echo,
+    held_or_free,
     ok,
     open_body,
     response,
@@ -565,12 +567,7 @@ def test_an_unsupported_scheme() -> None:
 
 
 def test_pool_timeout_while_the_only_connection_is_busy(serve: Serve) -> None:
-    def handler(seen: Seen) -> Reply:
-        if seen.target == "/held":
-            return Reply([CHUNKED_HEAD + chunk(b"held")])  # the body never ends
-        return ok(b"free")
-
-    server = serve(handler)
+    server = serve(held_or_free)
     with make_client(limits=httpx2.Limits(max_connections=1)) as client:
         held = client.send(client.build_request("GET", server.url + "/held"), stream=True)
         started = time.monotonic()
@@ -586,12 +583,7 @@ def test_pool_timeout_while_the_only_connection_is_busy(serve: Serve) -> None:
 
 
 def test_a_waiting_request_gets_the_connection_when_it_is_freed(serve: Serve) -> None:
-    def handler(seen: Seen) -> Reply:
-        if seen.target == "/held":
-            return Reply([CHUNKED_HEAD + chunk(b"held")])
-        return ok(b"free")
-
-    server = serve(handler)
+    server = serve(held_or_free)
     limits = httpx2.Limits(max_connections=1)
     with make_client(limits=limits) as client, client.stream("GET", server.url + "/held") as held:
         timer = threading.Timer(0.2, held.close)
@@ -664,12 +656,7 @@ def test_a_waiter_is_not_starved_by_a_thread_that_keeps_asking(serve: Serve) -> 
 
 
 def test_waiters_are_served_in_the_order_they_came(serve: Serve) -> None:
-    def handler(seen: Seen) -> Reply:
-        if seen.target == "/held":
-            return Reply([CHUNKED_HEAD + chunk(b"held")])  # the body never ends
-        return ok(seen.target.encode())
-
-    server = serve(handler)
+    server = serve(held_or_echo)
     order: list[str] = []
     limits = httpx2.Limits(max_connections=1)
     with make_client(limits=limits, timeout=httpx2.Timeout(3.0)) as client:
@@ -692,12 +679,7 @@ def test_waiters_are_served_in_the_order_they_came(serve: Serve) -> None:
 
 
 def test_a_waiter_that_timed_out_leaves_the_line(serve: Serve) -> None:
-    def handler(seen: Seen) -> Reply:
-        if seen.target == "/held":
-            return Reply([CHUNKED_HEAD + chunk(b"held")])
-        return ok(seen.target.encode())
-
-    server = serve(handler)
+    server = serve(held_or_echo)
     results: dict[str, str] = {}
     limits = httpx2.Limits(max_connections=1)
     with make_client(limits=limits, timeout=httpx2.Timeout(3.0)) as client:
