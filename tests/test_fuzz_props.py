@@ -186,8 +186,8 @@ def test_thinking_parts_next_to_a_non_string_thinking_raise_a_typed_error(
     ],
 )
 def test_invalid_utf8_in_a_string_is_a_typed_error(raw: bytes, error: type[APIError]) -> None:
-    """Invalid UTF-8 inside a JSON string (msgspec raises UnicodeDecodeError) comes out
-    as one of our typed errors, with ``.partial``."""
+    """Invalid UTF-8 inside a JSON string (UnicodeDecodeError from msgspec before 0.23,
+    DecodeError since) comes out as one of our typed errors, with ``.partial``."""
     request = httpx2.Request("POST", "http://fuzz/v1/chat/completions")
     core = ChunkStream(httpx2.Response(200, request=request))
     with pytest.raises(error) as caught:

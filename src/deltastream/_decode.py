@@ -126,13 +126,14 @@ def in_band_error(raw: bytes) -> dict[str, Any] | None:
         return None
     try:
         obj = _any_decoder.decode(raw)
-    except UnicodeDecodeError:  # an error report is still one with a garbled message
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # Bad UTF-8 is a UnicodeDecodeError before msgspec 0.23 and a DecodeError since.
+        # An error report with a garbled message is still one; anything else that does
+        # not parse is not a report, and decoding the event will say what is wrong.
         try:
             obj = _any_decoder.decode(raw.decode("utf-8", "replace").encode())
         except msgspec.DecodeError:
             return None
-    except msgspec.DecodeError:
-        return None  # not an error report; decoding the event will say what is wrong
     if isinstance(obj, dict) and obj.get("error") is not None:
         return obj
     return None
