@@ -262,7 +262,7 @@ class _Layer:
     def __init__(self, port: int, ours: bool, consume: Callable[[Any], list[Any]]) -> None:
         import httpx2
 
-        from deltastream._transport import HTTP11Transport
+        from deltastream.transport import HTTP11Transport
 
         options = _httpx2_options()
         if ours:

@@ -44,8 +44,8 @@ _MEANINGS = [
     ("BodyDecoder", "deltastream _h1: body framing"),
     ("_ResponseBody", "deltastream transport: one `recv` per piece handed up"),
     ("_Channel", "deltastream async transport: buffered protocol, one future per wait"),
-    ("(deltastream/_atransport", "deltastream async transport"),
-    ("(deltastream/_transport", "deltastream transport"),
+    ("(deltastream/transport/_async", "deltastream async transport"),
+    ("(deltastream/transport/_sync", "deltastream transport"),
     ("decode_chat_chunk", "deltastream: msgspec decode into the typed Structs (C code)"),
     ("SSEDecoder", "deltastream: SSE parsing (sse.py)"),
     ("ChatAccumulator", "deltastream: accumulating the completion"),
@@ -156,7 +156,8 @@ def _sync_findings(values: dict[str, dict[str, float | None]], profile: dict[str
             f"generators. A server that flushes every token sends one HTTP chunk per "
             f"event, so all of it is paid per event (the same bytes as one HTTP chunk per "
             f"~64 KB cost it {core_c:.2f} µs). deltastream's own transport "
-            f"(`_transport.py`, `_h1.py`) reads up to 64 KiB per `recv` and strips the "
+            f"(`transport/_sync.py`, `transport/_h1.py`) reads up to 64 KiB per `recv` and "
+            f"strips the "
             f"framing of all of it with `bytes.find` and slices: {own:.2f} µs per chunk "
             f"({core / max(own, 1e-9):.0f}{TIMES} less; {own_c:.2f} µs with coalesced "
             f"chunks). In the profile the transport and framing are {http:.0%} of the "

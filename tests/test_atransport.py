@@ -21,10 +21,10 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream._atransport import AsyncHTTP11Transport
 from deltastream._deadlines import shut_down
 from deltastream._http import aiter_body
-from deltastream._transport import NetworkStream
+from deltastream.transport._async import AsyncHTTP11Transport
+from deltastream.transport._sync import NetworkStream
 
 from ._raw_server import (
     CHUNKED_HEAD,

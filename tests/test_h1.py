@@ -1,4 +1,4 @@
-"""deltastream._h1, the sans-I/O HTTP/1.1 framing: request heads, response heads and
+"""deltastream.transport._h1, the sans-I/O HTTP/1.1 framing: request heads, response heads and
 response bodies (Content-Length, chunked, until close, none)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deltastream._h1 import (
+from deltastream.transport._h1 import (
     MAX_HEAD,
     MAX_LINE,
     BodyDecoder,

@@ -18,7 +18,7 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream._transport import HTTP11Transport, NetworkStream
+from deltastream.transport._sync import HTTP11Transport, NetworkStream
 
 from ._raw_server import (
     CHUNKED_HEAD,

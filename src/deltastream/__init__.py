@@ -5,7 +5,6 @@ for the official client's streaming surface.
 """
 
 from . import types
-from ._atransport import AsyncHTTP11Transport
 from ._deadlines import Timeout
 from ._events import (
     ContentDeltaEvent,
@@ -19,7 +18,6 @@ from ._events import (
 )
 from ._metrics import StreamMetrics
 from ._tee import TeeBufferFull
-from ._transport import HTTP11Transport
 from ._version import __version__
 from .accumulate import ChatAccumulator, ResponseAccumulator
 from .client import AsyncClient, Client
@@ -44,6 +42,7 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .streaming import AsyncStream, Stream
+from .transport import AsyncHTTP11Transport, HTTP11Transport
 
 OpenAI = Client
 AsyncOpenAI = AsyncClient

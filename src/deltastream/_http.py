@@ -19,7 +19,6 @@ import msgspec
 
 from ._deadlines import DEFAULT_TIMEOUT, Timeout
 from ._retry import retry_delay, should_retry
-from ._transport import BODY_EXTENSION
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -27,6 +26,7 @@ from .errors import (
     APITimeoutError,
     status_error,
 )
+from .transport import BODY_EXTENSION
 
 __all__ = [
     "ERROR_BODY_LIMIT",

@@ -12,14 +12,13 @@ from typing import Any
 
 import httpx2
 
-from ._atransport import AsyncHTTP11Transport
 from ._deadlines import Timeout
 from ._http import RequestOptions
-from ._transport import HTTP11Transport
 from ._version import __version__
 from .errors import OpenAIError
 from .resources.chat import AsyncChat, Chat
 from .resources.responses import AsyncResponses, Responses
+from .transport import AsyncHTTP11Transport, HTTP11Transport
 
 __all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
 

@@ -23,7 +23,7 @@ import httpx2
 
 from ._h1 import ResponseStart, encode_chunk, request_head
 from ._pool import Origin, Slots
-from ._transport import (
+from ._sync import (
     BODY_EXTENSION,
     READ_SIZE,
     BodyState,
