@@ -278,7 +278,7 @@ class _Layer:
             yield self._pieces(resp)
 
     def _body(self, response: Any) -> Iterator[bytes]:
-        from deltastream._http import iter_body
+        from deltastream.engine._http import iter_body
 
         body: Iterator[bytes] = iter_body(response) if self.ours else response.iter_raw()
         return body
@@ -314,7 +314,7 @@ def _layer_chunks(port: int) -> SyncBenchClient:
     """deltastream's ChunkStream (SSE + decode + checks) over its own transport."""
     import httpx2
 
-    from deltastream.streaming import ChunkStream
+    from deltastream.engine._streams import ChunkStream
 
     class Layer(_Layer):
         def _pieces(self, response: httpx2.Response) -> Iterator[Any]:

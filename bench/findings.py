@@ -47,7 +47,7 @@ _MEANINGS = [
     ("(deltastream/transport/_async", "deltastream async transport"),
     ("(deltastream/transport/_sync", "deltastream transport"),
     ("decode_chat_chunk", "deltastream: msgspec decode into the typed Structs (C code)"),
-    ("SSEDecoder", "deltastream: SSE parsing (sse.py)"),
+    ("SSEDecoder", "deltastream: SSE parsing (engine/_sse.py)"),
     ("ChatAccumulator", "deltastream: accumulating the completion"),
     ("ChunkStream", "deltastream: per-event loop: `[DONE]`, error check, accumulate"),
     ("_iter_chunks", "deltastream: the `Stream` shell (watchdog progress, yield)"),

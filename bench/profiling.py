@@ -28,11 +28,11 @@ __all__ = ["LAYERS", "collect", "layer_of"]
 
 # (layer, how its frames' file names start), innermost layers first
 LAYERS = [
-    ("deltastream sse.py (SSE parsing)", "deltastream/sse.py"),
-    ("deltastream _decode.py (msgspec decode)", "deltastream/_decode.py"),
-    ("deltastream accumulate.py", "deltastream/accumulate.py"),
-    ("deltastream streaming.py (Stream shell)", "deltastream/streaming.py"),
-    ("deltastream _h1.py (HTTP/1.1 framing)", "deltastream/_h1.py"),
+    ("deltastream engine/_sse.py (SSE parsing)", "deltastream/engine/_sse.py"),
+    ("deltastream engine/_decode.py (msgspec decode)", "deltastream/engine/_decode.py"),
+    ("deltastream engine/_accumulate.py", "deltastream/engine/_accumulate.py"),
+    ("deltastream engine/_streams.py (Stream shell)", "deltastream/engine/_streams.py"),
+    ("deltastream transport/_h1.py (HTTP/1.1 framing)", "deltastream/transport/_h1.py"),
     ("deltastream transport (sockets, pool)", "deltastream/transport/_sync.py"),
     ("deltastream async transport (protocol, pool)", "deltastream/transport/_async.py"),
     ("deltastream other", "deltastream/"),

@@ -20,14 +20,14 @@ with atheris.instrument_imports():
     import httpx2
 
     from deltastream import APIError
-    from deltastream._decode import (
+    from deltastream.engine._decode import (
         EventDecodeError,
         decode_chat_chunk,
         decode_chat_completion,
         in_band_error,
     )
+    from deltastream.engine._streams import ChunkStream
     from deltastream.sse import EventTooLargeError, SSEDecoder
-    from deltastream.streaming import ChunkStream
 
 LIMIT = 4096
 REQUEST = httpx2.Request("POST", "http://fuzz/v1/chat/completions")

@@ -81,7 +81,7 @@ def async_client(handler: Handler, **kwargs: Any) -> deltastream.AsyncClient:
 
 async def stream_chunks(
     mode: str, handler: Handler, **create: Any
-) -> list[deltastream.types.ChatCompletionChunk]:
+) -> list[deltastream.engine.types.ChatCompletionChunk]:
     """Create a chat stream with either client and read it to the end."""
     create.setdefault("model", "m")
     create.setdefault("messages", [{"role": "user", "content": "hi"}])

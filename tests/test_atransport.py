@@ -21,8 +21,8 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream._deadlines import shut_down
-from deltastream._http import aiter_body
+from deltastream.engine._deadlines import shut_down
+from deltastream.engine._http import aiter_body
 from deltastream.transport._async import AsyncHTTP11Transport
 from deltastream.transport._sync import NetworkStream
 

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream.types import ChatCompletion
+from deltastream.engine.types import ChatCompletion
 
 from ._helpers import (
     MODES,
@@ -337,8 +337,8 @@ def test_with_options_changes_settings_and_shares_the_pool() -> None:
 
 
 def test_the_retry_loop_waits_what_the_policy_says_on_virtual_time() -> None:
-    from deltastream._deadlines import DEFAULT_TIMEOUT
-    from deltastream._http import RequestOptions, send
+    from deltastream.engine._deadlines import DEFAULT_TIMEOUT
+    from deltastream.engine._http import RequestOptions, send
 
     replies = iter(
         [

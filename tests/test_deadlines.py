@@ -9,7 +9,7 @@ import httpx2
 import pytest
 
 from deltastream import Timeout
-from deltastream._deadlines import Watch, watchdog
+from deltastream.engine._deadlines import Watch, watchdog
 
 
 def test_numbers_bound_every_phase_as_in_the_official_sdk() -> None:

@@ -40,8 +40,8 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk as OpenAIChunk
 
 import deltastream
-from deltastream.streaming import ChunkStream
-from deltastream.types import ChatCompletion
+from deltastream.engine._streams import ChunkStream
+from deltastream.engine.types import ChatCompletion
 
 # -- generating streams ---------------------------------------------------------------
 

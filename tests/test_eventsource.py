@@ -28,7 +28,7 @@ from deltastream._eventsource import (
     reconnect_delay,
     response_action,
 )
-from deltastream.errors import (
+from deltastream.engine._errors import (
     APIResponseValidationError,
     APITimeoutError,
     NotFoundError,

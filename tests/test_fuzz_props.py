@@ -25,15 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deltastream import APIError, APIStreamError, StreamDecodeError
-from deltastream._decode import (
+from deltastream.engine._accumulate import ChatAccumulator
+from deltastream.engine._decode import (
     EventDecodeError,
     decode_chat_chunk,
     decode_chat_completion,
     in_band_error,
 )
-from deltastream.accumulate import ChatAccumulator
+from deltastream.engine._streams import ChunkStream
 from deltastream.sse import EventTooLargeError, ServerSentEvent, SSEDecoder
-from deltastream.streaming import ChunkStream
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import pytest
 import deltastream
 import deltastream.sse
 from deltastream import Timeout
-from deltastream.types import ChatCompletion
+from deltastream.engine.types import ChatCompletion
 
 from ._helpers import MODES
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import deltastream
-import deltastream.errors
+import deltastream.engine._errors
+import deltastream.engine.types
 import deltastream.sse
-import deltastream.types
 
 EXPECTED_TOP_LEVEL = {
     "HTTP11Transport",
@@ -96,6 +96,6 @@ def test_submodules_export_what_they_define() -> None:
         "SSEDecoder",
         "ServerSentEvent",
     }
-    for module in (deltastream.errors, deltastream.types, deltastream.sse):
+    for module in (deltastream.engine._errors, deltastream.engine.types, deltastream.sse):
         for name in module.__all__:
             assert hasattr(module, name), (module.__name__, name)

@@ -9,9 +9,9 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream._decode import EventDecodeError, decode_response_event
-from deltastream.accumulate import ResponseAccumulator
-from deltastream.types import (
+from deltastream.engine._accumulate import ResponseAccumulator
+from deltastream.engine._decode import EventDecodeError, decode_response_event
+from deltastream.engine.types import (
     Response,
     ResponseStreamEvent,
     ResponseTextDeltaEvent,

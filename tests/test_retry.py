@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deltastream._retry import retry_delay, server_retry_after, should_retry
+from deltastream.engine._retry import retry_delay, server_retry_after, should_retry
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream.types import ChatCompletion, ChatCompletionChunk
+from deltastream.engine.types import ChatCompletion, ChatCompletionChunk
 
 SEQUENTIAL = int(os.environ.get("DELTASTREAM_SOAK_SEQUENTIAL", "600"))
 CONCURRENT = int(os.environ.get("DELTASTREAM_SOAK_CONCURRENT", "200"))

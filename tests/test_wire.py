@@ -15,8 +15,8 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream.streaming import ChunkStream
-from deltastream.types import ChatCompletion, ChatCompletionChunk
+from deltastream.engine._streams import ChunkStream
+from deltastream.engine.types import ChatCompletion, ChatCompletionChunk
 
 WIRE = Path(__file__).resolve().parents[1] / ".." / "shared" / "wire"
 MANIFEST = json.loads((WIRE / "MANIFEST.json").read_text())

@@ -15,8 +15,8 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream.streaming import ResponseEventStream
-from deltastream.types import Response, UnknownEvent
+from deltastream.engine._streams import ResponseEventStream
+from deltastream.engine.types import Response, UnknownEvent
 
 WIRE = Path(__file__).resolve().parents[1] / ".." / "shared" / "wire"
 MANIFEST = json.loads((WIRE / "MANIFEST.json").read_text())

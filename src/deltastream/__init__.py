@@ -4,24 +4,11 @@
 for the official client's streaming surface.
 """
 
-from . import types
-from ._deadlines import Timeout
-from ._events import (
-    ContentDeltaEvent,
-    FinishEvent,
-    RefusalDeltaEvent,
-    StreamEvent,
-    ToolArgumentsError,
-    ToolCallArgumentsDeltaEvent,
-    ToolCallArgumentsDoneEvent,
-    UsageEvent,
-)
-from ._metrics import StreamMetrics
-from ._tee import TeeBufferFull
 from ._version import __version__
-from .accumulate import ChatAccumulator, ResponseAccumulator
-from .client import AsyncClient, Client
-from .errors import (
+from .engine import types
+from .engine._accumulate import ChatAccumulator, ResponseAccumulator
+from .engine._deadlines import Timeout
+from .engine._errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -41,7 +28,20 @@ from .errors import (
     StreamTruncatedError,
     UnprocessableEntityError,
 )
-from .streaming import AsyncStream, Stream
+from .engine._events import (
+    ContentDeltaEvent,
+    FinishEvent,
+    RefusalDeltaEvent,
+    StreamEvent,
+    ToolArgumentsError,
+    ToolCallArgumentsDeltaEvent,
+    ToolCallArgumentsDoneEvent,
+    UsageEvent,
+)
+from .engine._metrics import StreamMetrics
+from .engine._streams import AsyncStream, Stream
+from .engine._tee import TeeBufferFull
+from .native._client import AsyncClient, Client
 from .transport import AsyncHTTP11Transport, HTTP11Transport
 
 OpenAI = Client

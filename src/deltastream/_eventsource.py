@@ -46,8 +46,15 @@ from typing import Any, Final, Literal, NoReturn
 
 import httpx2
 
-from ._deadlines import Timeout, Watch, watchdog
-from ._http import (
+from .engine._deadlines import Timeout, Watch, watchdog
+from .engine._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    StreamDecodeError,
+    status_error,
+)
+from .engine._http import (
     aiter_body,
     aread_head,
     check_event_stream,
@@ -56,9 +63,8 @@ from ._http import (
     read_head,
     transport_error,
 )
-from ._retry import server_retry_after
-from .errors import APIConnectionError, APIError, APITimeoutError, StreamDecodeError, status_error
-from .sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
+from .engine._retry import server_retry_after
+from .engine._sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
 
 __all__ = [
     "DEFAULT_RETRY_MS",

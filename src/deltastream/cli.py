@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from typing import TextIO
 
 from ._version import __version__
-from .client import Client
-from .errors import OpenAIError
+from .engine._errors import OpenAIError
+from .native._client import Client
 
 __all__ = ["main"]
 

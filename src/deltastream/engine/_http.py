@@ -17,16 +17,16 @@ from typing import Any
 import httpx2
 import msgspec
 
+from ..transport import BODY_EXTENSION
 from ._deadlines import DEFAULT_TIMEOUT, Timeout
-from ._retry import retry_delay, should_retry
-from .errors import (
+from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     status_error,
 )
-from .transport import BODY_EXTENSION
+from ._retry import retry_delay, should_retry
 
 __all__ = [
     "ERROR_BODY_LIMIT",

@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx2
 
-from .transport import BODY_EXTENSION, shutdown_socket
+from ..transport import BODY_EXTENSION, shutdown_socket
 
 __all__ = ["DEFAULT_TIMEOUT", "Timeout", "Watch", "shut_down", "watchdog"]
 

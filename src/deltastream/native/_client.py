@@ -12,13 +12,13 @@ from typing import Any
 
 import httpx2
 
-from ._deadlines import Timeout
-from ._http import RequestOptions
-from ._version import __version__
-from .errors import OpenAIError
-from .resources.chat import AsyncChat, Chat
-from .resources.responses import AsyncResponses, Responses
-from .transport import AsyncHTTP11Transport, HTTP11Transport
+from .._version import __version__
+from ..engine._deadlines import Timeout
+from ..engine._errors import OpenAIError
+from ..engine._http import RequestOptions
+from ..transport import AsyncHTTP11Transport, HTTP11Transport
+from ._resources.chat import AsyncChat, Chat
+from ._resources.responses import AsyncResponses, Responses
 
 __all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
 

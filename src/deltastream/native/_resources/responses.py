@@ -10,21 +10,21 @@ from urllib.parse import quote
 
 import httpx2
 
-from .._deadlines import Timeout
-from .._decode import EventDecodeError, decode_response
-from .._http import (
+from ...engine._deadlines import Timeout
+from ...engine._decode import EventDecodeError, decode_response
+from ...engine._errors import APIResponseValidationError
+from ...engine._http import (
     RequestOptions,
     aensure_event_stream,
     asend,
     ensure_event_stream,
     send,
 )
-from ..errors import APIResponseValidationError
-from ..streaming import AsyncStream, ResponseEventStream, Stream
-from ..types.responses import Response, ResponseStreamEvent
+from ...engine._streams import AsyncStream, ResponseEventStream, Stream
+from ...engine.types.responses import Response, ResponseStreamEvent
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient, Client, _ClientConfig
+    from .._client import AsyncClient, Client, _ClientConfig
 
 __all__ = ["AsyncResponses", "RequestCallOptions", "ResponseCreateParams", "Responses"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import jiter
 
-from .accumulate import ChatAccumulator, _ChoiceState, _join, _ToolCallState
-from .errors import OpenAIError
+from ._accumulate import ChatAccumulator, _ChoiceState, _join, _ToolCallState
+from ._errors import OpenAIError
 from .types.chat import ChatCompletionChunk, CompletionUsage
 
 __all__ = [

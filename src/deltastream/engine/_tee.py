@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import Generic, TypeVar
 
-from .errors import OpenAIError
+from ._errors import OpenAIError
 
 __all__ = ["DEFAULT_TEE_BUFFER", "TeeBufferFull", "async_tee", "tee"]
 

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
 import httpx2
 
-from .._deadlines import Timeout
-from .._decode import EventDecodeError, decode_chat_completion
-from .._http import aensure_event_stream, asend, ensure_event_stream, send
-from ..errors import APIResponseValidationError
-from ..streaming import AsyncStream, Stream
-from ..types.chat import ChatCompletion, ChatCompletionChunk
+from ...engine._deadlines import Timeout
+from ...engine._decode import EventDecodeError, decode_chat_completion
+from ...engine._errors import APIResponseValidationError
+from ...engine._http import aensure_event_stream, asend, ensure_event_stream, send
+from ...engine._streams import AsyncStream, Stream
+from ...engine.types.chat import ChatCompletion, ChatCompletionChunk
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient, Client
+    from .._client import AsyncClient, Client
 
 __all__ = ["AsyncChat", "AsyncCompletions", "Chat", "ChatCompletionParams", "Completions"]
 

@@ -13,16 +13,16 @@ from typing import Any, TypeVar
 import httpx2
 import msgspec
 
+from ._accumulate import ChatAccumulator, ResponseAccumulator
 from ._decode import EventDecodeError, decode_chat_chunk, decode_response_event, in_band_error
-from .accumulate import ChatAccumulator, ResponseAccumulator
-from .errors import (
+from ._errors import (
     APIError,
     APIStreamError,
     StreamDecodeError,
     StreamGapError,
     StreamTruncatedError,
 )
-from .sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
+from ._sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
 from .types.chat import ChatCompletionChunk
 from .types.responses import (
     ResponseCompletedEvent,

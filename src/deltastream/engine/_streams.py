@@ -33,16 +33,16 @@ from typing import Any, Generic, TypeVar, cast
 import httpx2
 
 from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, shut_down, watchdog
+from ._errors import (
+    APIError,
+    APITimeoutError,
+)
 from ._events import EventBuilder, StreamEvent
 from ._http import aiter_body, iter_body, transport_error
 from ._metrics import StreamMetrics
 from ._protocol import ChunkStream, ResponseEventStream, StreamCore
+from ._sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
 from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
-from .errors import (
-    APIError,
-    APITimeoutError,
-)
-from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
 from .types.chat import ChatCompletion, ChatCompletionChunk, CompletionUsage
 from .types.responses import (
     Response,
