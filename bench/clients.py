@@ -314,7 +314,7 @@ def _layer_chunks(port: int) -> SyncBenchClient:
     """deltastream's ChunkStream (SSE + decode + checks) over its own transport."""
     import httpx2
 
-    from deltastream.engine._streams import ChunkStream
+    from deltastream.engine._protocol import ChunkStream
 
     class Layer(_Layer):
         def _pieces(self, response: httpx2.Response) -> Iterator[Any]:

@@ -26,7 +26,7 @@ with atheris.instrument_imports():
         decode_chat_completion,
         in_band_error,
     )
-    from deltastream.engine._streams import ChunkStream
+    from deltastream.engine._protocol import ChunkStream
     from deltastream.sse import EventTooLargeError, SSEDecoder
 
 LIMIT = 4096

@@ -1089,7 +1089,7 @@ async def test_a_chat_stream_from_the_local_server(server_url: str, http_client:
         if http_client == "explicit":
             http = await stack.enter_async_context(httpx2.AsyncClient(transport=transport))
         client = await stack.enter_async_context(
-            deltastream.AsyncOpenAI(base_url=server_url, api_key="x", http_client=http)
+            deltastream.AsyncClient(base_url=server_url, api_key="x", http_client=http)
         )
         if http is None:  # the client's own: it must be this transport too
             transport = client._http._transport  # type: ignore[assignment]

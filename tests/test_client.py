@@ -8,6 +8,7 @@ import httpx2
 import pytest
 
 import deltastream
+import deltastream.native
 from deltastream.engine.types import ChatCompletion
 
 from ._helpers import (
@@ -64,7 +65,7 @@ async def test_any_chunking_of_the_body_gives_the_same_chunks(mode: str, piece: 
 def test_environment_configures_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://elsewhere:9/v1/")
-    client = deltastream.OpenAI()
+    client = deltastream.Client()
     assert client.api_key == "sk-env"
     assert client.base_url == "http://elsewhere:9/v1"
     assert "sk-env" not in repr(client)
@@ -74,8 +75,8 @@ def test_environment_configures_the_client(monkeypatch: pytest.MonkeyPatch) -> N
 def test_the_official_endpoint_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    with pytest.raises(deltastream.OpenAIError, match="api_key"):
-        deltastream.OpenAI()
+    with pytest.raises(deltastream.native.OpenAIError, match="api_key"):
+        deltastream.Client()
 
 
 def test_a_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,21 +95,21 @@ def test_a_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("status", "error"),
     [
-        (400, deltastream.BadRequestError),
-        (401, deltastream.AuthenticationError),
-        (403, deltastream.PermissionDeniedError),
-        (404, deltastream.NotFoundError),
-        (409, deltastream.ConflictError),
-        (422, deltastream.UnprocessableEntityError),
-        (429, deltastream.RateLimitError),
-        (500, deltastream.InternalServerError),
-        (503, deltastream.InternalServerError),
-        (418, deltastream.APIStatusError),
+        (400, deltastream.native.BadRequestError),
+        (401, deltastream.native.AuthenticationError),
+        (403, deltastream.native.PermissionDeniedError),
+        (404, deltastream.native.NotFoundError),
+        (409, deltastream.native.ConflictError),
+        (422, deltastream.native.UnprocessableEntityError),
+        (429, deltastream.native.RateLimitError),
+        (500, deltastream.native.InternalServerError),
+        (503, deltastream.native.InternalServerError),
+        (418, deltastream.native.APIStatusError),
     ],
 )
 @pytest.mark.parametrize("mode", MODES)
 async def test_status_errors_map_to_the_official_classes(
-    mode: str, status: int, error: type[deltastream.APIStatusError]
+    mode: str, status: int, error: type[deltastream.native.APIStatusError]
 ) -> None:
     body = {
         "error": {"message": "nope", "type": "invalid_request_error", "code": "bad", "param": "x"}
@@ -156,7 +157,7 @@ async def test_retries_stop_at_max_retries(mode: str) -> None:
             429, json={"error": {"message": "slow down"}}, headers={"retry-after-ms": "1"}
         )
 
-    with pytest.raises(deltastream.RateLimitError):
+    with pytest.raises(deltastream.native.RateLimitError):
         await stream_chunks(mode, handler, max_retries=1)
     assert len(calls) == 2
 
@@ -169,7 +170,7 @@ async def test_client_errors_are_not_retried(mode: str) -> None:
         calls.append(1)
         return httpx2.Response(400, json={"error": {"message": "bad"}})
 
-    with pytest.raises(deltastream.BadRequestError):
+    with pytest.raises(deltastream.native.BadRequestError):
         await stream_chunks(mode, handler)
     assert len(calls) == 1
 
@@ -179,7 +180,7 @@ async def test_connection_errors_are_translated_and_chained(mode: str) -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectError("refused", request=request)
 
-    with pytest.raises(deltastream.APIConnectionError, match="refused") as caught:
+    with pytest.raises(deltastream.native.APIConnectionError, match="refused") as caught:
         await stream_chunks(mode, handler, max_retries=0)
     assert isinstance(caught.value.__cause__, httpx2.ConnectError)
 
@@ -189,7 +190,7 @@ async def test_timeouts_name_the_deadline(mode: str) -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ReadTimeout("slow", request=request)
 
-    with pytest.raises(deltastream.APITimeoutError, match="read deadline") as caught:
+    with pytest.raises(deltastream.native.APITimeoutError, match="read deadline") as caught:
         await stream_chunks(mode, handler, max_retries=0, timeout=2.5)
     assert caught.value.deadline == "read"
     assert caught.value.seconds == 2.5
@@ -200,7 +201,9 @@ async def test_a_non_event_stream_answer_is_a_clear_error(mode: str) -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(200, json={"hello": "world"})
 
-    with pytest.raises(deltastream.APIResponseValidationError, match="text/event-stream") as caught:
+    with pytest.raises(
+        deltastream.native.APIResponseValidationError, match="text/event-stream"
+    ) as caught:
         await stream_chunks(mode, handler)
     assert "hello" in str(caught.value)
 
@@ -210,7 +213,7 @@ async def test_in_band_error_event_raises_with_the_partial_result(mode: str) -> 
     error = {"error": {"message": "overloaded", "type": "server_error", "code": "busy"}}
     body = sse_body(chunk_json("par"), chunk_json("tial"), done=False)
     body += b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n"
-    with pytest.raises(deltastream.APIStreamError, match="overloaded") as caught:
+    with pytest.raises(deltastream.native.APIStreamError, match="overloaded") as caught:
         await stream_chunks(mode, lambda _: event_stream(body))
     exc = caught.value
     assert exc.code == "busy"
@@ -223,7 +226,7 @@ async def test_in_band_error_event_raises_with_the_partial_result(mode: str) -> 
 @pytest.mark.parametrize("mode", MODES)
 async def test_error_object_in_a_data_event_raises(mode: str) -> None:
     body = sse_body(chunk_json("a"), {"error": {"message": "Token limit reached", "code": 400}})
-    with pytest.raises(deltastream.APIStreamError, match="Token limit reached") as caught:
+    with pytest.raises(deltastream.native.APIStreamError, match="Token limit reached") as caught:
         await stream_chunks(mode, lambda _: event_stream(body))
     assert caught.value.code == "400"
 
@@ -238,7 +241,7 @@ async def test_the_word_error_in_content_is_not_an_error(mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_malformed_json_raises_a_decode_error_with_the_data(mode: str) -> None:
     body = sse_body(chunk_json("ok"), "{not json")
-    with pytest.raises(deltastream.StreamDecodeError) as caught:
+    with pytest.raises(deltastream.native.StreamDecodeError) as caught:
         await stream_chunks(mode, lambda _: event_stream(body))
     assert caught.value.data == b"{not json"
     assert caught.value.partial.choices[0].message.content == "ok"
@@ -248,9 +251,9 @@ async def test_malformed_json_raises_a_decode_error_with_the_data(mode: str) -> 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_body_without_done_is_reported_as_truncated(mode: str) -> None:
     body = sse_body(chunk_json("cut"), done=False)
-    with pytest.raises(deltastream.StreamTruncatedError) as caught:
+    with pytest.raises(deltastream.native.StreamTruncatedError) as caught:
         await stream_chunks(mode, lambda _: event_stream(body))
-    assert isinstance(caught.value, deltastream.APIConnectionError)
+    assert isinstance(caught.value, deltastream.native.APIConnectionError)
     assert caught.value.partial.choices[0].message.content == "cut"
     assert caught.value.events_received == 1
 
@@ -327,11 +330,11 @@ def test_with_options_changes_settings_and_shares_the_pool() -> None:
     assert strict._http is client._http
     assert (strict.max_retries, client.max_retries) == (0, 3)
     assert strict.timeout.first_token == 9
-    with pytest.raises(deltastream.InternalServerError):
+    with pytest.raises(deltastream.native.InternalServerError):
         strict.chat.completions.create(model="m", messages=[], stream=True)
     assert len(calls) == 1
     strict.close()  # does not close the shared pool
-    with pytest.raises(deltastream.InternalServerError):
+    with pytest.raises(deltastream.native.InternalServerError):
         client.chat.completions.create(model="m", messages=[], stream=True)
     assert len(calls) == 5
 
@@ -367,7 +370,7 @@ async def test_waiting_for_a_pooled_connection_is_not_retried(mode: str) -> None
         calls.append(1)
         raise httpx2.PoolTimeout("all connections busy", request=request)
 
-    with pytest.raises(deltastream.APITimeoutError) as caught:
+    with pytest.raises(deltastream.native.APITimeoutError) as caught:
         await stream_chunks(mode, handler)
     assert caught.value.deadline == "pool"
     assert len(calls) == 1  # a retry would only join the back of the same queue

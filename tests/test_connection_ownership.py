@@ -14,7 +14,7 @@ from tests.test_live import STORY, wait_for_open_connections
 
 
 def test_a_late_cancel_leaves_the_reused_connection_alone(private_url: str) -> None:
-    with deltastream.OpenAI(base_url=private_url) as client:
+    with deltastream.Client(base_url=private_url) as client:
         first = client.chat.completions.create(model="m", messages=STORY, stream=True)
         text = "".join(first.text_deltas())
         second = client.chat.completions.create(model="m", messages=STORY, stream=True)
@@ -26,7 +26,7 @@ def test_a_late_cancel_leaves_the_reused_connection_alone(private_url: str) -> N
 
 
 async def test_a_late_cancel_leaves_the_reused_connection_alone_async(private_url: str) -> None:
-    async with deltastream.AsyncOpenAI(base_url=private_url) as client:
+    async with deltastream.AsyncClient(base_url=private_url) as client:
         first = await client.chat.completions.create(model="m", messages=STORY, stream=True)
         text = "".join([delta async for delta in first.text_deltas()])
         second = await client.chat.completions.create(model="m", messages=STORY, stream=True)
@@ -41,7 +41,7 @@ def test_a_body_read_by_an_event_hook_still_streams(private_url: str) -> None:
     http = httpx2.Client(
         transport=deltastream.HTTP11Transport(), event_hooks={"response": [read_it]}
     )
-    with deltastream.OpenAI(base_url=private_url, http_client=http) as client:
+    with deltastream.Client(base_url=private_url, http_client=http) as client:
         stream = client.chat.completions.create(model="m", messages=STORY, stream=True)
         completion = stream.get_final_completion()
     http.close()
@@ -69,7 +69,7 @@ async def test_a_failing_socket_option_closes_the_socket_async(private_url: str)
 
 
 def test_a_stream_ending_after_the_client_closed_closes_its_connection(private_url: str) -> None:
-    client = deltastream.OpenAI(base_url=private_url)
+    client = deltastream.Client(base_url=private_url)
     stream = client.chat.completions.create(model="m", messages=STORY, stream=True)
     next(iter(stream))
     client.close()
@@ -81,7 +81,7 @@ def test_a_stream_ending_after_the_client_closed_closes_its_connection(private_u
 async def test_a_stream_ending_after_the_client_closed_closes_its_connection_async(
     private_url: str,
 ) -> None:
-    client = deltastream.AsyncOpenAI(base_url=private_url)
+    client = deltastream.AsyncClient(base_url=private_url)
     stream = await client.chat.completions.create(model="m", messages=STORY, stream=True)
     await stream.__anext__()
     await client.close()

@@ -40,7 +40,8 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk as OpenAIChunk
 
 import deltastream
-from deltastream.engine._streams import ChunkStream
+import deltastream.native
+from deltastream.engine._protocol import ChunkStream
 from deltastream.engine.types import ChatCompletion
 
 # -- generating streams ---------------------------------------------------------------
@@ -600,7 +601,7 @@ def test_sdk_fails_untyped_on_invalid_utf8() -> None:
     body = b"data: " + good.replace(b'"a"', b'"\xff"') + b"\n\ndata: [DONE]\n\n"
     with pytest.raises(UnicodeDecodeError):
         list(openai_events([body]))
-    with pytest.raises(deltastream.StreamDecodeError):
+    with pytest.raises(deltastream.native.StreamDecodeError):
         deltastream_result([body])
 
 
@@ -677,10 +678,10 @@ def test_chunks_read_with_a_bad_event_are_delivered(bad: bytes) -> None:
         )
 
     http = httpx2.Client(transport=httpx2.MockTransport(handler))
-    client = deltastream.OpenAI(base_url="http://differential/v1", api_key="x", http_client=http)
+    client = deltastream.Client(base_url="http://differential/v1", api_key="x", http_client=http)
     stream = client.chat.completions.create(model="m", messages=[], stream=True)
     delivered: list[Any] = []
-    with pytest.raises(deltastream.APIError) as caught:
+    with pytest.raises(deltastream.native.APIError) as caught:
         delivered.extend(stream)
     assert [c.choices[0].delta.content for c in delivered] == ["a"]
     assert caught.value.events_received == 1

@@ -24,7 +24,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deltastream import APIError, APIStreamError, StreamDecodeError
 from deltastream.engine._accumulate import ChatAccumulator
 from deltastream.engine._decode import (
     EventDecodeError,
@@ -32,7 +31,8 @@ from deltastream.engine._decode import (
     decode_chat_completion,
     in_band_error,
 )
-from deltastream.engine._streams import ChunkStream
+from deltastream.engine._protocol import ChunkStream
+from deltastream.native import APIError, APIStreamError, StreamDecodeError
 from deltastream.sse import EventTooLargeError, ServerSentEvent, SSEDecoder
 
 T = TypeVar("T")

@@ -13,6 +13,7 @@ import httpx2
 import pytest
 
 import deltastream
+import deltastream.native
 import deltastream.sse
 from deltastream import Timeout
 from deltastream.engine.types import ChatCompletion
@@ -54,7 +55,7 @@ async def run_stream(
     create.setdefault("model", "m")
     text: list[str] = []
     if mode == "sync":
-        with deltastream.OpenAI(base_url=base_url) as client:
+        with deltastream.Client(base_url=base_url) as client:
             stream = client.chat.completions.create(stream=True, extra_headers=headers, **create)
             with stream:
                 for i, chunk in enumerate(stream):
@@ -62,7 +63,7 @@ async def run_stream(
                         break
                     text.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
             return "".join(text), stream.current_snapshot
-    async with deltastream.AsyncOpenAI(base_url=base_url) as aclient:
+    async with deltastream.AsyncClient(base_url=base_url) as aclient:
         astream = await aclient.chat.completions.create(
             stream=True, extra_headers=headers, **create
         )
@@ -98,7 +99,7 @@ async def run_many_abandoned(mode: str, base_url: str, count: int) -> None:
     """Open ``count`` streams one after another on one client, each abandoned after
     3 chunks by leaving the loop (and letting the stream go)."""
     if mode == "sync":
-        with deltastream.OpenAI(base_url=base_url) as client:
+        with deltastream.Client(base_url=base_url) as client:
             for _ in range(count):
                 stream = client.chat.completions.create(model="m", messages=STORY, stream=True)
                 for i, _chunk in enumerate(stream):
@@ -106,7 +107,7 @@ async def run_many_abandoned(mode: str, base_url: str, count: int) -> None:
                         break
                 del stream
         return
-    async with deltastream.AsyncOpenAI(base_url=base_url) as aclient:
+    async with deltastream.AsyncClient(base_url=base_url) as aclient:
         for _ in range(count):
             astream = await aclient.chat.completions.create(model="m", messages=STORY, stream=True)
             async with astream:
@@ -120,12 +121,12 @@ async def run_many_abandoned(mode: str, base_url: str, count: int) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_sequential_streams_reuse_one_connection(mode: str, private_url: str) -> None:
     if mode == "sync":
-        with deltastream.OpenAI(base_url=private_url) as client:
+        with deltastream.Client(base_url=private_url) as client:
             for _ in range(100):
                 with client.chat.completions.create(model="m", messages=STORY, stream=True) as s:
                     assert s.get_final_completion().choices[0].finish_reason == "stop"
     else:
-        async with deltastream.AsyncOpenAI(base_url=private_url) as aclient:
+        async with deltastream.AsyncClient(base_url=private_url) as aclient:
             for _ in range(100):
                 astream = await aclient.chat.completions.create(
                     model="m", messages=STORY, stream=True
@@ -136,13 +137,13 @@ async def test_sequential_streams_reuse_one_connection(mode: str, private_url: s
     assert stats(private_url)["total_connections"] == 2
 
 
-def _read_one_then_fail(stream: deltastream.Stream[Any]) -> None:
+def _read_one_then_fail(stream: deltastream.native.Stream[Any]) -> None:
     with stream:
         next(stream)
         raise RuntimeError("caller gave up")
 
 
-async def _aread_one_then_fail(stream: deltastream.AsyncStream[Any]) -> None:
+async def _aread_one_then_fail(stream: deltastream.native.AsyncStream[Any]) -> None:
     async with stream:
         await stream.__anext__()
         raise RuntimeError("caller gave up")
@@ -155,7 +156,7 @@ async def test_abandoned_streams_release_their_connection_at_once(
 ) -> None:
     headers = {FAULT: "stall-after=3:30"}  # the server would hold the stream for 30 s
     if mode == "sync":
-        client = deltastream.OpenAI(base_url=private_url)
+        client = deltastream.Client(base_url=private_url)
         for _ in range(20):
             stream = client.chat.completions.create(
                 model="m", messages=STORY, stream=True, extra_headers=headers
@@ -173,7 +174,7 @@ async def test_abandoned_streams_release_their_connection_at_once(
         gc.collect()
         client.close()
     else:
-        aclient = deltastream.AsyncOpenAI(base_url=private_url)
+        aclient = deltastream.AsyncClient(base_url=private_url)
         for _ in range(20):
             astream = await aclient.chat.completions.create(
                 model="m", messages=STORY, stream=True, extra_headers=headers
@@ -193,7 +194,7 @@ async def test_abandoned_streams_release_their_connection_at_once(
 
 
 async def test_cancelling_an_async_consumer_closes_the_response(private_url: str) -> None:
-    aclient = deltastream.AsyncOpenAI(base_url=private_url)
+    aclient = deltastream.AsyncClient(base_url=private_url)
     started = asyncio.Event()
 
     async def consume() -> None:
@@ -227,7 +228,7 @@ async def test_deadlines_hold_against_a_silent_server(
     mode: str, server_url: str, fault: str, deadlines: Timeout, deadline: str
 ) -> None:
     started = time.monotonic()
-    with pytest.raises(deltastream.APITimeoutError) as caught:
+    with pytest.raises(deltastream.native.APITimeoutError) as caught:
         await run_stream(mode, server_url, fault=fault, timeout=deadlines, max_retries=0)
     elapsed = time.monotonic() - started
     assert caught.value.deadline == deadline
@@ -243,23 +244,23 @@ async def test_keepalive_comments_count_when_asked(mode: str, server_url: str) -
     # With comments counting as progress, a trickle never trips the idle deadline;
     # the total deadline still ends it.
     deadlines = Timeout(idle=0.3, total=1.0, comments_count=True)
-    with pytest.raises(deltastream.APITimeoutError) as caught:
+    with pytest.raises(deltastream.native.APITimeoutError) as caught:
         await run_stream(mode, server_url, fault="trickle=0.1", timeout=deadlines, max_retries=0)
     assert caught.value.deadline == "total"
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_dropped_connection_keeps_what_arrived(mode: str, server_url: str) -> None:
-    with pytest.raises(deltastream.APIConnectionError) as caught:
+    with pytest.raises(deltastream.native.APIConnectionError) as caught:
         await run_stream(mode, server_url, fault="drop-after=4")
-    assert not isinstance(caught.value, deltastream.APITimeoutError)
+    assert not isinstance(caught.value, deltastream.native.APITimeoutError)
     assert caught.value.events_received == 4
     assert caught.value.partial.choices[0].message.content
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_missing_done_is_truncation_unless_waived(mode: str, server_url: str) -> None:
-    with pytest.raises(deltastream.StreamTruncatedError) as caught:
+    with pytest.raises(deltastream.native.StreamTruncatedError) as caught:
         await run_stream(mode, server_url, fault="no-done")
     assert caught.value.partial.choices[0].finish_reason == "stop"
     text, final = await run_stream(mode, server_url, fault="no-done", require_done=False)
@@ -268,7 +269,7 @@ async def test_missing_done_is_truncation_unless_waived(mode: str, server_url: s
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_garbage_mid_stream_is_a_decode_error(mode: str, server_url: str) -> None:
-    with pytest.raises(deltastream.StreamDecodeError) as caught:
+    with pytest.raises(deltastream.native.StreamDecodeError) as caught:
         await run_stream(mode, server_url, fault="garbage-after=2")
     assert caught.value.data == b"{this is not json"
     assert caught.value.events_received == 2
@@ -276,7 +277,7 @@ async def test_garbage_mid_stream_is_a_decode_error(mode: str, server_url: str) 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_in_band_error_from_the_server(mode: str, server_url: str) -> None:
-    with pytest.raises(deltastream.APIStreamError) as caught:
+    with pytest.raises(deltastream.native.APIStreamError) as caught:
         await run_stream(mode, server_url, fault="error-after=3")
     assert caught.value.code == "injected"
     assert caught.value.events_received == 3
@@ -293,19 +294,19 @@ async def test_retry_after_503_then_success(mode: str, server_url: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_wrong_content_type_is_reported(mode: str, server_url: str) -> None:
-    with pytest.raises(deltastream.APIResponseValidationError, match="application/json"):
+    with pytest.raises(deltastream.native.APIResponseValidationError, match="application/json"):
         await run_stream(mode, server_url, fault="content-type=application/json")
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_huge_line_is_bounded(mode: str, server_url: str) -> None:
-    with pytest.raises(deltastream.StreamDecodeError, match="max_event_size") as caught:
+    with pytest.raises(deltastream.native.StreamDecodeError, match="max_event_size") as caught:
         await run_stream(mode, server_url, fault=f"huge-line={20 * 1024 * 1024}")
     assert caught.value.events_received == 1
 
 
 def test_cancel_from_another_thread_ends_the_loop_quietly(private_url: str) -> None:
-    client = deltastream.OpenAI(base_url=private_url)
+    client = deltastream.Client(base_url=private_url)
     stream = client.chat.completions.create(
         model="m", messages=STORY, stream=True, extra_headers={FAULT: "stall-after=3:30"}
     )
@@ -325,7 +326,7 @@ def test_cancel_from_another_thread_ends_the_loop_quietly(private_url: str) -> N
 
 
 async def test_cancel_from_another_task_ends_the_loop_quietly(private_url: str) -> None:
-    aclient = deltastream.AsyncOpenAI(base_url=private_url)
+    aclient = deltastream.AsyncClient(base_url=private_url)
     stream = await aclient.chat.completions.create(
         model="m", messages=STORY, stream=True, extra_headers={FAULT: "stall-after=3:30"}
     )
@@ -348,11 +349,11 @@ async def test_cancel_from_another_task_ends_the_loop_quietly(private_url: str) 
 async def test_sse_events_give_the_raw_events(mode: str, replay_url: str) -> None:
     recording = "groq/chat-event-error-after-text.sse"  # ends with `event: error`
     if mode == "sync":
-        with deltastream.OpenAI(base_url=replay_url) as client:
+        with deltastream.Client(base_url=replay_url) as client:
             stream = client.chat.completions.create(model=recording, messages=[], stream=True)
             events = list(stream.sse_events())
     else:
-        async with deltastream.AsyncOpenAI(base_url=replay_url) as aclient:
+        async with deltastream.AsyncClient(base_url=replay_url) as aclient:
             astream = await aclient.chat.completions.create(
                 model=recording, messages=[], stream=True
             )

@@ -11,9 +11,10 @@ import pytest
 SCRIPT = """
 import resource, sys
 import deltastream
+import deltastream.native
 
 url, fault = sys.argv[1], sys.argv[2]
-client = deltastream.OpenAI(base_url=url, max_retries=0)
+client = deltastream.Client(base_url=url, max_retries=0)
 messages = [{"role": "user", "content": "hi"}]
 client.chat.completions.create(model="m", messages=messages, stream=True).until_done()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -23,7 +24,7 @@ try:
     )
     for _ in stream:
         pass
-except deltastream.APIError as exc:
+except deltastream.native.APIError as exc:
     print(type(exc).__name__, exc.events_received)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print((after - before) // 1024)

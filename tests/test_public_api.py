@@ -1,54 +1,45 @@
-"""The public surface is exactly what we mean to export, and matches the official SDK's names."""
+"""The public surface is exactly what we mean to export: the drop-in at the top (every
+other name openai exports resolves to openai's), the native face in deltastream.native,
+which imports neither openai nor pydantic."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import openai
+import pytest
+
 import deltastream
+import deltastream.dropin
 import deltastream.engine._errors
 import deltastream.engine.types
+import deltastream.native
 import deltastream.sse
 
 EXPECTED_TOP_LEVEL = {
-    "HTTP11Transport",
-    "AsyncHTTP11Transport",
-    "StreamGapError",
-    "UsageEvent",
-    "ToolCallArgumentsDoneEvent",
-    "ToolCallArgumentsDeltaEvent",
-    "ToolArgumentsError",
-    "TeeBufferFull",
-    "StreamMetrics",
-    "StreamEvent",
-    "RefusalDeltaEvent",
-    "FinishEvent",
-    "ContentDeltaEvent",
-    "APIConnectionError",
-    "APIError",
-    "APIResponseValidationError",
-    "APIStatusError",
     "APIStreamError",
-    "APITimeoutError",
+    "AsyncAzureOpenAI",
     "AsyncClient",
+    "AsyncHTTP11Transport",
     "AsyncOpenAI",
     "AsyncStream",
-    "AuthenticationError",
-    "BadRequestError",
-    "ChatAccumulator",
-    "ResponseAccumulator",
+    "AzureOpenAI",
     "Client",
-    "ConflictError",
-    "InternalServerError",
-    "NotFoundError",
+    "DeadlineError",
+    "HTTP11Transport",
     "OpenAI",
-    "OpenAIError",
-    "PermissionDeniedError",
-    "RateLimitError",
     "Stream",
+    "StreamConnectionError",
     "StreamDecodeError",
+    "StreamError",
+    "StreamGapError",
+    "StreamMetrics",
     "StreamTruncatedError",
+    "TeeBufferFull",
     "Timeout",
-    "UnprocessableEntityError",
     "__version__",
-    "types",
+    "accelerate",
 }
 
 
@@ -58,29 +49,104 @@ def test_top_level_names_are_exactly_the_intended_ones() -> None:
         assert hasattr(deltastream, name), name
 
 
-def test_aliases_match_the_official_sdk() -> None:
-    assert deltastream.OpenAI is deltastream.Client
-    assert deltastream.AsyncOpenAI is deltastream.AsyncClient
+# openai's aliases of its clients: here the names of the native face, as documented.
+NATIVE_NAMES = {"Client", "AsyncClient"}
 
 
-def test_error_hierarchy_matches_the_official_sdk() -> None:
+@pytest.mark.parametrize(
+    "name", sorted(n for n in openai.__all__ if not n.startswith("__") and n not in NATIVE_NAMES)
+)
+def test_every_name_openai_exports_resolves_to_openai_or_a_subclass(name: str) -> None:
+    ours, theirs = getattr(deltastream, name), getattr(openai, name)
+    if name in deltastream.__all__:
+        assert isinstance(ours, type)
+        assert issubclass(ours, theirs)
+    else:
+        assert ours is theirs
+
+
+def test_module_level_names_and_settings_are_openais() -> None:
+    assert deltastream.NOT_GIVEN is openai.NOT_GIVEN
+    assert deltastream.omit is openai.omit
+    assert deltastream.DefaultHttpxClient is openai.DefaultHttpxClient
+    assert deltastream.pydantic_function_tool is openai.pydantic_function_tool
+    assert deltastream.types.chat.ChatCompletionChunk is openai.types.chat.ChatCompletionChunk
+    before = openai.api_key
+    try:
+        deltastream.api_key = "sk-module-level"
+        assert openai.api_key == "sk-module-level"
+        assert deltastream.api_key == "sk-module-level"
+    finally:
+        openai.api_key = before
+    with pytest.raises(AttributeError):
+        _ = deltastream.no_such_name
+
+
+def test_the_clients_are_openais() -> None:
+    pairs = [
+        (deltastream.OpenAI, openai.OpenAI),
+        (deltastream.AsyncOpenAI, openai.AsyncOpenAI),
+        (deltastream.AzureOpenAI, openai.AzureOpenAI),
+        (deltastream.AsyncAzureOpenAI, openai.AsyncAzureOpenAI),
+        (deltastream.Stream, openai.Stream),
+        (deltastream.AsyncStream, openai.AsyncStream),
+    ]
+    for ours, theirs in pairs:
+        assert issubclass(ours, theirs)
+
+
+def test_the_drop_ins_own_errors_are_openais() -> None:
     d = deltastream
-    assert issubclass(d.APIError, d.OpenAIError)
-    assert issubclass(d.APIStatusError, d.APIError)
-    assert issubclass(d.APIConnectionError, d.APIError)
-    assert issubclass(d.APITimeoutError, d.APIConnectionError)
-    assert issubclass(d.StreamTruncatedError, d.APIConnectionError)
+    assert issubclass(d.APIStreamError, openai.APIError)
+    assert issubclass(d.StreamConnectionError, openai.APIConnectionError)
+    assert issubclass(d.StreamTruncatedError, openai.APIConnectionError)
+    assert issubclass(d.StreamGapError, openai.APIConnectionError)
+    assert issubclass(d.DeadlineError, openai.APITimeoutError)
+    assert issubclass(d.StreamDecodeError, openai.APIResponseValidationError)
     for cls in (
-        d.BadRequestError,
-        d.AuthenticationError,
-        d.PermissionDeniedError,
-        d.NotFoundError,
-        d.ConflictError,
-        d.UnprocessableEntityError,
-        d.RateLimitError,
-        d.InternalServerError,
+        d.APIStreamError,
+        d.StreamConnectionError,
+        d.StreamTruncatedError,
+        d.StreamGapError,
+        d.DeadlineError,
+        d.StreamDecodeError,
     ):
-        assert issubclass(cls, d.APIStatusError)
+        assert issubclass(cls, d.StreamError)
+        assert issubclass(cls, openai.OpenAIError)
+
+
+def test_native_error_hierarchy_matches_the_official_sdk() -> None:
+    n = deltastream.native
+    assert issubclass(n.APIError, n.OpenAIError)
+    assert issubclass(n.APIStatusError, n.APIError)
+    assert issubclass(n.APIConnectionError, n.APIError)
+    assert issubclass(n.APITimeoutError, n.APIConnectionError)
+    assert issubclass(n.StreamTruncatedError, n.APIConnectionError)
+    for cls in (
+        n.BadRequestError,
+        n.AuthenticationError,
+        n.PermissionDeniedError,
+        n.NotFoundError,
+        n.ConflictError,
+        n.UnprocessableEntityError,
+        n.RateLimitError,
+        n.InternalServerError,
+    ):
+        assert issubclass(cls, n.APIStatusError)
+    assert deltastream.Client is n.Client
+    assert deltastream.AsyncClient is n.AsyncClient
+
+
+def test_the_native_face_imports_neither_openai_nor_pydantic() -> None:
+    code = (
+        "import sys; from deltastream import Client, AsyncClient, Timeout; "
+        "import deltastream.native, deltastream.sse; "
+        "print(sorted(m for m in ('openai', 'pydantic') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_submodules_export_what_they_define() -> None:
@@ -96,6 +162,13 @@ def test_submodules_export_what_they_define() -> None:
         "SSEDecoder",
         "ServerSentEvent",
     }
-    for module in (deltastream.engine._errors, deltastream.engine.types, deltastream.sse):
+    modules = (
+        deltastream.engine._errors,
+        deltastream.engine.types,
+        deltastream.sse,
+        deltastream.native,
+        deltastream.dropin,
+    )
+    for module in modules:
         for name in module.__all__:
             assert hasattr(module, name), (module.__name__, name)

@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 import deltastream
+import deltastream.native
 from deltastream.engine._accumulate import ResponseAccumulator
 from deltastream.engine._decode import EventDecodeError, decode_response_event
 from deltastream.engine.types import (
@@ -244,7 +245,7 @@ async def test_incomplete_is_terminal_and_done_ends_a_stream(mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_body_without_a_terminal_event_is_truncated(mode: str) -> None:
     payload = body(lifecycle("response.created"), *message_events(["par", "tial"]))
-    with pytest.raises(deltastream.StreamTruncatedError) as info:
+    with pytest.raises(deltastream.native.StreamTruncatedError) as info:
         await _collect(mode, lambda _: event_stream(payload))
     assert isinstance(info.value.partial, Response)
     assert info.value.partial.output_text == "partial"
@@ -257,7 +258,7 @@ async def test_response_failed_raises_with_the_partial_response(mode: str) -> No
         "response.failed", status="failed", error={"code": "server_error", "message": "boom"}
     )
     payload = body(*message_events(["so far"]), failed)
-    with pytest.raises(deltastream.APIStreamError) as info:
+    with pytest.raises(deltastream.native.APIStreamError) as info:
         await _collect(mode, lambda _: event_stream(payload))
     error = info.value
     assert (error.message, error.code, error.type) == ("boom", "server_error", "response.failed")
@@ -268,7 +269,7 @@ async def test_response_failed_raises_with_the_partial_response(mode: str) -> No
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_flat_error_event_raises(mode: str) -> None:
     payload = b'event: error\ndata: {"code": 429, "message": "slow down"}\n\n'
-    with pytest.raises(deltastream.APIStreamError) as info:
+    with pytest.raises(deltastream.native.APIStreamError) as info:
         await _collect(mode, lambda _: event_stream(payload))
     assert (info.value.message, info.value.code) == ("slow down", "429")
     assert info.value.partial.error.message == "slow down"
@@ -331,7 +332,7 @@ RESUME_ID = "resp_0850765c843cca5300699cc47d93c0819089a181f5feeff8eb"
 
 
 def test_retrieve_streams_from_a_cursor_over_the_replay_server(replay_url: str) -> None:
-    with deltastream.OpenAI(base_url=replay_url, api_key="x") as client:
+    with deltastream.Client(base_url=replay_url, api_key="x") as client:
         with client.responses.retrieve(RESUME_ID, stream=True, starting_after=6) as stream:
             events = list(stream)
             final = stream.get_final_response()
@@ -345,15 +346,15 @@ def test_retrieve_streams_from_a_cursor_over_the_replay_server(replay_url: str) 
 
 
 async def test_async_retrieve_over_the_replay_server(replay_url: str) -> None:
-    async with deltastream.AsyncOpenAI(base_url=replay_url, api_key="x") as client:
+    async with deltastream.AsyncClient(base_url=replay_url, api_key="x") as client:
         stream = await client.responses.retrieve(RESUME_ID, stream=True, starting_after=0)
         async with stream:
             final = await stream.get_final_response()
         whole = await client.responses.retrieve(RESUME_ID)
     assert final.output_text == whole.output_text == "2 + 2 equals 4."
     with (
-        deltastream.OpenAI(base_url=replay_url, api_key="x") as sync,
-        pytest.raises(deltastream.NotFoundError),
+        deltastream.Client(base_url=replay_url, api_key="x") as sync,
+        pytest.raises(deltastream.native.NotFoundError),
     ):
         sync.responses.retrieve("nope")
 
@@ -366,7 +367,7 @@ DROP = {"X-Deltastream-Fault": "drop-after=4"}
 
 def test_a_dropped_background_stream_resumes_from_the_cursor(replay_url: str) -> None:
     with (
-        deltastream.OpenAI(base_url=replay_url, api_key="x", max_retries=5) as client,
+        deltastream.Client(base_url=replay_url, api_key="x", max_retries=5) as client,
         client.responses.create(
             model=RESUME_FILE, stream=True, background=True, extra_headers=DROP
         ) as stream,
@@ -380,7 +381,7 @@ def test_a_dropped_background_stream_resumes_from_the_cursor(replay_url: str) ->
 
 
 async def test_a_dropped_background_stream_resumes_async(replay_url: str) -> None:
-    async with deltastream.AsyncOpenAI(base_url=replay_url, api_key="x", max_retries=5) as client:
+    async with deltastream.AsyncClient(base_url=replay_url, api_key="x", max_retries=5) as client:
         stream = await client.responses.create(
             model=RESUME_FILE, stream=True, background=True, extra_headers=DROP
         )
@@ -392,17 +393,17 @@ async def test_a_dropped_background_stream_resumes_async(replay_url: str) -> Non
 
 
 def test_resumes_stop_at_max_retries_and_keep_what_arrived(replay_url: str) -> None:
-    with deltastream.OpenAI(base_url=replay_url, api_key="x", max_retries=1) as client:
+    with deltastream.Client(base_url=replay_url, api_key="x", max_retries=1) as client:
         stream = client.responses.create(
             model=RESUME_FILE, stream=True, background=True, extra_headers=DROP
         )
-        with pytest.raises(deltastream.APIConnectionError) as info, stream:
+        with pytest.raises(deltastream.native.APIConnectionError) as info, stream:
             list(stream)
         assert info.value.partial.output_text == "2 + 2"
         assert stream.metrics.resumes == 1
         # Without background=True a drop is not resumed.
         stream = client.responses.create(model=RESUME_FILE, stream=True, extra_headers=DROP)
-        with pytest.raises(deltastream.APIConnectionError), stream:
+        with pytest.raises(deltastream.native.APIConnectionError), stream:
             list(stream)
         assert stream.metrics.resumes == 0
 
@@ -478,9 +479,9 @@ async def test_a_jump_in_sequence_numbers_is_reported(mode: str) -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         return event_stream(payload)
 
-    with pytest.raises(deltastream.StreamGapError) as info:
+    with pytest.raises(deltastream.native.StreamGapError) as info:
         await _read_into(mode, handler, delivered)
     assert (info.value.expected, info.value.received) == (2, 3)
-    assert isinstance(info.value, deltastream.APIConnectionError)
+    assert isinstance(info.value, deltastream.native.APIConnectionError)
     assert [e.sequence_number for e in delivered] == [0, 1]  # handed over before the gap
     assert isinstance(info.value.partial, Response)

@@ -26,6 +26,7 @@ import httpx2
 import pytest
 
 import deltastream
+import deltastream.native
 from deltastream.server import create_app, run_in_thread
 
 from ._helpers import MODES
@@ -89,7 +90,7 @@ async def test_the_key_is_in_no_repr_log_or_error(
     errors: list[BaseException] = []
     faults = ["error-after=2", "garbage-after=2", "drop-after=2", "no-done"]
     if mode == "sync":
-        client = deltastream.OpenAI(base_url=keyed_url, api_key=KEY, max_retries=0)
+        client = deltastream.Client(base_url=keyed_url, api_key=KEY, max_retries=0)
         with client:
             texts["client"] = repr(client) + str(client)
             texts["with_options"] = repr(client.with_options(max_retries=1))
@@ -102,12 +103,12 @@ async def test_the_key_is_in_no_repr_log_or_error(
                     client.chat.completions.create(
                         model="m", messages=STORY, stream=True, extra_headers={FAULT: fault}
                     ).until_done()
-                except deltastream.APIError as exc:
+                except deltastream.native.APIError as exc:
                     errors.append(exc)
-            with deltastream.OpenAI(base_url=keyed_url, api_key=KEY + "x", max_retries=0) as bad:
+            with deltastream.Client(base_url=keyed_url, api_key=KEY + "x", max_retries=0) as bad:
                 try:  # a status error whose request carries a (wrong) key
                     bad.chat.completions.create(model="m", messages=STORY, stream=True)
-                except deltastream.AuthenticationError as exc:
+                except deltastream.native.AuthenticationError as exc:
                     errors.append(exc)
             try:
                 client.chat.completions.create(
@@ -116,10 +117,10 @@ async def test_the_key_is_in_no_repr_log_or_error(
                     stream=True,
                     extra_headers={FAULT: "status=500; times=5; key=security-sync"},
                 )
-            except deltastream.InternalServerError as exc:
+            except deltastream.native.InternalServerError as exc:
                 errors.append(exc)
     else:
-        aclient = deltastream.AsyncOpenAI(base_url=keyed_url, api_key=KEY, max_retries=0)
+        aclient = deltastream.AsyncClient(base_url=keyed_url, api_key=KEY, max_retries=0)
         async with aclient:
             texts["client"] = repr(aclient) + str(aclient)
             astream = await aclient.chat.completions.create(model="m", messages=STORY, stream=True)
@@ -132,14 +133,14 @@ async def test_the_key_is_in_no_repr_log_or_error(
                         model="m", messages=STORY, stream=True, extra_headers={FAULT: fault}
                     )
                     await faulty.until_done()
-                except deltastream.APIError as exc:
+                except deltastream.native.APIError as exc:
                     errors.append(exc)
-            async with deltastream.AsyncOpenAI(
+            async with deltastream.AsyncClient(
                 base_url=keyed_url, api_key=KEY + "x", max_retries=0
             ) as abad:
                 try:
                     await abad.chat.completions.create(model="m", messages=STORY, stream=True)
-                except deltastream.AuthenticationError as exc:
+                except deltastream.native.AuthenticationError as exc:
                     errors.append(exc)
     # Every fault produced its error, and each is clean.
     assert len(errors) == len(faults) + (2 if mode == "sync" else 1)
@@ -156,7 +157,7 @@ def test_the_key_from_the_environment_is_not_shown(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", keyed_url)
-    with deltastream.OpenAI(max_retries=0) as client:
+    with deltastream.Client(max_retries=0) as client:
         assert_no_key(repr(client), "repr(client)")
         text = client.chat.completions.create(model="m", messages=STORY, stream=True)
         assert_no_key(repr(text), "repr(stream)")
@@ -169,10 +170,10 @@ def test_the_proxy_records_no_key(keyed_url: str, tmp_path: Path) -> None:
     app = create_app("proxy", upstream=keyed_url, record_dir=tmp_path)
     with (
         run_in_thread(app) as proxy_url,
-        deltastream.OpenAI(base_url=proxy_url, api_key=KEY, max_retries=0) as client,
+        deltastream.Client(base_url=proxy_url, api_key=KEY, max_retries=0) as client,
     ):
         client.chat.completions.create(model="m", messages=STORY, stream=True).until_done()
-        with contextlib.suppress(deltastream.StreamTruncatedError):
+        with contextlib.suppress(deltastream.native.StreamTruncatedError):
             client.chat.completions.create(
                 model="m", messages=STORY, stream=True, extra_headers={FAULT: "no-done"}
             ).until_done()
@@ -251,12 +252,12 @@ async def test_a_redirect_to_another_origin_drops_the_authorization(mode: str, h
         with serving(redirector) as port:
             base_url = f"http://127.0.0.1:{port}/v1"
             if mode == "sync":
-                with deltastream.OpenAI(base_url=base_url, api_key=KEY, max_retries=0) as c:
+                with deltastream.Client(base_url=base_url, api_key=KEY, max_retries=0) as c:
                     final = c.chat.completions.create(
                         model="m", messages=STORY, stream=True
                     ).get_final_completion()
             else:
-                async with deltastream.AsyncOpenAI(
+                async with deltastream.AsyncClient(
                     base_url=base_url, api_key=KEY, max_retries=0
                 ) as ac:
                     stream = await ac.chat.completions.create(
@@ -332,14 +333,14 @@ async def test_tls_is_verified_by_default(mode: str, self_signed: tuple[Path, Pa
         failure: BaseException | None = None
         try:
             if mode == "sync":
-                with deltastream.OpenAI(base_url=base_url, api_key=KEY, max_retries=0) as c:
+                with deltastream.Client(base_url=base_url, api_key=KEY, max_retries=0) as c:
                     c.chat.completions.create(model="m", messages=STORY, stream=True)
             else:
-                async with deltastream.AsyncOpenAI(
+                async with deltastream.AsyncClient(
                     base_url=base_url, api_key=KEY, max_retries=0
                 ) as ac:
                     await ac.chat.completions.create(model="m", messages=STORY, stream=True)
-        except deltastream.APIConnectionError as exc:
+        except deltastream.native.APIConnectionError as exc:
             failure = exc
         assert failure is not None, "a self-signed certificate was accepted"
         assert _is_verification_failure(failure), repr(failure)
@@ -349,7 +350,7 @@ async def test_tls_is_verified_by_default(mode: str, self_signed: tuple[Path, Pa
         # the verification, nothing else.
         trusted = ssl.create_default_context(cafile=str(cert))
         http = httpx2.Client(verify=trusted)
-        with deltastream.OpenAI(
+        with deltastream.Client(
             base_url=base_url, api_key=KEY, max_retries=0, http_client=http
         ) as client:
             final = client.chat.completions.create(

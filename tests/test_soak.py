@@ -35,6 +35,7 @@ import httpx2
 import pytest
 
 import deltastream
+import deltastream.native
 from deltastream.engine.types import ChatCompletion, ChatCompletionChunk
 
 SEQUENTIAL = int(os.environ.get("DELTASTREAM_SOAK_SEQUENTIAL", "600"))
@@ -143,7 +144,7 @@ def contents(chunks: list[ChatCompletionChunk]) -> tuple[str, ...]:
 
 def expectations(base_url: str) -> dict[str, Expected]:
     result = {}
-    with deltastream.OpenAI(base_url=base_url, api_key="k", max_retries=0) as client:
+    with deltastream.Client(base_url=base_url, api_key="k", max_retries=0) as client:
         for prompt in PROMPTS:
             with client.chat.completions.create(
                 model="m",
@@ -161,7 +162,7 @@ def check(
     expected: Expected,
     chunks: list[ChatCompletionChunk],
     final: ChatCompletion | None,
-    error: deltastream.APIError | None,
+    error: deltastream.native.APIError | None,
 ) -> None:
     events = len(expected.contents)
     got = contents(chunks)
@@ -181,12 +182,12 @@ def check(
         assert final.usage == expected.final.usage, case
         return
     assert error is not None, case
-    want: type[deltastream.APIError] = {
-        "drop": deltastream.APIConnectionError,
-        "reset": deltastream.APIConnectionError,
-        "error": deltastream.APIStreamError,
-        "garbage": deltastream.StreamDecodeError,
-        "no-done": deltastream.StreamTruncatedError,
+    want: type[deltastream.native.APIError] = {
+        "drop": deltastream.native.APIConnectionError,
+        "reset": deltastream.native.APIConnectionError,
+        "error": deltastream.native.APIStreamError,
+        "garbage": deltastream.native.StreamDecodeError,
+        "no-done": deltastream.native.StreamTruncatedError,
     }[case.kind]
     assert isinstance(error, want), (case, repr(error))
     received = error.events_received
@@ -247,7 +248,7 @@ def wait_for_server_idle(base_url: str, within: float = 10.0) -> dict[str, Any]:
 def run_sequential(
     base_url: str, rng: random.Random, count: int, expected: dict[str, Expected], start: int
 ) -> None:
-    with deltastream.OpenAI(base_url=base_url, api_key="k", max_retries=2) as client:
+    with deltastream.Client(base_url=base_url, api_key="k", max_retries=2) as client:
         for number in range(start, start + count):
             case = make_case(rng, number, expected)
             chunks: list[ChatCompletionChunk] = []
@@ -263,7 +264,7 @@ def run_sequential(
                     for chunk in stream:
                         chunks.append(chunk)
                     final = stream.current_snapshot
-            except deltastream.APIError as exc:
+            except deltastream.native.APIError as exc:
                 error = exc
             check(case, expected[case.prompt], chunks, final, error)
 
@@ -272,7 +273,7 @@ async def run_concurrent(
     base_url: str, rng: random.Random, count: int, expected: dict[str, Expected], start: int
 ) -> None:
     cases = [make_case(rng, number, expected) for number in range(start, start + count)]
-    async with deltastream.AsyncOpenAI(base_url=base_url, api_key="k", max_retries=2) as client:
+    async with deltastream.AsyncClient(base_url=base_url, api_key="k", max_retries=2) as client:
 
         async def one(case: Case) -> None:
             chunks: list[ChatCompletionChunk] = []
@@ -289,7 +290,7 @@ async def run_concurrent(
                     async for chunk in stream:
                         chunks.append(chunk)
                     final = stream.current_snapshot
-            except deltastream.APIError as exc:
+            except deltastream.native.APIError as exc:
                 error = exc
             check(case, expected[case.prompt], chunks, final, error)
 

@@ -8,7 +8,8 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream import (
+import deltastream.native
+from deltastream.native import (
     ContentDeltaEvent,
     FinishEvent,
     ToolCallArgumentsDeltaEvent,
@@ -125,7 +126,7 @@ def test_arguments_cut_by_length_name_the_tool() -> None:
     stream = sync_client(handler).chat.completions.create(model="m", messages=[], stream=True)
     call = stream.get_final_completion().choices[0].message.tool_calls
     assert call is not None
-    with pytest.raises(deltastream.ToolArgumentsError, match="get_weather") as caught:
+    with pytest.raises(deltastream.native.ToolArgumentsError, match="get_weather") as caught:
         call[0].function.parse_arguments()
     assert caught.value.arguments == '{"cit'
 
@@ -159,10 +160,10 @@ def test_tee_buffers_are_bounded_and_errors_reach_every_iterator() -> None:
     with pytest.raises(deltastream.TeeBufferFull):
         next(a)
     a, b = client.chat.completions.create(model="m", messages=[], stream=True).tee()
-    with pytest.raises(deltastream.StreamTruncatedError):
+    with pytest.raises(deltastream.native.StreamTruncatedError):
         list(a)
     assert len([next(b) for _ in range(5)]) == 5
-    with pytest.raises(deltastream.StreamTruncatedError):
+    with pytest.raises(deltastream.native.StreamTruncatedError):
         next(b)
 
 
@@ -175,12 +176,12 @@ async def test_metrics_describe_the_stream(mode: str, server_url: str) -> None:
         "stream_options": {"include_usage": True},
     }
     if mode == "sync":
-        with deltastream.OpenAI(base_url=server_url) as client:
+        with deltastream.Client(base_url=server_url) as client:
             stream = client.chat.completions.create(**kwargs)
             stream.until_done()
             metrics = stream.metrics
     else:
-        async with deltastream.AsyncOpenAI(base_url=server_url) as aclient:
+        async with deltastream.AsyncClient(base_url=server_url) as aclient:
             astream = await aclient.chat.completions.create(**kwargs)
             await astream.until_done()
             metrics = astream.metrics

@@ -842,7 +842,7 @@ def test_a_chat_stream_from_the_local_server(server_url: str, http_client: str) 
         if http_client == "explicit":
             http = stack.enter_context(httpx2.Client(transport=HTTP11Transport()))
         client = stack.enter_context(
-            deltastream.OpenAI(base_url=server_url, api_key="sk-test", http_client=http)
+            deltastream.Client(base_url=server_url, api_key="sk-test", http_client=http)
         )
         for _ in range(2):
             stream = client.chat.completions.create(model="m", messages=messages, stream=True)

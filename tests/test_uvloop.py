@@ -12,11 +12,12 @@ import httpx2
 import pytest
 
 import deltastream
+import deltastream.native
 from deltastream import Timeout
 from tests.test_live import FAULT, STORY, stats, wait_for_open_connections
 
 
-async def story(client: deltastream.AsyncOpenAI, fault: str | None = None) -> str:
+async def story(client: deltastream.AsyncClient, fault: str | None = None) -> str:
     headers = {FAULT: fault} if fault else None
     stream = await client.chat.completions.create(
         model="m", messages=STORY, stream=True, extra_headers=headers
@@ -36,14 +37,14 @@ async def test_the_loop_is_uvloop() -> None:
 
 
 async def test_many_streams_at_once_all_complete(server_url: str) -> None:
-    async with deltastream.AsyncOpenAI(base_url=server_url) as client:
+    async with deltastream.AsyncClient(base_url=server_url) as client:
         texts = await asyncio.gather(*(story(client) for _ in range(200)))
     assert len(set(texts)) == 1
     assert "robot" in texts[0].lower()
 
 
 async def test_sequential_streams_reuse_one_connection(private_url: str) -> None:
-    async with deltastream.AsyncOpenAI(base_url=private_url) as client:
+    async with deltastream.AsyncClient(base_url=private_url) as client:
         for _ in range(3):
             await story(client)
     seen = await asyncio.to_thread(stats, private_url)
@@ -52,7 +53,7 @@ async def test_sequential_streams_reuse_one_connection(private_url: str) -> None
 
 
 async def test_closing_the_client_closes_its_connections(private_url: str) -> None:
-    async with deltastream.AsyncOpenAI(base_url=private_url) as client:
+    async with deltastream.AsyncClient(base_url=private_url) as client:
         await asyncio.gather(*(story(client) for _ in range(20)))
     assert await asyncio.to_thread(wait_for_open_connections, private_url, 0) == 0
 
@@ -62,11 +63,11 @@ async def test_an_idle_deadline_ends_a_stalled_stream(server_url: str, own_trans
     """The watchdog shuts the socket down from its thread: through our transport's body,
     or (with a user's httpx2 transport) through uvloop's stand-in socket."""
     http_client = None if own_transport else httpx2.AsyncClient()
-    async with deltastream.AsyncOpenAI(
+    async with deltastream.AsyncClient(
         base_url=server_url, http_client=http_client, timeout=Timeout(idle=0.4), max_retries=0
     ) as client:
         started = time.monotonic()
-        with pytest.raises(deltastream.APITimeoutError) as caught:
+        with pytest.raises(deltastream.native.APITimeoutError) as caught:
             await story(client, fault="stall-after=3:30")
     assert time.monotonic() - started < 5  # nowhere near the server's 30 s stall
     assert caught.value.deadline == "idle"
@@ -75,7 +76,7 @@ async def test_an_idle_deadline_ends_a_stalled_stream(server_url: str, own_trans
 
 
 async def test_cancel_from_another_thread_ends_a_waiting_read(server_url: str) -> None:
-    async with deltastream.AsyncOpenAI(base_url=server_url, max_retries=0) as client:
+    async with deltastream.AsyncClient(base_url=server_url, max_retries=0) as client:
         stream = await client.chat.completions.create(
             model="m", messages=STORY, stream=True, extra_headers={FAULT: "stall-after=2:30"}
         )

@@ -15,7 +15,8 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream.engine._streams import ChunkStream
+import deltastream.native
+from deltastream.engine._protocol import ChunkStream
 from deltastream.engine.types import ChatCompletion, ChatCompletionChunk
 
 WIRE = Path(__file__).resolve().parents[1] / ".." / "shared" / "wire"
@@ -31,7 +32,7 @@ class Outcome:
     def __init__(self) -> None:
         self.chunks: list[ChatCompletionChunk] = []
         self.final: ChatCompletion | None = None
-        self.error: deltastream.APIError | None = None
+        self.error: deltastream.native.APIError | None = None
 
     @property
     def usage(self) -> Any:
@@ -47,7 +48,7 @@ def _check(capture: dict[str, Any], outcome: Outcome) -> None:
     expected = capture["expected"]
     if expected["raise"] is not None:
         error = outcome.error
-        assert isinstance(error, deltastream.APIStreamError), error
+        assert isinstance(error, deltastream.native.APIStreamError), error
         assert error.message == expected["raise"]["message"]
         code = expected["raise"]["code"]
         assert error.code == (None if code is None else str(code))
@@ -101,7 +102,7 @@ def _check(capture: dict[str, Any], outcome: Outcome) -> None:
 def _replay(base_url: str, capture: dict[str, Any], chunk_size: int | None) -> Outcome:
     headers = {"X-Deltastream-Chunk-Size": str(chunk_size)} if chunk_size else None
     outcome = Outcome()
-    with deltastream.OpenAI(base_url=base_url, api_key="x", max_retries=0) as client:
+    with deltastream.Client(base_url=base_url, api_key="x", max_retries=0) as client:
         try:
             with client.chat.completions.create(
                 model=capture["file"], messages=[], stream=True, extra_headers=headers
@@ -109,7 +110,7 @@ def _replay(base_url: str, capture: dict[str, Any], chunk_size: int | None) -> O
                 for chunk in stream:
                     outcome.chunks.append(chunk)
                 outcome.final = stream.current_snapshot
-        except deltastream.APIError as exc:
+        except deltastream.native.APIError as exc:
             outcome.error = exc
     return outcome
 
@@ -125,7 +126,7 @@ def test_recorded_chat_stream_over_http(
 @pytest.mark.parametrize("capture", CHAT, ids=_ids(CHAT))
 async def test_recorded_chat_stream_async(replay_url: str, capture: dict[str, Any]) -> None:
     outcome = Outcome()
-    async with deltastream.AsyncOpenAI(base_url=replay_url, api_key="x") as client:
+    async with deltastream.AsyncClient(base_url=replay_url, api_key="x") as client:
         try:
             stream = await client.chat.completions.create(
                 model=capture["file"], messages=[], stream=True
@@ -134,7 +135,7 @@ async def test_recorded_chat_stream_async(replay_url: str, capture: dict[str, An
                 async for chunk in stream:
                     outcome.chunks.append(chunk)
             outcome.final = stream.current_snapshot
-        except deltastream.APIError as exc:
+        except deltastream.native.APIError as exc:
             outcome.error = exc
     _check(capture, outcome)
 
@@ -150,6 +151,6 @@ def test_recorded_chat_stream_byte_by_byte(capture: dict[str, Any]) -> None:
             outcome.chunks.extend(core.feed(data[i : i + 1]))
         core.end()
         outcome.final = core.accumulator.snapshot()
-    except deltastream.APIError as exc:
+    except deltastream.native.APIError as exc:
         outcome.error = exc
     _check(capture, outcome)

@@ -15,7 +15,8 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream.engine._streams import ResponseEventStream
+import deltastream.native
+from deltastream.engine._protocol import ResponseEventStream
 from deltastream.engine.types import Response, UnknownEvent
 
 WIRE = Path(__file__).resolve().parents[1] / ".." / "shared" / "wire"
@@ -31,7 +32,7 @@ class Outcome:
     def __init__(self) -> None:
         self.events: list[Any] = []
         self.final: Response | None = None
-        self.error: deltastream.APIError | None = None
+        self.error: deltastream.native.APIError | None = None
 
 
 def _check(capture: dict[str, Any], outcome: Outcome) -> None:
@@ -39,7 +40,7 @@ def _check(capture: dict[str, Any], outcome: Outcome) -> None:
     assert not any(isinstance(e, UnknownEvent) for e in outcome.events)
     if expected["raise"] is not None:
         error = outcome.error
-        assert isinstance(error, deltastream.APIStreamError), error
+        assert isinstance(error, deltastream.native.APIStreamError), error
         assert error.message == expected["raise"]["message"]
         assert error.code == expected["raise"]["code"]
         assert error.type == expected["raise"]["type"]
@@ -85,7 +86,7 @@ def _check(capture: dict[str, Any], outcome: Outcome) -> None:
 def _replay(base_url: str, capture: dict[str, Any], chunk_size: int | None) -> Outcome:
     headers = {"X-Deltastream-Chunk-Size": str(chunk_size)} if chunk_size else None
     outcome = Outcome()
-    with deltastream.OpenAI(base_url=base_url, api_key="x", max_retries=0) as client:
+    with deltastream.Client(base_url=base_url, api_key="x", max_retries=0) as client:
         try:
             with client.responses.create(
                 model=capture["file"], input="hi", stream=True, extra_headers=headers
@@ -93,7 +94,7 @@ def _replay(base_url: str, capture: dict[str, Any], chunk_size: int | None) -> O
                 for event in stream:
                     outcome.events.append(event)
                 outcome.final = stream.get_final_response()
-        except deltastream.APIError as exc:
+        except deltastream.native.APIError as exc:
             outcome.error = exc
     return outcome
 
@@ -109,14 +110,14 @@ def test_recorded_responses_stream_over_http(
 @pytest.mark.parametrize("capture", RESPONSES, ids=_ids(RESPONSES))
 async def test_recorded_responses_stream_async(replay_url: str, capture: dict[str, Any]) -> None:
     outcome = Outcome()
-    async with deltastream.AsyncOpenAI(base_url=replay_url, api_key="x") as client:
+    async with deltastream.AsyncClient(base_url=replay_url, api_key="x") as client:
         try:
             stream = await client.responses.create(model=capture["file"], stream=True)
             async with stream:
                 async for event in stream:
                     outcome.events.append(event)
                 outcome.final = await stream.get_final_response()
-        except deltastream.APIError as exc:
+        except deltastream.native.APIError as exc:
             outcome.error = exc
     _check(capture, outcome)
 
@@ -134,6 +135,6 @@ def test_recorded_responses_stream_byte_by_byte(capture: dict[str, Any]) -> None
                 break
         core.end()
         outcome.final = core.accumulator.snapshot()
-    except deltastream.APIError as exc:
+    except deltastream.native.APIError as exc:
         outcome.error = exc
     _check(capture, outcome)

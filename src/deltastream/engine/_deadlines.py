@@ -32,7 +32,6 @@ import itertools
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -44,27 +43,81 @@ __all__ = ["DEFAULT_TIMEOUT", "Timeout", "Watch", "shut_down", "watchdog"]
 _COMPACT_MIN = 1024  # heap entries before finished watches are swept out
 
 
-@dataclass(frozen=True, slots=True)
-class Timeout:
+_FIELDS = ("connect", "first_token", "idle", "total", "write", "pool", "comments_count")
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+class Timeout(httpx2.Timeout):
     """Deadlines for one request, in seconds; None disables one.
 
     The defaults suit LLM streams: connecting is quick or broken, a reasoning model
     may think for minutes before its first token, and a stream that goes quiet for
     two minutes mid-answer is dead.
+
+    It is an ``httpx2.Timeout`` (``read`` is what bounds waiting for the response
+    head: ``first_token``, capped by ``total``), so it passes through httpx2 and the
+    official SDK's options unchanged wherever they take a timeout.
     """
 
-    connect: float | None = 5.0
-    first_token: float | None = 300.0
-    idle: float | None = 120.0
-    total: float | None = None
-    write: float | None = 30.0
-    # Waiting for a free connection when all the pool's are streaming: a queue, not a
-    # fault, so it gets room (and is never retried: retrying only re-queues).
-    pool: float | None = 300.0
-    comments_count: bool = False
+    first_token: float | None
+    idle: float | None
+    total: float | None
+    comments_count: bool
+
+    def __init__(
+        self,
+        *,
+        connect: float | None = 5.0,
+        first_token: float | None = 300.0,
+        idle: float | None = 120.0,
+        total: float | None = None,
+        write: float | None = 30.0,
+        # Waiting for a free connection when all the pool's are streaming: a queue, not
+        # a fault, so it gets room (and is never retried: retrying only re-queues).
+        pool: float | None = 300.0,
+        comments_count: bool = False,
+    ) -> None:
+        super().__init__(connect=connect, read=_min(first_token, total), write=write, pool=pool)
+        self.first_token = first_token
+        self.idle = idle
+        self.total = total
+        self.comments_count = comments_count
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.connect,
+            self.first_token,
+            self.idle,
+            self.total,
+            self.write,
+            self.pool,
+            self.comments_count,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Timeout):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        fields = ("connect", "first_token", "idle", "total", "write", "pool", "comments_count")
+        inner = ", ".join(
+            f"{name}={value!r}" for name, value in zip(fields, self._key(), strict=True)
+        )
+        return f"Timeout({inner})"
 
     @classmethod
-    def of(cls, value: float | Timeout | httpx2.Timeout | None) -> Timeout:
+    def of(cls, value: float | httpx2.Timeout | None) -> Timeout:
         """Read what users pass as ``timeout=``: ours, httpx2's, or a number of seconds
         (which, as in the official SDK, bounds every phase)."""
         if value is None:
@@ -86,10 +139,7 @@ class Timeout:
         """The per-operation timeouts for httpx2. Until the headers are in only
         ``first_token`` applies to reading (with ``total`` as a cap)."""
         return httpx2.Timeout(
-            connect=self.connect,
-            read=_min(self.first_token, self.total),
-            write=self.write,
-            pool=self.pool,
+            connect=self.connect, read=self.read, write=self.write, pool=self.pool
         )
 
     def body_read(self) -> float | None:
@@ -99,14 +149,6 @@ class Timeout:
 
 
 DEFAULT_TIMEOUT = Timeout()
-
-
-def _min(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
 
 
 class Watch:

@@ -30,6 +30,7 @@ __all__ = [
     "decode_response",
     "decode_response_event",
     "in_band_error",
+    "normalise",
 ]
 
 T = TypeVar("T", bound=RawModel)
@@ -142,13 +143,13 @@ def in_band_error(raw: bytes) -> dict[str, Any] | None:
 def _decode_leniently(raw: bytes, type_: type[T]) -> T:
     try:
         obj = _any_decoder.decode(raw)
-        return msgspec.convert(_normalise(obj), type_, strict=False)
+        return msgspec.convert(normalise(obj), type_, strict=False)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         name = type_.__name__
         raise EventDecodeError(f"event is not a valid {name}: {exc}", raw) from None
 
 
-def _normalise(obj: Any) -> Any:
+def normalise(obj: Any) -> Any:
     """Rewrite known provider variants into the shape the types describe."""
     if not isinstance(obj, dict):
         return obj

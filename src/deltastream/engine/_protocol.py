@@ -3,12 +3,24 @@
 ``ChunkStream`` (Chat Completions) and ``ResponseEventStream`` (Responses) share the
 SSE decoding, the end-of-stream rules and the way errors get the partial result; they
 differ in how an event becomes an item and what ends the stream. No I/O here: the
-shells in ``streaming`` feed them and decide what happens to the connection.
+shells in ``_streams`` feed them and decide what happens to the connection.
+
+The engine works on its own msgspec types. A :class:`Face` (the drop-in's) turns each
+item into what its users get, each error into its own classes and each snapshot into
+its own types; without one, the engine's items, errors and snapshots are handed out
+as they are (the native face). Rules that keep both faces exact:
+
+- Items are accumulated as they are handed over (``handed``), not as they are decoded,
+  so a snapshot holds exactly what the consumer has seen. With a face, the engine's
+  item behind each presented one waits in ``pending`` until then.
+- Every error raised while reading goes through :meth:`StreamCore.fail`, which
+  attaches the partial result and the count of events handed over.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections import deque
+from typing import Any, Protocol
 
 import httpx2
 import msgspec
@@ -37,9 +49,24 @@ from .types.responses import (
     ResponseTextDeltaEvent,
 )
 
-__all__ = ["ChunkStream", "ResponseEventStream", "StreamCore"]
+__all__ = ["ChunkStream", "Face", "ResponseEventStream", "StreamCore"]
 
-E = TypeVar("E", bound=BaseException)
+
+class Face(Protocol):
+    """How a face hands the engine's results to its users."""
+
+    def present(self, item: Any) -> Any:
+        """What the consumer gets for one of the engine's items."""
+        ...
+
+    def snapshot(self, core: StreamCore) -> Any:
+        """The result accumulated so far, in the face's types."""
+        ...
+
+    def error(self, error: BaseException, core: StreamCore) -> BaseException:
+        """The error to raise for ``error`` (the engine's, or one from a resumed
+        request), carrying the partial result."""
+        ...
 
 
 class StreamCore:
@@ -59,7 +86,11 @@ class StreamCore:
         "accumulator",
         "done",
         "events_received",
+        "face",
         "failure",
+        "fed",
+        "handed",
+        "pending",
         "response",
         "sse",
     )
@@ -73,6 +104,7 @@ class StreamCore:
         *,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         accumulate: bool = True,
+        face: Face | None = None,
     ):
         self.response = response
         self.sse = SSEDecoder(max_event_size)
@@ -80,27 +112,54 @@ class StreamCore:
         self.done = False
         self.events_received = 0
         self.failure: APIError | None = None
+        self.face = face
+        self.fed: list[Any] = []  # the engine's items of the last feed
+        self.pending: deque[Any] = deque()
+        self.handed: Any = None  # set by subclasses once the accumulator exists
+
+    def _set_accumulator(self, accumulator: Any) -> None:
+        self.accumulator = accumulator
+        self.handed = accumulator.add if self.face is None else self._hand_pending
+
+    def _hand_pending(self, item: Any) -> None:
+        self.accumulator.add(self.pending.popleft())
 
     def feed(self, data: bytes) -> list[Any]:
+        """The items this data completed (presented by the face, if there is one)."""
         try:
             events = self.sse.feed(data)
         except EventTooLargeError as exc:
             # Keep what the chunk completed before the oversized event, then fail.
-            items = self._chunks(exc.events)
+            items = self._out(self._chunks(exc.events))
             error = StreamDecodeError(str(exc), response=self.response, data=b"")
             if self.accumulate:
                 raise self.fail(error) from None
             if self.failure is None:
                 self.failure = error
             return items
-        return self._chunks(events)
+        return self._out(self._chunks(events))
+
+    def _out(self, items: list[Any]) -> list[Any]:
+        self.fed = items
+        face = self.face
+        if face is None or not items:
+            return items
+        self.pending.extend(items)
+        present = face.present
+        return [present(item) for item in items]
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[Any]:
         raise NotImplementedError
 
-    def carries_token(self, items: list[Any]) -> bool:
-        """Whether any of these items carries generated output (time to first token)."""
+    def carries_token(self) -> bool:
+        """Whether any item of the last feed carries generated output (time to first
+        token)."""
         raise NotImplementedError
+
+    def snapshot(self) -> Any:
+        """The result accumulated from the items handed over so far."""
+        face = self.face
+        return self.accumulator.snapshot() if face is None else face.snapshot(self)
 
     def end(self, *, require_done: bool = True) -> None:
         """The body ended. Raise if the stream never said it was done."""
@@ -116,8 +175,11 @@ class StreamCore:
                 )
             )
 
-    def fail(self, error: E) -> E:
-        """Attach what was received so far to an error about to be raised."""
+    def fail(self, error: BaseException) -> BaseException:
+        """The error to raise for ``error``, carrying what was received so far."""
+        face = self.face
+        if face is not None:
+            return face.error(error, self)
         if isinstance(error, APIError):
             error.partial = self.accumulator.snapshot()
             error.events_received = self.events_received
@@ -137,9 +199,10 @@ class ChunkStream(StreamCore):
         *,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         accumulate: bool = True,
+        face: Face | None = None,
     ):
-        super().__init__(response, max_event_size=max_event_size, accumulate=accumulate)
-        self.accumulator = ChatAccumulator()
+        super().__init__(response, max_event_size=max_event_size, accumulate=accumulate, face=face)
+        self._set_accumulator(ChatAccumulator())
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[ChatCompletionChunk]:
         chunks: list[ChatCompletionChunk] = []
@@ -169,8 +232,8 @@ class ChunkStream(StreamCore):
             self.failure = error  # the shell hands `chunks` over first, then raises it
         return chunks
 
-    def carries_token(self, items: list[Any]) -> bool:
-        for chunk in items:
+    def carries_token(self) -> bool:
+        for chunk in self.fed:
             for choice in chunk.choices:
                 d = choice.delta
                 if d.content or d.refusal or d.reasoning_content or d.reasoning or d.tool_calls:
@@ -196,7 +259,7 @@ class ResponseEventStream(StreamCore):
     ``error`` event or ``response.failed`` raises :class:`APIStreamError`.
     """
 
-    __slots__ = ("last_sequence",)
+    __slots__ = ("last_sequence", "skip_through")
 
     accumulator: ResponseAccumulator
     _done_marker = "a terminal event (response.completed, .failed or .incomplete)"
@@ -207,10 +270,14 @@ class ResponseEventStream(StreamCore):
         *,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         accumulate: bool = True,
+        face: Face | None = None,
     ):
-        super().__init__(response, max_event_size=max_event_size, accumulate=accumulate)
-        self.accumulator = ResponseAccumulator()
+        super().__init__(response, max_event_size=max_event_size, accumulate=accumulate, face=face)
+        self._set_accumulator(ResponseAccumulator())
         self.last_sequence: int | None = None  # kept across resumes of the same stream
+        # A resumed stream may send again events delivered before the drop: those up to
+        # this sequence number are dropped (not counted, not handed over twice).
+        self.skip_through: int | None = None
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[ResponseStreamEvent]:
         items: list[ResponseStreamEvent] = []
@@ -229,6 +296,9 @@ class ResponseEventStream(StreamCore):
                     raise error from None
                 seq = item.sequence_number
                 if seq is not None:
+                    skip = self.skip_through
+                    if skip is not None and seq <= skip:
+                        continue
                     last = self.last_sequence
                     if last is not None and seq > last + 1:
                         request = self.response.request
@@ -251,8 +321,8 @@ class ResponseEventStream(StreamCore):
             self.failure = error  # the shell hands `items` over first, then raises it
         return items
 
-    def carries_token(self, items: list[Any]) -> bool:
-        return any(type(item) in _TOKEN_EVENTS for item in items)
+    def carries_token(self) -> bool:
+        return any(type(item) in _TOKEN_EVENTS for item in self.fed)
 
     def _stream_error(self, item: ResponseStreamEvent) -> APIStreamError:
         try:

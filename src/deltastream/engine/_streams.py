@@ -1,4 +1,6 @@
-"""``Stream`` and ``AsyncStream``: the response body as typed chunks.
+"""``BaseStream`` and ``BaseAsyncStream``: the response body as typed items, the shells
+under both faces' stream classes (which add what is typed in their own types:
+snapshots, final results).
 
 All protocol work happens in ``_protocol`` (:class:`ChunkStream`,
 :class:`ResponseEventStream`), which is pure (bytes in, items out): SSE decoding,
@@ -28,7 +30,7 @@ from collections.abc import (
     Iterator,
 )
 from types import TracebackType
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Self, TypeVar
 
 import httpx2
 
@@ -37,24 +39,20 @@ from ._errors import (
     APIError,
     APITimeoutError,
 )
-from ._events import EventBuilder, StreamEvent
 from ._http import aiter_body, iter_body, transport_error
 from ._metrics import StreamMetrics
-from ._protocol import ChunkStream, ResponseEventStream, StreamCore
+from ._protocol import ChunkStream, Face, ResponseEventStream, StreamCore
 from ._sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
 from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
-from .types.chat import ChatCompletion, ChatCompletionChunk, CompletionUsage
-from .types.responses import (
-    Response,
-    ResponseTextDeltaEvent,
-)
+from .types.chat import CompletionUsage
 
-__all__ = ["AsyncStream", "ChunkStream", "ResponseEventStream", "Stream"]
+__all__ = ["BaseAsyncStream", "BaseStream", "ChunkStream", "ResponseEventStream"]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
 
 _DRAIN_LIMIT = 64 * 1024  # what we read past [DONE] to keep the connection reusable
+_TEXT_DELTA = "response.output_text.delta"
 
 
 class _StreamBase(Generic[T]):
@@ -70,9 +68,10 @@ class _StreamBase(Generic[T]):
         require_done: bool,
         max_event_size: int,
         core: type[StreamCore],
+        face: Face | None = None,
     ) -> None:
         self.response = response
-        self._core = core(response, max_event_size=max_event_size, accumulate=False)
+        self._core = core(response, max_event_size=max_event_size, accumulate=False, face=face)
         self._require_done = require_done
         self._cancelled = False
         headers_at = time.monotonic()
@@ -102,21 +101,9 @@ class _StreamBase(Generic[T]):
         self.response = response
         self._core.response = response
         self._core.sse = SSEDecoder(self._max_event_size)  # drop the cut-off event
+        self._core.skip_through = self._last_seq  # type: ignore[attr-defined]
         self._watch.rebind(response)
         self._metrics.resumes += 1
-
-    @property
-    def current_snapshot(self) -> ChatCompletion:
-        """The completion accumulated from the chunks received so far (on a Responses
-        stream, the :class:`Response`: see :attr:`current_response`)."""
-        snapshot: ChatCompletion = self._core.accumulator.snapshot()
-        return snapshot
-
-    @property
-    def current_response(self) -> Response:
-        """The response accumulated from the events received so far (Responses streams)."""
-        snapshot: Response = self._core.accumulator.snapshot()
-        return snapshot
 
     @property
     def _responses(self) -> bool:
@@ -154,7 +141,7 @@ class _StreamBase(Generic[T]):
     def events_received(self) -> int:
         return self._core.events_received
 
-    def _failure(self, exc: httpx2.TransportError) -> APIError | None:
+    def _failure(self, exc: httpx2.TransportError) -> BaseException | None:
         """The error to raise for a failed read; None if the caller cancelled."""
         if self._cancelled:
             return None
@@ -177,7 +164,7 @@ class _StreamBase(Generic[T]):
         self._core.end(require_done=self._require_done)
 
 
-class Stream(_StreamBase[T]):
+class BaseStream(_StreamBase[T]):
     """A streamed response, iterated synchronously. Use it as a context manager."""
 
     def __init__(
@@ -191,25 +178,27 @@ class Stream(_StreamBase[T]):
         resume: Callable[[str, int], httpx2.Response] | None = None,
         max_resumes: int = 0,
         response_id: str | None = None,
+        face: Face | None = None,
     ) -> None:
         """``resume(response_id, starting_after)`` (Responses streams) opens the stream
         again after its connection ends early, at most ``max_resumes`` times; events
-        already delivered are not delivered again."""
-        self._setup(response, timeout, require_done, max_event_size, core)
+        already delivered are not delivered again. ``face`` presents the engine's items,
+        errors and snapshots in another face's types (see ``_protocol.Face``)."""
+        self._setup(response, timeout, require_done, max_event_size, core, face)
         self._resume = resume
         if resume is None:
-            self._iterator = self._iter_chunks()
+            self._items = self._iter_chunks()
         else:
             self._max_resumes, self._response_id = max_resumes, response_id
-            self._iterator = self._iter_resuming()
+            self._items = self._iter_resuming()
 
     def __iter__(self) -> Iterator[T]:
-        return self._iterator
+        return self._items
 
     def __next__(self) -> T:
-        return next(self._iterator)
+        return next(self._items)
 
-    def __enter__(self) -> Stream[T]:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -226,39 +215,20 @@ class Stream(_StreamBase[T]):
         # Run its cleanup now, not whenever it is collected. ValueError: it is running
         # (close() called from inside the loop); the response is closed below anyway.
         with contextlib.suppress(ValueError):
-            self._iterator.close()
+            self._items.close()
         self.response.close()
 
-    def until_done(self) -> Stream[T]:
+    def until_done(self) -> Self:
         """Consume the rest of the stream."""
-        for _ in self._iterator:
+        for _ in self._items:
             pass
         return self
-
-    def get_final_completion(self) -> ChatCompletion:
-        """Consume the rest of the stream and return the accumulated completion."""
-        self.until_done()
-        return self.current_snapshot
-
-    def get_final_response(self) -> Response:
-        """Consume the rest of a Responses stream and return the accumulated response."""
-        self.until_done()
-        return self.current_response
 
     def tee(self, n: int = 2, *, max_buffer: int = DEFAULT_TEE_BUFFER) -> list[Iterator[T]]:
         """``n`` independent iterators over this stream's chunks. Iterate only those from
         now on. An iterator that runs ``max_buffer`` chunks ahead of another raises
         ``TeeBufferFull`` (memory stays bounded)."""
-        return tee(self._iterator, n, max_buffer)
-
-    def events(self) -> Iterator[StreamEvent]:
-        """Higher-level events: content and refusal deltas with their snapshots, tool-call
-        argument deltas (with lazily parsed partial JSON) and completions, finish
-        reasons, usage."""
-        builder = EventBuilder(self._core.accumulator)
-        for chunk in self._iterator:
-            yield from builder.events(cast(ChatCompletionChunk, chunk))
-        yield from builder.finish()
+        return tee(self._items, n, max_buffer)
 
     def sse_events(self) -> Iterator[ServerSentEvent]:
         """The raw server-sent events (event, data, id, retry), not decoded: for
@@ -284,11 +254,12 @@ class Stream(_StreamBase[T]):
         """The content text of choice 0 (the output text of a Responses stream), delta
         by delta."""
         if self._responses:
-            for event in self._iterator:
-                if isinstance(event, ResponseTextDeltaEvent):
-                    yield event.delta
+            for event in self._items:
+                event_: Any = event
+                if event_.type == _TEXT_DELTA:
+                    yield event_.delta
             return
-        for chunk in self._iterator:
+        for chunk in self._items:
             chunk_: Any = chunk
             for choice in chunk_.choices:
                 if choice.index == 0 and choice.delta.content:
@@ -296,7 +267,7 @@ class Stream(_StreamBase[T]):
 
     def _iter_chunks(self) -> Generator[T, None, None]:
         core, watch, response, metrics = self._core, self._watch, self.response, self._metrics
-        add = core.accumulator.add
+        add = core.handed
         any_bytes = watch.timeout.comments_count
         body = iter_body(response)
         watchdog.watch(watch)
@@ -308,7 +279,7 @@ class Stream(_StreamBase[T]):
                     if items or any_bytes:
                         watch.progress(now)
                     metrics.on_read(now, len(data), len(items))
-                    if metrics.first_token_at is None and core.carries_token(items):
+                    if metrics.first_token_at is None and core.carries_token():
                         metrics.first_token_at = now
                     for item in items:
                         add(item)
@@ -337,13 +308,12 @@ class Stream(_StreamBase[T]):
         """:meth:`_iter_chunks` for a resumable Responses stream: when the connection
         ends early, open it again after the last event delivered and go on."""
         core, watch, metrics = self._core, self._watch, self._metrics
-        add = core.accumulator.add
+        add = core.handed
         any_bytes = watch.timeout.comments_count
         watchdog.watch(watch)
         try:
             while True:
                 body = iter_body(self.response)
-                last = self._last_seq
                 try:
                     for data in body:
                         items: list[Any] = core.feed(data)
@@ -351,15 +321,13 @@ class Stream(_StreamBase[T]):
                         if items or any_bytes:
                             watch.progress(now)
                         metrics.on_read(now, len(data), len(items))
-                        if metrics.first_token_at is None and core.carries_token(items):
+                        if metrics.first_token_at is None and core.carries_token():
                             metrics.first_token_at = now
                         for item in items:
+                            add(item)
                             seq = item.sequence_number
                             if seq is not None:
-                                if last is not None and seq <= last:
-                                    continue  # sent again by the resumed stream
-                                self._last_seq = last = seq
-                            add(item)
+                                self._last_seq = seq
                             yield item
                         if core.failure is not None:  # met after the items just handed over
                             raise core.fail(core.failure)
@@ -396,7 +364,7 @@ class Stream(_StreamBase[T]):
             self.response.close()
 
 
-class AsyncStream(_StreamBase[T]):
+class BaseAsyncStream(_StreamBase[T]):
     """A streamed response, iterated with ``async for``. Use ``async with``."""
 
     def __init__(
@@ -410,23 +378,24 @@ class AsyncStream(_StreamBase[T]):
         resume: Callable[[str, int], Awaitable[httpx2.Response]] | None = None,
         max_resumes: int = 0,
         response_id: str | None = None,
+        face: Face | None = None,
     ) -> None:
-        """See :class:`Stream`."""
-        self._setup(response, timeout, require_done, max_event_size, core)
+        """See :class:`BaseStream`."""
+        self._setup(response, timeout, require_done, max_event_size, core, face)
         self._resume = resume
         if resume is None:
-            self._iterator = self._iter_chunks()
+            self._items = self._iter_chunks()
         else:
             self._max_resumes, self._response_id = max_resumes, response_id
-            self._iterator = self._iter_resuming()
+            self._items = self._iter_resuming()
 
     def __aiter__(self) -> AsyncIterator[T]:
-        return self._iterator
+        return self._items
 
     async def __anext__(self) -> T:
-        return await self._iterator.__anext__()
+        return await self._items.__anext__()
 
-    async def __aenter__(self) -> AsyncStream[T]:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -444,40 +413,22 @@ class AsyncStream(_StreamBase[T]):
         # later by the event loop, racing with whatever runs then. RuntimeError: it is
         # running (close() called from another task); the response is closed below.
         with contextlib.suppress(RuntimeError):
-            await self._iterator.aclose()
+            await self._items.aclose()
         await self.response.aclose()
 
     aclose = close
 
-    async def until_done(self) -> AsyncStream[T]:
-        async for _ in self._iterator:
+    async def until_done(self) -> Self:
+        async for _ in self._items:
             pass
         return self
 
-    async def get_final_completion(self) -> ChatCompletion:
-        await self.until_done()
-        return self.current_snapshot
-
-    async def get_final_response(self) -> Response:
-        """See :meth:`Stream.get_final_response`."""
-        await self.until_done()
-        return self.current_response
-
     def tee(self, n: int = 2, *, max_buffer: int = DEFAULT_TEE_BUFFER) -> list[AsyncIterator[T]]:
-        """See :meth:`Stream.tee`."""
-        return async_tee(self._iterator, n, max_buffer)
-
-    async def events(self) -> AsyncIterator[StreamEvent]:
-        """See :meth:`Stream.events`."""
-        builder = EventBuilder(self._core.accumulator)
-        async for chunk in self._iterator:
-            for event in builder.events(cast(ChatCompletionChunk, chunk)):
-                yield event
-        for event in builder.finish():
-            yield event
+        """See :meth:`BaseStream.tee`."""
+        return async_tee(self._items, n, max_buffer)
 
     async def sse_events(self) -> AsyncIterator[ServerSentEvent]:
-        """See :meth:`Stream.sse_events`."""
+        """See :meth:`BaseStream.sse_events`."""
         watch, response = self._watch, self.response
         decoder = SSEDecoder(self._core.sse.max_event_size)
         watchdog.watch(watch)
@@ -496,13 +447,14 @@ class AsyncStream(_StreamBase[T]):
             await response.aclose()
 
     async def text_deltas(self) -> AsyncIterator[str]:
-        """See :meth:`Stream.text_deltas`."""
+        """See :meth:`BaseStream.text_deltas`."""
         if self._responses:
-            async for event in self._iterator:
-                if isinstance(event, ResponseTextDeltaEvent):
-                    yield event.delta
+            async for event in self._items:
+                event_: Any = event
+                if event_.type == _TEXT_DELTA:
+                    yield event_.delta
             return
-        async for chunk in self._iterator:
+        async for chunk in self._items:
             chunk_: Any = chunk
             for choice in chunk_.choices:
                 if choice.index == 0 and choice.delta.content:
@@ -510,7 +462,7 @@ class AsyncStream(_StreamBase[T]):
 
     async def _iter_chunks(self) -> AsyncGenerator[T, None]:
         core, watch, response, metrics = self._core, self._watch, self.response, self._metrics
-        add = core.accumulator.add
+        add = core.handed
         any_bytes = watch.timeout.comments_count
         body = aiter_body(response)
         watchdog.watch(watch)
@@ -522,7 +474,7 @@ class AsyncStream(_StreamBase[T]):
                     if items or any_bytes:
                         watch.progress(now)
                     metrics.on_read(now, len(data), len(items))
-                    if metrics.first_token_at is None and core.carries_token(items):
+                    if metrics.first_token_at is None and core.carries_token():
                         metrics.first_token_at = now
                     for item in items:
                         add(item)
@@ -548,15 +500,14 @@ class AsyncStream(_StreamBase[T]):
             await response.aclose()
 
     async def _iter_resuming(self) -> AsyncGenerator[T, None]:
-        """See :meth:`Stream._iter_resuming`."""
+        """See :meth:`BaseStream._iter_resuming`."""
         core, watch, metrics = self._core, self._watch, self._metrics
-        add = core.accumulator.add
+        add = core.handed
         any_bytes = watch.timeout.comments_count
         watchdog.watch(watch)
         try:
             while True:
                 body = aiter_body(self.response)
-                last = self._last_seq
                 try:
                     async for data in body:
                         items: list[Any] = core.feed(data)
@@ -564,15 +515,13 @@ class AsyncStream(_StreamBase[T]):
                         if items or any_bytes:
                             watch.progress(now)
                         metrics.on_read(now, len(data), len(items))
-                        if metrics.first_token_at is None and core.carries_token(items):
+                        if metrics.first_token_at is None and core.carries_token():
                             metrics.first_token_at = now
                         for item in items:
+                            add(item)
                             seq = item.sequence_number
                             if seq is not None:
-                                if last is not None and seq <= last:
-                                    continue  # sent again by the resumed stream
-                                self._last_seq = last = seq
-                            add(item)
+                                self._last_seq = seq
                             yield item
                         if core.failure is not None:  # met after the items just handed over
                             raise core.fail(core.failure)

@@ -35,9 +35,9 @@ from ..engine._events import (
     UsageEvent,
 )
 from ..engine._metrics import StreamMetrics
-from ..engine._streams import AsyncStream, Stream
 from ..engine._tee import TeeBufferFull
 from ._client import AsyncClient, Client
+from ._streams import AsyncStream, Stream
 
 __all__ = [
     "APIConnectionError",

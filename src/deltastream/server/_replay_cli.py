@@ -1,7 +1,7 @@
 """``deltastream replay FILE``: what a recorded chat stream adds up to.
 
 The file's bytes go through the client's own protocol code
-(:class:`deltastream.engine._streams.ChunkStream`, the same path a live stream takes), and
+(:class:`deltastream.engine._protocol.ChunkStream`, the same path a live stream takes), and
 what it accumulates is printed: per choice the content, refusal, reasoning, tool calls
 with their arguments and the finish reason, then the usage, or the in-band error the
 stream carried. ``--json`` prints the accumulated ``ChatCompletion`` as JSON instead.
@@ -20,7 +20,7 @@ from typing import Final, TextIO
 import httpx2
 
 from deltastream.engine._errors import APIError
-from deltastream.engine._streams import ChunkStream
+from deltastream.engine._protocol import ChunkStream
 from deltastream.engine.types.chat import ChatCompletion, Choice
 
 from ._body import split_blocks

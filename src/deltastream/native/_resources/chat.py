@@ -11,8 +11,8 @@ from ...engine._deadlines import Timeout
 from ...engine._decode import EventDecodeError, decode_chat_completion
 from ...engine._errors import APIResponseValidationError
 from ...engine._http import aensure_event_stream, asend, ensure_event_stream, send
-from ...engine._streams import AsyncStream, Stream
 from ...engine.types.chat import ChatCompletion, ChatCompletionChunk
+from .._streams import AsyncStream, Stream
 
 if TYPE_CHECKING:
     from .._client import AsyncClient, Client

@@ -20,8 +20,9 @@ from ...engine._http import (
     ensure_event_stream,
     send,
 )
-from ...engine._streams import AsyncStream, ResponseEventStream, Stream
+from ...engine._protocol import ResponseEventStream
 from ...engine.types.responses import Response, ResponseStreamEvent
+from .._streams import AsyncStream, Stream
 
 if TYPE_CHECKING:
     from .._client import AsyncClient, Client, _ClientConfig

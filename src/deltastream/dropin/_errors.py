@@ -1,0 +1,150 @@
+"""The drop-in's errors: openai's classes, or subclasses of them for what only
+deltastream reports, so ``except openai.APIError`` catches every one::
+
+    openai.OpenAIError
+     ├─ StreamError                      partial, events_received (every stream failure)
+     └─ openai.APIError
+         ├─ APIStreamError               the server reported an error inside the stream
+         ├─ openai.APIConnectionError
+         │   ├─ StreamConnectionError    the connection broke mid-stream
+         │   ├─ StreamTruncatedError     the body ended before the stream said it was done
+         │   ├─ StreamGapError           events are missing (a jump in sequence_number)
+         │   └─ openai.APITimeoutError
+         │       └─ DeadlineError        a deadline passed (``deadline`` names which)
+         └─ openai.APIResponseValidationError
+             └─ StreamDecodeError        a malformed or oversized event (``data``)
+
+Each of these is also a :class:`StreamError`. The engine raises its own errors
+(``deltastream.engine._errors``); :func:`translate` is the one place they become these.
+An openai error met while a stream is read (a resumed request answered 404, say) keeps
+its class and gets ``partial`` and ``events_received`` too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import openai
+
+from ..engine import _errors as engine
+
+__all__ = [
+    "APIStreamError",
+    "DeadlineError",
+    "StreamConnectionError",
+    "StreamDecodeError",
+    "StreamError",
+    "StreamGapError",
+    "StreamTruncatedError",
+    "translate",
+]
+
+
+class StreamError(openai.OpenAIError):
+    """A stream failed after it started. ``partial`` is the result accumulated from the
+    events handed over before it (openai's ``ChatCompletion`` or ``Response``, or None);
+    ``events_received`` counts them."""
+
+    partial: Any = None
+    events_received: int = 0
+
+
+class APIStreamError(openai.APIError, StreamError):
+    """An error the server sent inside the stream. ``body`` is the error object."""
+
+
+class StreamConnectionError(openai.APIConnectionError, StreamError):
+    """The connection broke while the stream was being read."""
+
+
+class StreamTruncatedError(openai.APIConnectionError, StreamError):
+    """The body ended cleanly but the stream never said it was done (no ``[DONE]``)."""
+
+
+class StreamGapError(openai.APIConnectionError, StreamError):
+    """A Responses stream skipped sequence numbers: events were lost on the way."""
+
+    expected: int
+    received: int
+
+    def __init__(self, *, message: str, request: httpx2.Request, expected: int, received: int):
+        super().__init__(message=message, request=request)
+        self.expected = expected
+        self.received = received
+
+
+class DeadlineError(openai.APITimeoutError, StreamError):
+    """A deadline passed: ``deadline`` is ``connect``, ``first_token``, ``idle``,
+    ``total`` or ``pool``, ``seconds`` its length."""
+
+    deadline: str | None
+    seconds: float | None
+
+    def __init__(
+        self, request: httpx2.Request, *, message: str, deadline: str | None, seconds: float | None
+    ) -> None:
+        super().__init__(request)
+        self.message = message
+        self.args = (message,)
+        self.deadline = deadline
+        self.seconds = seconds
+
+
+class StreamDecodeError(openai.APIResponseValidationError, StreamError):
+    """An event could not be decoded: malformed JSON, or too large. ``data`` holds what
+    came."""
+
+    data: bytes
+
+    def __init__(self, response: httpx2.Response, *, message: str, data: bytes) -> None:
+        super().__init__(response, None, message=message)
+        self.data = data
+
+
+def translate(error: BaseException, partial: Any, events_received: int) -> BaseException:
+    """The drop-in's error for one of the engine's, carrying ``partial`` and
+    ``events_received``. Anything else is returned as it is, with them attached if it
+    is an API error."""
+    result = _translated(error)
+    if isinstance(result, (StreamError, openai.APIError)):
+        result.partial = partial  # type: ignore[union-attr]
+        result.events_received = events_received  # type: ignore[union-attr]
+    if result is not error:
+        result.__cause__ = error.__cause__
+    return result
+
+
+def _translated(error: BaseException) -> BaseException:
+    if not isinstance(error, engine.APIError):
+        return error
+    message, request = error.message, error.request
+    if isinstance(error, engine.APIStreamError):
+        return APIStreamError(message, request, body=_inner(error.body))
+    if isinstance(error, engine.StreamDecodeError):
+        return StreamDecodeError(error.response, message=message, data=error.data)
+    if isinstance(error, engine.StreamGapError):
+        return StreamGapError(
+            message=message, request=request, expected=error.expected, received=error.received
+        )
+    if isinstance(error, engine.StreamTruncatedError):
+        return StreamTruncatedError(message=message, request=request)
+    if isinstance(error, engine.APITimeoutError):
+        return DeadlineError(
+            request, message=message, deadline=error.deadline, seconds=error.seconds
+        )
+    if isinstance(error, engine.APIConnectionError):
+        return StreamConnectionError(message=message, request=request)
+    if isinstance(error, engine.APIResponseValidationError):
+        return openai.APIResponseValidationError(error.response, error.body, message=message)
+    return error
+
+
+def _inner(body: object) -> object:
+    """The error object itself, as openai gives it in ``body``: ``{"error": {...}}``
+    becomes ``{...}``."""
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict):
+            return inner
+    return body

@@ -1,0 +1,157 @@
+"""The drop-in's :class:`~deltastream.engine._protocol.Face`: openai's types out.
+
+Each event's bytes are validated into openai's own model by pydantic-core (a few
+microseconds, against openai's own object building at many times that). An event that
+does not fit openai's schema (real servers send such) is built the way openai builds
+every event, leniently, through the client's ``_process_response_data``: it still
+arrives, never dropped and never an exception. Snapshots and partial results are built
+from the engine's accumulator on demand, in openai's types.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Annotated, Any, cast, get_args
+
+import httpx2
+import msgspec
+import openai
+import pydantic
+from openai._models import construct_type  # openai's lenient builder (see the README)
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response, ResponseStreamEvent
+from openai.types.responses.response_output_item import ResponseOutputItem
+
+from ..engine._decode import normalise
+from ..engine._protocol import StreamCore
+from ._errors import translate
+
+__all__ = ["ChatFace", "ResponsesFace"]
+
+_json = msgspec.json.Decoder()
+_chunk = pydantic.TypeAdapter(ChatCompletionChunk)
+# openai marks its event union with its own discriminator annotation; pydantic needs
+# its own to pick the member by "type" in one step.
+_members: Any = functools.reduce(operator.or_, get_args(get_args(ResponseStreamEvent)[0]))
+_event: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(
+    Annotated[_members, pydantic.Field(discriminator="type")]
+)
+# Fields the engine's message has that openai's does not: sent only by some servers,
+# kept (as openai keeps unknown fields) when present, not added as None when absent.
+_EXTRA_MESSAGE_FIELDS = ("reasoning_content", "reasoning", "thinking")
+
+
+class _Face:
+    """What both drop-in faces share: the client that builds lenient objects, and
+    errors that carry openai's snapshot."""
+
+    cast_to: Any
+
+    def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, response: httpx2.Response):
+        self._client = client
+        self._response = response
+
+    def _lenient(self, raw: bytes) -> Any:
+        data = normalise(_json.decode(raw))
+        return self._client._process_response_data(
+            data=data, cast_to=self.cast_to, response=self._response
+        )
+
+    def present(self, item: Any) -> Any:
+        raise NotImplementedError
+
+    def snapshot(self, core: StreamCore) -> Any:
+        raise NotImplementedError
+
+    def error(self, error: BaseException, core: StreamCore) -> BaseException:
+        return translate(error, self.snapshot(core), core.events_received)
+
+
+class ChatFace(_Face):
+    """Chat Completions: ``ChatCompletionChunk`` items, ``ChatCompletion`` snapshots."""
+
+    cast_to = ChatCompletionChunk
+
+    def present(self, item: Any) -> ChatCompletionChunk:
+        raw: bytes = item._raw
+        try:
+            chunk: ChatCompletionChunk = _chunk.validate_json(raw)
+        except pydantic.ValidationError:
+            chunk = self._lenient(raw)
+        return chunk
+
+    def snapshot(self, core: StreamCore) -> ChatCompletion:
+        return chat_completion(core.accumulator.snapshot())
+
+
+class ResponsesFace(_Face):
+    """Responses: openai's stream event types, ``Response`` snapshots.
+
+    The latest whole ``response`` an event carried is kept as openai's object, so a
+    snapshot has every field the server sent (instructions, tools, ...); its output
+    is the accumulated one.
+    """
+
+    cast_to = ResponseStreamEvent
+
+    def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, response: httpx2.Response):
+        super().__init__(client, response)
+        self._latest: Response | None = None
+
+    def present(self, item: Any) -> Any:
+        raw: bytes = item._raw
+        try:
+            event = _event.validate_json(raw)
+        except pydantic.ValidationError:
+            event = self._lenient(raw)
+        whole = getattr(event, "response", None)
+        if isinstance(whole, Response):
+            self._latest = whole
+        return event
+
+    def snapshot(self, core: StreamCore) -> Response | None:
+        native = core.accumulator.snapshot()
+        if native is None:
+            return None
+        output = [construct_type(type_=ResponseOutputItem, value=_item(i)) for i in native.output]
+        latest = self._latest
+        if latest is None or latest.id != native.id:
+            data = plain(native)
+            data["output"] = output
+            return cast(Response, construct_type(type_=Response, value=data))
+        return latest.model_copy(update={"output": output})
+
+
+def chat_completion(native: Any) -> ChatCompletion:
+    """openai's ``ChatCompletion`` for the engine's, built leniently as openai builds a
+    streamed snapshot (a partial one has no finish reason yet)."""
+    data = plain(native)
+    for choice in data["choices"]:
+        message = choice["message"]
+        for name in _EXTRA_MESSAGE_FIELDS:
+            if message.get(name) is None:
+                message.pop(name, None)
+    return cast(ChatCompletion, construct_type(type_=ChatCompletion, value=data))
+
+
+def _item(native: Any) -> dict[str, Any]:
+    """An output item as sent: the engine's item type holds the fields of every kind,
+    so only those set are kept (text parts always have their annotations)."""
+    data: dict[str, Any] = msgspec.to_builtins(native)
+    for part in data.get("content") or ():
+        if isinstance(part, dict) and part.get("type") == "output_text":
+            part.setdefault("annotations", [])
+    return data
+
+
+def plain(value: Any) -> Any:
+    """The engine's object as JSON-like data, every field included (openai's models
+    need their required fields present, even when None)."""
+    if isinstance(value, msgspec.Struct):
+        return {name: plain(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value

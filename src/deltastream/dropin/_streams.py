@@ -1,0 +1,260 @@
+"""openai's ``Stream`` and ``AsyncStream``, run by deltastream's engine.
+
+They are what ``create(stream=True)`` returns on the drop-in clients (the clients hand
+openai's response machinery these classes in place of openai's own): instances of
+openai's stream classes, with openai's items, and every extra of the engine's streams
+(deadlines, ``.partial`` on errors, ``get_final_completion()``, ``metrics``,
+``tee()``, ``cancel()``, ``sse_events()``, automatic resume of background Responses
+streams).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+from urllib.parse import quote
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response, ResponseStreamEvent
+
+from ..engine._deadlines import Timeout
+from ..engine._http import aensure_event_stream, ensure_event_stream
+from ..engine._protocol import ChunkStream, ResponseEventStream, StreamCore
+from ..engine._streams import BaseAsyncStream, BaseStream
+from ._faces import ChatFace, ResponsesFace, _Face
+
+__all__ = ["AsyncStream", "Stream", "engine_stream_class"]
+
+T = TypeVar("T")
+
+_RETRIEVE = re.compile(r"^/?responses/([^/?]+)$")
+
+
+class Stream(BaseStream[T], openai.Stream[T]):
+    """A streamed response, iterated synchronously: openai's ``Stream``, on the engine."""
+
+    _core_type: type[StreamCore]
+    _face_type: type[_Face]
+
+    def __init__(
+        self,
+        *,
+        cast_to: type[T],
+        response: httpx2.Response,
+        client: openai.OpenAI,
+        options: Any = None,
+    ) -> None:
+        self._cast_to = cast_to
+        self._client = client
+        self._options = options
+        face = self._face_type(client, response)
+        resumable, response_id = _resumable(options)
+        resume: Callable[[str, int], httpx2.Response] | None = None
+        if resumable:
+
+            def resume(response_id: str, after: int) -> httpx2.Response:
+                return ensure_event_stream(
+                    client.get(
+                        _path(response_id),
+                        cast_to=httpx2.Response,
+                        options=_resume_options(options, after),
+                        stream=True,
+                    )
+                )
+
+        BaseStream.__init__(
+            self,
+            response,
+            timeout=_timeout(client, options),
+            core=self._core_type,
+            face=face,
+            resume=resume,
+            max_resumes=_max_retries(client, options),
+            response_id=response_id,
+        )
+
+
+class AsyncStream(BaseAsyncStream[T], openai.AsyncStream[T]):
+    """A streamed response, iterated with ``async for``: openai's ``AsyncStream``, on
+    the engine."""
+
+    _core_type: type[StreamCore]
+    _face_type: type[_Face]
+
+    def __init__(
+        self,
+        *,
+        cast_to: type[T],
+        response: httpx2.Response,
+        client: openai.AsyncOpenAI,
+        options: Any = None,
+    ) -> None:
+        self._cast_to = cast_to
+        self._client = client
+        self._options = options
+        face = self._face_type(client, response)
+        resumable, response_id = _resumable(options)
+        resume: Callable[[str, int], Awaitable[httpx2.Response]] | None = None
+        if resumable:
+
+            async def resume(response_id: str, after: int) -> httpx2.Response:
+                response = await client.get(
+                    _path(response_id),
+                    cast_to=httpx2.Response,
+                    options=_resume_options(options, after),
+                    stream=True,
+                )
+                return await aensure_event_stream(response)
+
+        BaseAsyncStream.__init__(
+            self,
+            response,
+            timeout=_timeout(client, options),
+            core=self._core_type,
+            face=face,
+            resume=resume,
+            max_resumes=_max_retries(client, options),
+            response_id=response_id,
+        )
+
+
+class ChatCompletionChunkStream(Stream[ChatCompletionChunk], openai.Stream[ChatCompletionChunk]):
+    """``create(stream=True)`` of Chat Completions. (openai's class is named among the
+    bases again: openai finds the item type of a stream class in its direct bases.)"""
+
+    _core_type = ChunkStream
+    _face_type = ChatFace
+
+    @property
+    def current_snapshot(self) -> ChatCompletion:
+        """The completion accumulated from the chunks received so far."""
+        return cast(ChatCompletion, self._core.snapshot())
+
+    def get_final_completion(self) -> ChatCompletion:
+        """Consume the rest of the stream; the accumulated completion."""
+        self.until_done()
+        return self.current_snapshot
+
+
+class AsyncChatCompletionChunkStream(
+    AsyncStream[ChatCompletionChunk], openai.AsyncStream[ChatCompletionChunk]
+):
+    """``create(stream=True)`` of Chat Completions, async."""
+
+    _core_type = ChunkStream
+    _face_type = ChatFace
+
+    @property
+    def current_snapshot(self) -> ChatCompletion:
+        """See :attr:`ChatCompletionChunkStream.current_snapshot`."""
+        return cast(ChatCompletion, self._core.snapshot())
+
+    async def get_final_completion(self) -> ChatCompletion:
+        """See :meth:`ChatCompletionChunkStream.get_final_completion`."""
+        await self.until_done()
+        return self.current_snapshot
+
+
+class ResponseEventsStream(Stream[ResponseStreamEvent], openai.Stream[ResponseStreamEvent]):
+    """``create(stream=True)`` and ``retrieve(stream=True)`` of Responses."""
+
+    _core_type = ResponseEventStream
+    _face_type = ResponsesFace
+
+    @property
+    def current_response(self) -> Response | None:
+        """The response accumulated from the events received so far."""
+        return cast("Response | None", self._core.snapshot())
+
+    def get_final_response(self) -> Response | None:
+        """Consume the rest of the stream; the accumulated response."""
+        self.until_done()
+        return self.current_response
+
+
+class AsyncResponseEventsStream(
+    AsyncStream[ResponseStreamEvent], openai.AsyncStream[ResponseStreamEvent]
+):
+    """``create(stream=True)`` and ``retrieve(stream=True)`` of Responses, async."""
+
+    _core_type = ResponseEventStream
+    _face_type = ResponsesFace
+
+    @property
+    def current_response(self) -> Response | None:
+        """See :attr:`ResponseEventsStream.current_response`."""
+        return cast("Response | None", self._core.snapshot())
+
+    async def get_final_response(self) -> Response | None:
+        """See :meth:`ResponseEventsStream.get_final_response`."""
+        await self.until_done()
+        return self.current_response
+
+
+_SYNC: dict[Any, type[Stream[Any]]] = {
+    ChatCompletionChunk: ChatCompletionChunkStream,
+    ResponseStreamEvent: ResponseEventsStream,
+}
+_ASYNC: dict[Any, type[AsyncStream[Any]]] = {
+    ChatCompletionChunk: AsyncChatCompletionChunkStream,
+    ResponseStreamEvent: AsyncResponseEventsStream,
+}
+
+
+def engine_stream_class(stream_cls: Any) -> type[Any] | None:
+    """The engine's class for openai's ``Stream[X]`` / ``AsyncStream[X]``, when the
+    engine speaks X's protocol (chat chunks, Responses events); None otherwise (the
+    request then streams as openai streams it)."""
+    origin = getattr(stream_cls, "__origin__", None)
+    args: tuple[Any, ...] = getattr(stream_cls, "__args__", ())
+    if len(args) != 1:
+        return None
+    if origin is openai.Stream:
+        return _SYNC.get(args[0])
+    if origin is openai.AsyncStream:
+        return _ASYNC.get(args[0])
+    return None
+
+
+def _timeout(client: Any, options: Any) -> Timeout:
+    value = getattr(options, "timeout", None)
+    if value is None or isinstance(value, openai.NotGiven):
+        value = client.timeout
+    return Timeout.of(value)
+
+
+def _max_retries(client: Any, options: Any) -> int:
+    if options is None:
+        return int(client.max_retries)
+    return int(options.get_max_retries(client.max_retries))
+
+
+def _resumable(options: Any) -> tuple[bool, str | None]:
+    """Whether the request streams a stored (background) response, which can be
+    streamed again from a cursor; and its id, when the request names it."""
+    if options is None:
+        return False, None
+    if options.method.lower() == "get":
+        match = _RETRIEVE.match(options.url)
+        return (True, match.group(1)) if match else (False, None)
+    body = options.json_data
+    background = isinstance(body, dict) and body.get("background") is True
+    return background and options.url.strip("/") == "responses", None
+
+
+def _path(response_id: str) -> str:
+    return f"/responses/{quote(response_id, safe='')}"
+
+
+def _resume_options(options: Any, after: int) -> Any:
+    headers = options.headers if isinstance(options.headers, dict) else {}
+    params = {**(options.params or {}), "stream": "true", "starting_after": after}
+    resumed: dict[str, Any] = {"params": params, "headers": headers}
+    if not isinstance(options.max_retries, openai.NotGiven):
+        resumed["max_retries"] = options.max_retries
+    if not isinstance(options.timeout, openai.NotGiven):
+        resumed["timeout"] = options.timeout
+    return resumed
