@@ -20,6 +20,7 @@ as they are (the native face). Rules that keep both faces exact:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import httpx2
@@ -124,8 +125,10 @@ class StreamCore:
     def _hand_pending(self, item: Any) -> None:
         self.accumulator.add(self.pending.popleft())
 
-    def feed(self, data: bytes) -> list[Any]:
-        """The items this data completed (presented by the face, if there is one)."""
+    def feed(self, data: bytes) -> Iterable[Any]:
+        """The items this data completed (presented by the face, if there is one: then
+        lazily, one at a time as they are iterated, so that a read's worth of the
+        face's objects is never alive at once; ``fed`` holds the engine's items)."""
         try:
             events = self.sse.feed(data)
         except EventTooLargeError as exc:
@@ -139,14 +142,13 @@ class StreamCore:
             return items
         return self._out(self._chunks(events))
 
-    def _out(self, items: list[Any]) -> list[Any]:
+    def _out(self, items: list[Any]) -> Iterable[Any]:
         self.fed = items
         face = self.face
         if face is None or not items:
             return items
         self.pending.extend(items)
-        present = face.present
-        return [present(item) for item in items]
+        return map(face.present, items)
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[Any]:
         raise NotImplementedError

@@ -27,6 +27,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Generator,
+    Iterable,
     Iterator,
 )
 from types import TracebackType
@@ -274,11 +275,12 @@ class BaseStream(_StreamBase[T]):
         try:
             try:
                 for data in body:
-                    items: list[Any] = core.feed(data)
+                    items: Iterable[Any] = core.feed(data)
+                    fed = len(core.fed)
                     now = time.monotonic()
-                    if items or any_bytes:
+                    if fed or any_bytes:
                         watch.progress(now)
-                    metrics.on_read(now, len(data), len(items))
+                    metrics.on_read(now, len(data), fed)
                     if metrics.first_token_at is None and core.carries_token():
                         metrics.first_token_at = now
                     for item in items:
@@ -316,11 +318,12 @@ class BaseStream(_StreamBase[T]):
                 body = iter_body(self.response)
                 try:
                     for data in body:
-                        items: list[Any] = core.feed(data)
+                        items: Iterable[Any] = core.feed(data)
+                        fed = len(core.fed)
                         now = time.monotonic()
-                        if items or any_bytes:
+                        if fed or any_bytes:
                             watch.progress(now)
-                        metrics.on_read(now, len(data), len(items))
+                        metrics.on_read(now, len(data), fed)
                         if metrics.first_token_at is None and core.carries_token():
                             metrics.first_token_at = now
                         for item in items:
@@ -469,11 +472,12 @@ class BaseAsyncStream(_StreamBase[T]):
         try:
             try:
                 async for data in body:
-                    items: list[Any] = core.feed(data)
+                    items: Iterable[Any] = core.feed(data)
+                    fed = len(core.fed)
                     now = time.monotonic()
-                    if items or any_bytes:
+                    if fed or any_bytes:
                         watch.progress(now)
-                    metrics.on_read(now, len(data), len(items))
+                    metrics.on_read(now, len(data), fed)
                     if metrics.first_token_at is None and core.carries_token():
                         metrics.first_token_at = now
                     for item in items:
@@ -510,11 +514,12 @@ class BaseAsyncStream(_StreamBase[T]):
                 body = aiter_body(self.response)
                 try:
                     async for data in body:
-                        items: list[Any] = core.feed(data)
+                        items: Iterable[Any] = core.feed(data)
+                        fed = len(core.fed)
                         now = time.monotonic()
-                        if items or any_bytes:
+                        if fed or any_bytes:
                             watch.progress(now)
-                        metrics.on_read(now, len(data), len(items))
+                        metrics.on_read(now, len(data), fed)
                         if metrics.first_token_at is None and core.carries_token():
                             metrics.first_token_at = now
                         for item in items:
