@@ -339,7 +339,7 @@ def test_chunk_stream_raises_only_typed_errors(
     failure: APIError | None = None
     try:
         for piece in split(body, cuts):
-            received += len(core.feed(piece))
+            received += len(list(core.feed(piece)))
             if core.done:
                 break
         core.end(require_done=require_done)
