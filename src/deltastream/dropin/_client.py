@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import httpx2
 import openai
+from openai._base_client import AsyncHttpxClientWrapper, SyncHttpxClientWrapper
 
 from ..engine._deadlines import DEFAULT_TIMEOUT
 from ..engine._errors import APIError as EngineAPIError
@@ -68,78 +69,83 @@ def _accepts(cls: type[Any], name: str) -> bool:
     return name in inspect.signature(cls.__init__).parameters
 
 
-def _engine_kwargs(kwargs: dict[str, Any]) -> dict[str, Any] | None:
-    """The engine's stream class in place of openai's, when the engine speaks its
-    protocol; None to leave the call to openai."""
+def _stamp(request: httpx2.Request) -> None:
+    """When the request was sent: where its stream's deadlines count from."""
+    request.extensions[_SENT_AT] = time.monotonic()
+
+
+def _engine_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], httpx2.Response | None]:
+    """``_process_response``'s arguments with the engine's stream class in place of
+    openai's when the engine speaks its protocol, and the response whose content type
+    must be checked (None when the call is left to openai as it is)."""
     if not kwargs.get("stream"):
-        return None
+        return kwargs, None
     stream_cls = engine_stream_class(kwargs.get("stream_cls"))
     if stream_cls is None:
-        return None
+        return kwargs, None
     response: httpx2.Response = kwargs["response"]
     response.extensions["sent_at"] = response.request.extensions.get(_SENT_AT, time.monotonic())
     response.extensions["retries"] = kwargs.get("retries_taken", 0)
-    return {**kwargs, "stream_cls": stream_cls}
+    # A with_raw_response / with_streaming_response call reads the body as it likes.
+    raw = response.request.headers.get(_RAW_RESPONSE_HEADER) is not None
+    return {**kwargs, "stream_cls": stream_cls}, None if raw else response
 
 
-def _is_raw(response: httpx2.Response) -> bool:
-    """A ``with_raw_response`` / ``with_streaming_response`` call: the caller reads the
-    response as it likes, so its content type is not checked here."""
-    return response.request.headers.get(_RAW_RESPONSE_HEADER) is not None
+def _sync_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs, check = _engine_kwargs(kwargs)
+    if check is not None:
+        try:
+            ensure_event_stream(check)
+        except EngineAPIError as error:
+            raise translate(error, None, 0) from None
+    return kwargs
 
 
-def _content_type_error(error: EngineAPIError) -> BaseException:
-    return translate(error, None, 0)
+async def _async_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs, check = _engine_kwargs(kwargs)
+    if check is not None:
+        try:
+            await aensure_event_stream(check)
+        except EngineAPIError as error:
+            raise translate(error, None, 0) from None
+    return kwargs
 
 
 class SyncEngine:
     """Streams of an ``openai.OpenAI`` (or subclass) on deltastream's engine."""
 
+    __slots__ = ()
+    _deltastream_engine = True
+
     def _prepare_request(self, request: httpx2.Request) -> None:
         super()._prepare_request(request)  # type: ignore[misc]
-        request.extensions[_SENT_AT] = time.monotonic()
+        _stamp(request)
 
     def _process_response(self, **kwargs: Any) -> Any:
-        engine = _engine_kwargs(kwargs)
-        if engine is not None:
-            response = engine["response"]
-            if not _is_raw(response):
-                try:
-                    ensure_event_stream(response)
-                except EngineAPIError as error:
-                    raise _content_type_error(error) from None
-            kwargs = engine
-        return super()._process_response(**kwargs)  # type: ignore[misc]
+        return super()._process_response(**_sync_kwargs(kwargs))  # type: ignore[misc]
 
 
 class AsyncEngine:
     """Streams of an ``openai.AsyncOpenAI`` (or subclass) on deltastream's engine."""
 
+    __slots__ = ()
+    _deltastream_engine = True
+
     async def _prepare_request(self, request: httpx2.Request) -> None:
         await super()._prepare_request(request)  # type: ignore[misc]
-        request.extensions[_SENT_AT] = time.monotonic()
+        _stamp(request)
 
     async def _process_response(self, **kwargs: Any) -> Any:
-        engine = _engine_kwargs(kwargs)
-        if engine is not None:
-            response = engine["response"]
-            if not _is_raw(response):
-                try:
-                    await aensure_event_stream(response)
-                except EngineAPIError as error:
-                    raise _content_type_error(error) from None
-            kwargs = engine
-        return await super()._process_response(**kwargs)  # type: ignore[misc]
+        return await super()._process_response(**await _async_kwargs(kwargs))  # type: ignore[misc]
 
 
+# openai's own default HTTP clients (its defaults, closed when collected), on our transport.
 def _http_client() -> httpx2.Client:
-    return openai.DefaultHttpxClient(transport=HTTP11Transport(socket_options=_SOCKET_OPTIONS))
+    return SyncHttpxClientWrapper(transport=HTTP11Transport(socket_options=_SOCKET_OPTIONS))
 
 
 def _async_http_client() -> httpx2.AsyncClient:
-    return openai.DefaultAsyncHttpxClient(
-        transport=AsyncHTTP11Transport(socket_options=_SOCKET_OPTIONS)
-    )
+    return AsyncHttpxClientWrapper(transport=AsyncHTTP11Transport(socket_options=_SOCKET_OPTIONS))
 
 
 class OpenAI(SyncEngine, openai.OpenAI):
@@ -193,20 +199,51 @@ def accelerate(client: C) -> C:
 
     The client keeps its class's behaviour and its HTTP client (and so its transport,
     proxies and pool): only its streams change. Its class becomes a subclass of its
-    class with the engine's mixin, so ``isinstance`` checks still hold.
+    class, so ``isinstance`` checks still hold and ``copy()`` / ``with_options()``
+    give accelerated clients too.
     """
-    if isinstance(client, (SyncEngine, AsyncEngine)):
-        return client
-    if isinstance(client, openai.OpenAI):
-        mixin: type[Any] = SyncEngine
-    elif isinstance(client, openai.AsyncOpenAI):
-        mixin = AsyncEngine
-    else:
-        raise TypeError(f"accelerate() takes an openai.OpenAI or AsyncOpenAI, not {client!r}")
     cls = type(client)
+    if getattr(cls, "_deltastream_engine", False):
+        return client
+    if not isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)):
+        raise TypeError(f"accelerate() takes an openai.OpenAI or AsyncOpenAI, not {client!r}")
     accelerated = _accelerated.get(cls)
     if accelerated is None:
-        namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
-        accelerated = _accelerated[cls] = type(cls.__name__, (mixin, cls), namespace)
+        accelerated = _accelerated[cls] = _accelerated_class(cls)
     client.__class__ = accelerated
     return client
+
+
+def _accelerated_class(cls: type[Any]) -> type[Any]:
+    """``cls`` with the engine's two methods. (Not a mixin: CPython refuses to give an
+    object a class whose first base is not its own class's, when a Generic is among
+    the bases, as it is in openai's clients.)"""
+    methods: dict[str, Any]
+    if issubclass(cls, openai.AsyncOpenAI):
+
+        async def aprepare(self: Any, request: httpx2.Request) -> None:
+            await cls._prepare_request(self, request)
+            _stamp(request)
+
+        async def aprocess(self: Any, **kwargs: Any) -> Any:
+            return await cls._process_response(self, **await _async_kwargs(kwargs))
+
+        methods = {"_prepare_request": aprepare, "_process_response": aprocess}
+    else:
+
+        def prepare(self: Any, request: httpx2.Request) -> None:
+            cls._prepare_request(self, request)
+            _stamp(request)
+
+        def process(self: Any, **kwargs: Any) -> Any:
+            return cls._process_response(self, **_sync_kwargs(kwargs))
+
+        methods = {"_prepare_request": prepare, "_process_response": process}
+    namespace = {
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__slots__": (),
+        "_deltastream_engine": True,
+        **methods,
+    }
+    return type(cls.__name__, (cls,), namespace)

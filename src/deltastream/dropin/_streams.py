@@ -76,6 +76,27 @@ class Stream(BaseStream[T], openai.Stream[T]):
             response_id=response_id,
         )
 
+    @property
+    def current_snapshot(self) -> Any:
+        """The completion accumulated so far (openai's ``ChatCompletion``); on a Responses
+        stream, the ``Response`` (see :attr:`current_response`)."""
+        return self._core.snapshot()
+
+    @property
+    def current_response(self) -> Any:
+        """The response accumulated so far (openai's ``Response``; Responses streams)."""
+        return self._core.snapshot()
+
+    def get_final_completion(self) -> Any:
+        """Consume the rest of the stream; the accumulated ``ChatCompletion``."""
+        self.until_done()
+        return self._core.snapshot()
+
+    def get_final_response(self) -> Any:
+        """Consume the rest of a Responses stream; the accumulated ``Response``."""
+        self.until_done()
+        return self._core.snapshot()
+
 
 class AsyncStream(BaseAsyncStream[T], openai.AsyncStream[T]):
     """A streamed response, iterated with ``async for``: openai's ``AsyncStream``, on
@@ -119,6 +140,26 @@ class AsyncStream(BaseAsyncStream[T], openai.AsyncStream[T]):
             max_resumes=_max_retries(client, options),
             response_id=response_id,
         )
+
+    @property
+    def current_snapshot(self) -> Any:
+        """See :attr:`Stream.current_snapshot`."""
+        return self._core.snapshot()
+
+    @property
+    def current_response(self) -> Any:
+        """See :attr:`Stream.current_response`."""
+        return self._core.snapshot()
+
+    async def get_final_completion(self) -> Any:
+        """See :meth:`Stream.get_final_completion`."""
+        await self.until_done()
+        return self._core.snapshot()
+
+    async def get_final_response(self) -> Any:
+        """See :meth:`Stream.get_final_response`."""
+        await self.until_done()
+        return self._core.snapshot()
 
 
 class ChatCompletionChunkStream(Stream[ChatCompletionChunk], openai.Stream[ChatCompletionChunk]):
