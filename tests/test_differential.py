@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
+import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,10 +38,12 @@ from openai import LengthFinishReasonError
 from openai._models import construct_type
 from openai._streaming import SSEDecoder as OpenAISSEDecoder
 from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletion as OpenAICompletion
 from openai.types.chat import ChatCompletionChunk as OpenAIChunk
 
 import deltastream
 import deltastream.native
+from deltastream.dropin._faces import ChatFace
 from deltastream.engine._protocol import ChunkStream
 from deltastream.engine.types import ChatCompletion
 
@@ -326,7 +329,8 @@ def openai_state(datas: list[str]) -> ChatCompletionStreamState[Any]:
 # -- comparing ------------------------------------------------------------------------
 
 
-def summary_of_ours(final: ChatCompletion) -> dict[str, Any]:
+def summary_of_ours(final_: ChatCompletion | OpenAICompletion) -> dict[str, Any]:
+    final: Any = final_  # either face's completion: the same attribute names
     choices = {}
     for choice in final.choices:
         message = choice.message
@@ -414,6 +418,40 @@ def test_deltastream_accumulates_like_openai_python(stream: StreamPlan) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         theirs = openai_state(datas)
+    assert summary_of_ours(ours) == summary_of_theirs(theirs)
+
+
+def dropin_result(pieces: list[bytes]) -> tuple[list[Any], Any]:
+    """The same bytes through the drop-in's face: openai's chunks and snapshot."""
+    request = httpx2.Request("POST", "http://differential/v1/chat/completions")
+    response = httpx2.Response(200, request=request)
+    client = openai.OpenAI(api_key="sk-differential", base_url="http://differential/v1")
+    core = ChunkStream(response, face=ChatFace(client, response))
+    chunks = [chunk for piece in pieces for chunk in core.feed(piece)]
+    core.end()
+    return chunks, core.snapshot()
+
+
+@settings(
+    max_examples=int(os.environ.get("DELTASTREAM_DIFFERENTIAL_EXAMPLES", "300")) // 3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(streams())
+def test_the_drop_in_hands_out_and_accumulates_what_openai_python_does(
+    stream: StreamPlan,
+) -> None:
+    chunks, ours = dropin_result(stream.pieces)
+    datas = list(openai_events(stream.pieces))
+    theirs_chunks: list[Any] = [
+        construct_type(type_=OpenAIChunk, value=json.loads(d)) for d in datas
+    ]
+    assert all(type(chunk) is OpenAIChunk for chunk in chunks)
+    assert [c.model_dump() for c in chunks] == [c.model_dump() for c in theirs_chunks]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        theirs = openai_state(datas)
+    assert isinstance(ours, OpenAICompletion)
     assert summary_of_ours(ours) == summary_of_theirs(theirs)
 
 
