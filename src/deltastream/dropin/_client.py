@@ -20,17 +20,21 @@ import inspect
 import os
 import socket
 import time
+from functools import cached_property
 from typing import Any, TypeVar
 
 import httpx2
 import openai
 from openai._base_client import AsyncHttpxClientWrapper, SyncHttpxClientWrapper
+from openai.resources.chat import AsyncChat, Chat
+from openai.resources.responses import AsyncResponses, Responses
 
 from ..engine._deadlines import DEFAULT_TIMEOUT
 from ..engine._errors import APIError as EngineAPIError
 from ..engine._http import aensure_event_stream, ensure_event_stream
 from ..transport import AsyncHTTP11Transport, HTTP11Transport
 from ._errors import translate
+from ._helpers import AsyncChatResource, AsyncResponsesResource, ChatResource, ResponsesResource
 from ._streams import engine_stream_class
 
 __all__ = ["AsyncAzureOpenAI", "AsyncOpenAI", "AzureOpenAI", "OpenAI", "accelerate"]
@@ -51,7 +55,8 @@ def _prepare(kwargs: dict[str, Any], cls: type[Any], http_client: Any) -> dict[s
     if kwargs.get("http_client") is None:
         kwargs["http_client"] = http_client
     if _keyless(kwargs) and _accepts(cls, "_enforce_credentials"):
-        kwargs.setdefault("_enforce_credentials", False)
+        # (openai's copy() passes True unless told otherwise: a copy is keyless too.)
+        kwargs["_enforce_credentials"] = False
     return kwargs
 
 
@@ -117,6 +122,14 @@ class SyncEngine:
     __slots__ = ()
     _deltastream_engine = True
 
+    @cached_property
+    def chat(self) -> Chat:
+        return ChatResource(self)  # type: ignore[arg-type]
+
+    @cached_property
+    def responses(self) -> Responses:
+        return ResponsesResource(self)  # type: ignore[arg-type]
+
     def _prepare_request(self, request: httpx2.Request) -> None:
         super()._prepare_request(request)  # type: ignore[misc]
         _stamp(request)
@@ -130,6 +143,14 @@ class AsyncEngine:
 
     __slots__ = ()
     _deltastream_engine = True
+
+    @cached_property
+    def chat(self) -> AsyncChat:
+        return AsyncChatResource(self)  # type: ignore[arg-type]
+
+    @cached_property
+    def responses(self) -> AsyncResponses:
+        return AsyncResponsesResource(self)  # type: ignore[arg-type]
 
     async def _prepare_request(self, request: httpx2.Request) -> None:
         await super()._prepare_request(request)  # type: ignore[misc]
@@ -211,6 +232,8 @@ def accelerate(client: C) -> C:
     if accelerated is None:
         accelerated = _accelerated[cls] = _accelerated_class(cls)
     client.__class__ = accelerated
+    for name in ("chat", "responses"):  # built already: built again, with the extras
+        vars(client).pop(name, None)
     return client
 
 
@@ -228,7 +251,12 @@ def _accelerated_class(cls: type[Any]) -> type[Any]:
         async def aprocess(self: Any, **kwargs: Any) -> Any:
             return await cls._process_response(self, **await _async_kwargs(kwargs))
 
-        methods = {"_prepare_request": aprepare, "_process_response": aprocess}
+        methods = {
+            "_prepare_request": aprepare,
+            "_process_response": aprocess,
+            "chat": AsyncEngine.__dict__["chat"],
+            "responses": AsyncEngine.__dict__["responses"],
+        }
     else:
 
         def prepare(self: Any, request: httpx2.Request) -> None:
@@ -238,7 +266,12 @@ def _accelerated_class(cls: type[Any]) -> type[Any]:
         def process(self: Any, **kwargs: Any) -> Any:
             return cls._process_response(self, **_sync_kwargs(kwargs))
 
-        methods = {"_prepare_request": prepare, "_process_response": process}
+        methods = {
+            "_prepare_request": prepare,
+            "_process_response": process,
+            "chat": SyncEngine.__dict__["chat"],
+            "responses": SyncEngine.__dict__["responses"],
+        }
     namespace = {
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
