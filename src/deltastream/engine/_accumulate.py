@@ -36,6 +36,38 @@ from .types.chat import (
 
 __all__ = ["ChatAccumulator", "ResponseAccumulator"]
 
+_BLOCK = 256  # deltas joined into one string as they come: memory stays near the text's
+
+
+class Text:
+    """Text that arrives in pieces. The pieces are joined a block at a time, so a
+    stream of a million one-character deltas holds about a million characters, not a
+    million string objects; and once more when the whole is read."""
+
+    __slots__ = ("blocks", "recent")
+
+    def __init__(self, first: str) -> None:
+        self.blocks: list[str] = []
+        self.recent: list[str] = [first]
+
+    def add(self, piece: str) -> None:
+        recent = self.recent
+        recent.append(piece)
+        if len(recent) >= _BLOCK:
+            self.compact()
+
+    def compact(self) -> None:
+        self.blocks.append("".join(self.recent))
+        self.recent.clear()
+
+    def value(self) -> str:
+        if self.recent:
+            self.compact()
+        blocks = self.blocks
+        if len(blocks) > 1:
+            blocks[:] = ["".join(blocks)]  # read again later: join once, not every time
+        return blocks[0]
+
 
 class _ToolCallState:
     __slots__ = ("arguments", "id", "name", "type")
@@ -44,13 +76,16 @@ class _ToolCallState:
         self.id: str | None = None
         self.type: str | None = None
         self.name: str | None = None
-        self.arguments: list[str] = []
+        self.arguments: Text | None = None
+
+    def arguments_text(self) -> str:
+        return "" if self.arguments is None else self.arguments.value()
 
     def build(self) -> ChatCompletionMessageToolCall:
         return ChatCompletionMessageToolCall(
             id=self.id or "",
             type=self.type or "function",
-            function=Function(name=self.name or "", arguments="".join(self.arguments)),
+            function=Function(name=self.name or "", arguments=self.arguments_text()),
         )
 
 
@@ -75,17 +110,17 @@ class _ChoiceState:
     def __init__(self, index: int) -> None:
         self.index = index
         self.role: str | None = None
-        self.content: list[str] | None = None
-        self.refusal: list[str] | None = None
-        self.reasoning_content: list[str] | None = None
-        self.reasoning: list[str] | None = None
-        self.thinking: list[str] | None = None
+        self.content: Text | None = None
+        self.refusal: Text | None = None
+        self.reasoning_content: Text | None = None
+        self.reasoning: Text | None = None
+        self.thinking: Text | None = None
         self.tool_calls: dict[int, _ToolCallState] = {}
         # (tool index, argument fragment) of the last delta that carried tool calls,
         # with indexes as resolved here (some servers send none).
         self.recent_tool_deltas: list[tuple[int, str]] = []
         self.function_name: str | None = None
-        self.function_args: list[str] | None = None
+        self.function_args: Text | None = None
         self.finish_reason: str | None = None
         self.logprobs_content: list[TokenLogprob] | None = None
         self.logprobs_refusal: list[TokenLogprob] | None = None
@@ -131,7 +166,10 @@ class _ChoiceState:
             if function.name and state.name is None:
                 state.name = function.name
             if function.arguments:
-                state.arguments.append(function.arguments)
+                if state.arguments is None:
+                    state.arguments = Text(function.arguments)
+                else:
+                    state.arguments.add(function.arguments)
                 return index, function.arguments
         return index, ""
 
@@ -212,10 +250,14 @@ class ChatAccumulator:
             delta = choice.delta
             content = delta.content
             if content is not None:
-                if state.content is None:
-                    state.content = [content]
+                text = state.content
+                if text is None:
+                    state.content = Text(content)
                 else:
-                    state.content.append(content)
+                    recent = text.recent  # Text.add, inlined: this runs for every token
+                    recent.append(content)
+                    if len(recent) >= _BLOCK:
+                        text.compact()
                 # Most deltas carry content and nothing else but a role: skip the rest.
                 if (
                     delta.tool_calls is None
@@ -254,16 +296,12 @@ class ChatAccumulator:
         return _join(state.content) or "" if state is not None else ""
 
 
-def _append(parts: list[str] | None, value: str) -> list[str]:
-    if parts is None:
-        return [value]
-    parts.append(value)
-    return parts
+def _append(text: Text | None, value: str) -> Text:
+    if text is None:
+        return Text(value)
+    text.add(value)
+    return text
 
 
-def _join(parts: list[str] | None) -> str | None:
-    if parts is None:
-        return None
-    if len(parts) > 1:
-        parts[:] = ["".join(parts)]  # keep snapshots linear: join once, not every time
-    return parts[0]
+def _join(text: Text | None) -> str | None:
+    return None if text is None else text.value()

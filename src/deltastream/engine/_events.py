@@ -87,7 +87,7 @@ class ToolCallArgumentsDeltaEvent:
     @property
     def arguments(self) -> str:
         """The argument text so far."""
-        return "".join(self._call.arguments)
+        return self._call.arguments_text()
 
     @property
     def partial_arguments(self) -> Any:
@@ -180,7 +180,7 @@ class EventBuilder:
             call = state.tool_calls[tool_index]
             out.append(
                 ToolCallArgumentsDoneEvent(
-                    index, tool_index, call.id or "", call.name or "", "".join(call.arguments)
+                    index, tool_index, call.id or "", call.name or "", call.arguments_text()
                 )
             )
         return out

@@ -86,7 +86,6 @@ class StreamCore:
         "accumulate",
         "accumulator",
         "done",
-        "events_received",
         "face",
         "failure",
         "fed",
@@ -111,7 +110,6 @@ class StreamCore:
         self.sse = SSEDecoder(max_event_size)
         self.accumulate = accumulate
         self.done = False
-        self.events_received = 0
         self.failure: APIError | None = None
         self.face = face
         self.fed: list[Any] = []  # the engine's items of the last feed
@@ -156,6 +154,13 @@ class StreamCore:
     def carries_token(self) -> bool:
         """Whether any item of the last feed carries generated output (time to first
         token)."""
+        raise NotImplementedError
+
+    @property
+    def events_received(self) -> int:
+        """Events handed over (accumulated) so far: not those decoded and never handed
+        over (the consumer stopped, or an error came first), nor those a resumed
+        stream sent again."""
         raise NotImplementedError
 
     def snapshot(self) -> Any:
@@ -224,7 +229,6 @@ class ChunkStream(StreamCore):
                     raise error from None
                 if chunk._error is not None or event.event == "error":
                     self._check_error(event)
-                self.events_received += 1
                 if accumulate:
                     add(chunk)
                 chunks.append(chunk)
@@ -233,6 +237,10 @@ class ChunkStream(StreamCore):
                 raise self.fail(error) from None
             self.failure = error  # the shell hands `chunks` over first, then raises it
         return chunks
+
+    @property
+    def events_received(self) -> int:
+        return self.accumulator.chunks
 
     def carries_token(self) -> bool:
         for chunk in self.fed:
@@ -307,7 +315,6 @@ class ResponseEventStream(StreamCore):
                         raise StreamGapError(request=request, expected=last + 1, received=seq)
                     if last is None or seq > last:
                         self.last_sequence = seq
-                self.events_received += 1
                 if accumulate:
                     add(item)
                 items.append(item)
@@ -322,6 +329,10 @@ class ResponseEventStream(StreamCore):
                 raise self.fail(error) from None
             self.failure = error  # the shell hands `items` over first, then raises it
         return items
+
+    @property
+    def events_received(self) -> int:
+        return self.accumulator.events
 
     def carries_token(self) -> bool:
         return any(type(item) in _TOKEN_EVENTS for item in self.fed)

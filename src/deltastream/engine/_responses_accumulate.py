@@ -137,9 +137,10 @@ def _merge_summary(
 class ResponseAccumulator:
     """Builds the final :class:`Response` from its stream events, in linear time."""
 
-    __slots__ = ("_by_id", "_handlers", "_items", "error", "response")
+    __slots__ = ("_by_id", "_handlers", "_items", "error", "events", "response")
 
     def __init__(self) -> None:
+        self.events = 0  # added so far
         self.response: Response | None = None  # the latest whole response received
         self.error: ResponseErrorEvent | None = None
         self._items: dict[int, _Item] = {}
@@ -169,6 +170,7 @@ class ResponseAccumulator:
         self._handlers = handlers
 
     def add(self, event: ResponseStreamEvent) -> None:
+        self.events += 1
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
