@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from deltastream.server._errors import APIError
-from deltastream.server._llama import LlamaBackend, ModelNotFound, Overloaded, find_model
+from deltastream.server.backends.llama import LlamaBackend, ModelNotFound, Overloaded, find_model
 
 from ._sse import Event, chat_body, parse_sse
 

@@ -19,7 +19,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from deltastream.server import add_serve_arguments, create_app, run_in_thread, run_serve
-from deltastream.server._compose import compose_reply
+from deltastream.server.backends._compose import compose_reply
 
 from ._sse import chat_body, parse_sse
 from .test_chat import WEATHER_TOOL

@@ -31,12 +31,12 @@ from ._body import BodyItem, apply_faults, rechunk
 from ._connections import ServerStats
 from ._errors import APIError, error_response
 from ._faults import AttemptCounter, FaultParseError, Faults, parse_faults
-from ._llama import LlamaBackend, ModelNotFound, Overloaded
+from .backends.llama import LlamaBackend, ModelNotFound, Overloaded
 from ._pace import Pace, paced, parse_replay_pace
-from ._proxy import Upstream, is_event_stream
-from ._replay import ReplayLibrary
+from .backends.proxy import Upstream, is_event_stream
+from .backends.replay import ReplayLibrary
 from ._respond import StreamResponse
-from ._scripted import completion, completion_delay, plan_reply, stream_events
+from .backends.scripted import completion, completion_delay, plan_reply, stream_events
 from ._validate import parse_json_body, validate_chat_request
 from ._wire import EVENT_STREAM, encode_json
 

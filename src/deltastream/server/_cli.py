@@ -7,7 +7,7 @@ import importlib.util
 import sys
 
 from ._faults import FaultParseError, parse_faults
-from ._llama import ModelNotFound, find_model
+from .backends.llama import ModelNotFound, find_model
 from ._pace import parse_replay_pace
 from ._thread import serve
 

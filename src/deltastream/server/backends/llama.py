@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ._errors import APIError
-from ._wire import DONE, ChunkFactory, sse_event, usage
+from .._errors import APIError
+from .._wire import DONE, ChunkFactory, sse_event, usage
 
 __all__ = ["LlamaBackend", "ModelNotFound", "Overloaded", "find_model"]
 

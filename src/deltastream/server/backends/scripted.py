@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ._body import Pause
+from .._body import Pause
 from ._compose import compose_reply, count_tokens, split_tokens, tool_result_reply
-from ._pace import Pace
+from .._pace import Pace
 from ._schema import example_arguments
-from ._validate import ChatRequest, Tool
-from ._wire import DONE, ChunkFactory, sse_event, stable_id, usage
+from .._validate import ChatRequest, Tool
+from .._wire import DONE, ChunkFactory, sse_event, stable_id, usage
 
 __all__ = ["Pace", "Reply", "completion", "plan_reply", "stream_events"]
 
