@@ -11,7 +11,7 @@ import pytest
 
 from ._sse import Event, chat_body, parse_sse
 
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,18 +28,21 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._access import AccessLog
-from ._body import BodyItem, apply_faults, rechunk
+from ._body import BodyItem, Pause, apply_faults, rechunk
+from ._chat import ChatRenderer, chat_completion, chat_stream
 from ._connections import ServerStats
 from ._errors import APIError, error_response
 from ._faults import AttemptCounter, FaultParseError, Faults, parse_faults
-from .backends.llama import LlamaBackend, ModelNotFound, Overloaded
 from ._pace import Pace, paced, parse_replay_pace
+from ._params import refuse_unsupported
+from ._pieces import Piece
+from ._respond import StreamResponse
+from ._validate import ChatRequest, parse_json_body, validate_chat_request
+from ._wire import EVENT_STREAM, ChunkFactory, encode_json, random_id
+from .backends import scripted
+from .backends.llama import LlamaBackend, ModelNotFound, Overloaded
 from .backends.proxy import Upstream, is_event_stream
 from .backends.replay import ReplayLibrary
-from ._respond import StreamResponse
-from .backends.scripted import completion, completion_delay, plan_reply, stream_events
-from ._validate import parse_json_body, validate_chat_request
-from ._wire import EVENT_STREAM, encode_json
 
 __all__ = ["CHUNK_SIZE_HEADER", "FAULT_HEADER", "create_app"]
 
@@ -150,8 +154,10 @@ class _Service:
         *,
         replay_pace: Pace | None = None,
         upstream: Upstream | None = None,
+        mirror_function_call: bool = True,
     ) -> None:
         self.backend = backend
+        self.mirror_function_call = mirror_function_call
         self.library = library
         self.llama = llama
         self.upstream = upstream
@@ -266,32 +272,31 @@ class _Service:
         body = parse_json_body(raw)
         chat = validate_chat_request(body)
         request.state.model = chat.model
+        refuse_unsupported(body, self.backend)
         self.fail_if_asked(faults, key)
-        if self.llama is not None:
-            return await self.llama_chat(request, body, chat.stream, faults)
-        reply = plan_reply(chat, raw)
+        factory, source = await self.generate(chat, raw)
+        renderer = ChatRenderer(chat, factory, mirror=self.mirror_function_call)
         if not chat.stream:
-            delay = completion_delay(reply, self.pace)
-            if delay:
-                await asyncio.sleep(delay)
-            return _json(completion(reply))
+            return _json(await chat_completion(renderer, source))
         if faults.content_type and "json" in faults.content_type:
-            return _json(completion(reply), media_type=faults.content_type)
-        return await self.stream(request, stream_events(reply, self.pace), faults)
+            return _json(await chat_completion(renderer, source), media_type=faults.content_type)
+        return await self.stream(request, chat_stream(renderer, source), faults)
 
-    async def llama_chat(
-        self, request: Request, body: dict[str, object], stream: bool, faults: Faults
-    ) -> Response:
-        assert self.llama is not None
+    async def generate(
+        self, chat: ChatRequest, raw: bytes
+    ) -> tuple[ChunkFactory, AsyncIterator[Piece | Pause]]:
+        """The reply's pieces, from the model or the script, and a chunk factory for them."""
+        if self.llama is None:
+            reply = scripted.plan_reply(chat, raw)
+            factory = ChunkFactory(reply.reply_id, reply.created, chat.model)
+            return factory, scripted.pieces(reply, self.pace)
+        factory = ChunkFactory(random_id("chatcmpl-"), int(time.time()), chat.model)
         try:
-            if not stream:
-                return _json(await self.llama.complete_chat(body))
-            source = await self.llama.start_stream(body)
+            return factory, await self.llama.start(chat)
         except Overloaded as exc:
             raise APIError(
                 429, str(exc), code="rate_limit_exceeded", headers={"retry-after": "1"}
             ) from None
-        return await self.stream(request, source, faults)
 
     async def replay(self, request: Request) -> Response:
         assert self.library is not None

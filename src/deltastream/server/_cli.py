@@ -7,9 +7,9 @@ import importlib.util
 import sys
 
 from ._faults import FaultParseError, parse_faults
-from .backends.llama import ModelNotFound, find_model
 from ._pace import parse_replay_pace
 from ._thread import serve
+from .backends.llama import ModelNotFound, find_model
 
 __all__ = ["add_serve_arguments", "run_serve"]
 

