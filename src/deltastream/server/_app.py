@@ -43,6 +43,7 @@ from .backends import scripted
 from .backends.llama import LlamaBackend, ModelNotFound, Overloaded
 from .backends.proxy import Upstream, is_event_stream
 from .backends.replay import ReplayLibrary
+from .responses import ResponsesAPI, ResponseStore
 
 __all__ = ["CHUNK_SIZE_HEADER", "FAULT_HEADER", "create_app"]
 
@@ -158,6 +159,7 @@ class _Service:
     ) -> None:
         self.backend = backend
         self.mirror_function_call = mirror_function_call
+        self.responses = ResponseStore()
         self.library = library
         self.llama = llama
         self.upstream = upstream
@@ -297,6 +299,9 @@ class _Service:
             raise APIError(
                 429, str(exc), code="rate_limit_exceeded", headers={"retry-after": "1"}
             ) from None
+
+    async def generate_pieces(self, chat: ChatRequest, raw: bytes) -> AsyncIterator[Piece | Pause]:
+        return (await self.generate(chat, raw))[1]
 
     async def replay(self, request: Request) -> Response:
         assert self.library is not None
@@ -454,10 +459,19 @@ def _starlette(service: _Service) -> Starlette:
         routes.append(Route("/{path:path}", _openai_errors(service.replay), methods=["POST"]))
     elif service.upstream is None:
         routes.append(Route("/v1/chat/completions", _openai_errors(service.chat), methods=["POST"]))
+        api = ResponsesAPI(service, service.generate_pieces, service.responses)
+        routes += [
+            Route("/v1/responses", _openai_errors(api.create), methods=["POST"]),
+            Route("/v1/responses/{response_id}", _openai_errors(api.retrieve), methods=["GET"]),
+            Route(
+                "/v1/responses/{response_id}/cancel", _openai_errors(api.cancel), methods=["POST"]
+            ),
+        ]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await service.responses.aclose()
         if service.upstream is not None:
             await service.upstream.aclose()
 
