@@ -384,6 +384,7 @@ def create_app(
     upstream: str | None = None,
     upstream_api_key: str | None = None,
     record_dir: str | Path | None = None,
+    legacy_function_call: bool = True,
 ) -> Starlette:
     """The local OpenAI-compatible server as an ASGI app.
 
@@ -399,6 +400,8 @@ def create_app(
     slow the scripted backend down to a chosen pace. A replay goes as fast as possible
     unless ``replay_pace`` (events per second, or ``"asfast"``) or else
     ``tokens_per_second`` sets its pace; ``first_token_ms`` delays its first event.
+    With ``legacy_function_call`` (the default), a call to the one function of a request
+    that offered exactly one is also carried in the legacy ``function_call`` fields.
     """
     library: ReplayLibrary | None = None
     llama: LlamaBackend | None = None
@@ -439,6 +442,7 @@ def create_app(
         llama,
         replay_pace=Pace(replay_pace or tokens_per_second, first_token_ms),
         upstream=proxy,
+        mirror_function_call=legacy_function_call,
     )
     return _starlette(service)
 
