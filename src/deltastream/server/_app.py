@@ -40,6 +40,7 @@ from ._respond import StreamResponse
 from ._validate import ChatRequest, parse_json_body, validate_chat_request
 from ._wire import EVENT_STREAM, ChunkFactory, encode_json, random_id
 from .backends import scripted
+from .backends._llama_gen import DEFAULT_MAX_TOKENS
 from .backends.llama import LlamaBackend, ModelNotFound, Overloaded
 from .backends.proxy import Upstream, is_event_stream
 from .backends.replay import ReplayLibrary
@@ -385,6 +386,7 @@ def create_app(
     upstream_api_key: str | None = None,
     record_dir: str | Path | None = None,
     legacy_function_call: bool = True,
+    default_max_tokens: int | None = None,
 ) -> Starlette:
     """The local OpenAI-compatible server as an ASGI app.
 
@@ -400,6 +402,7 @@ def create_app(
     slow the scripted backend down to a chosen pace. A replay goes as fast as possible
     unless ``replay_pace`` (events per second, or ``"asfast"``) or else
     ``tokens_per_second`` sets its pace; ``first_token_ms`` delays its first event.
+    ``default_max_tokens`` caps a llama reply whose request sets no limit (default 1024).
     With ``legacy_function_call`` (the default), a call to the one function of a request
     that offered exactly one is also carried in the legacy ``function_call`` fields.
     """
@@ -408,7 +411,12 @@ def create_app(
     proxy: Upstream | None = None
     if backend == "llama":
         try:
-            llama = LlamaBackend(model_path, max_concurrent=max_concurrent, queue_limit=queue_limit)
+            llama = LlamaBackend(
+                model_path,
+                max_concurrent=max_concurrent,
+                queue_limit=queue_limit,
+                default_max_tokens=default_max_tokens or DEFAULT_MAX_TOKENS,
+            )
             llama.load()
         except ModelNotFound as exc:  # an OSError: keep it apart from "cannot listen"
             raise ValueError(str(exc)) from None

@@ -80,6 +80,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-concurrent", type=int, default=1, help="llama: generations at once")
     parser.add_argument(
+        "--default-max-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="llama: tokens per reply when the request sets no limit (default 1024)",
+    )
+    parser.add_argument(
         "--queue-limit", type=int, default=8, help="llama: waiting requests before a 429"
     )
     parser.add_argument("--replay-dir", help="folder of recorded .sse files (replay backend)")
@@ -186,6 +193,7 @@ def run_serve(args: argparse.Namespace) -> int:
             record_dir=args.record_dir,
             access_log=args.access_log,
             legacy_function_call=args.legacy_function_call,
+            default_max_tokens=args.default_max_tokens,
         )
     except KeyboardInterrupt:
         # uvicorn re-raises the Ctrl+C it caught once it has shut down gracefully.

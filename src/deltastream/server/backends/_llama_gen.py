@@ -191,9 +191,12 @@ class Generation:
         request: ChatRequest,
         emit: Callable[[Piece], None],
         cancelled: threading.Event,
+        *,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         self.model = model
         self.request = request
+        self.default_max_tokens = default_max_tokens
         self.emit = emit
         self.cancelled = cancelled
         self.sent_tokens = 0
@@ -325,7 +328,7 @@ class Generation:
     def _limit(self, prompt: _Prompt) -> int:
         if self.request.max_tokens is not None:
             return self.request.max_tokens
-        return max(1, min(DEFAULT_MAX_TOKENS, N_CTX - len(prompt.tokens)))
+        return max(1, min(self.default_max_tokens, N_CTX - len(prompt.tokens)))
 
     def _decide(self, prompt: _Prompt, options: list[str]) -> str:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -26,7 +26,7 @@ from typing import Final
 
 from .._pieces import Piece
 from .._validate import ChatRequest
-from ._llama_gen import Generation, Model
+from ._llama_gen import DEFAULT_MAX_TOKENS, Generation, Model
 
 __all__ = ["LlamaBackend", "ModelNotFound", "Overloaded", "find_model", "model_dirs"]
 
@@ -108,9 +108,13 @@ class LlamaBackend:
         max_concurrent: int = 1,
         queue_limit: int = 8,
         n_threads: int | None = None,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
+        if default_max_tokens < 1:
+            raise ValueError("default_max_tokens must be at least 1")
+        self.default_max_tokens = default_max_tokens
         if queue_limit < 0:
             raise ValueError("queue_limit must not be negative")
         self.model_path = find_model(None if model_path is None else str(model_path))
@@ -169,7 +173,10 @@ class LlamaBackend:
                 model = self._take_model()
                 try:
                     if not job.cancelled.is_set():  # the client may have left during the load
-                        Generation(model, job.request, job.deliver, job.cancelled).run()
+                        limit = self.default_max_tokens
+                        Generation(
+                            model, job.request, job.deliver, job.cancelled, default_max_tokens=limit
+                        ).run()
                 finally:
                     self._release_model(model)
         except Exception as exc:
