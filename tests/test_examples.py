@@ -44,9 +44,9 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
 
 @pytest.fixture(scope="module")
 def model_url() -> Iterator[str]:
-    """The real model, with replies capped at 48 tokens when the example sets no limit."""
+    """The real model, with replies capped at 96 tokens when the example sets no limit."""
     pytest.importorskip("llama_cpp")
-    with run_in_thread(create_app("llama", default_max_tokens=48)) as url:
+    with run_in_thread(create_app("llama", default_max_tokens=96)) as url:
         yield url
 
 

@@ -355,8 +355,8 @@ async def test_grammar_arguments_match_the_schema_in_100_seeded_runs(
     parses and matches the schema."""
     schema = {
         "type": "object",
-        "properties": {"unit": {"enum": ["c", "f"]}, "ok": {"type": "boolean"}},
-        "required": ["unit", "ok"],
+        "properties": {"unit": {"enum": ["c", "f"]}},
+        "required": ["unit"],
         "additionalProperties": False,
     }
     tool = {"type": "function", "function": {"name": "pick", "parameters": schema}}

@@ -5,6 +5,12 @@ generation can only produce JSON that matches it: tool arguments, ``json_schema`
 replies. What the converter cannot enforce (``minimum``, ``maximum``, ``multipleOf``,
 string ``format``s...) is not enforced; everything it builds into the grammar is.
 
+Strings exclude control characters (the converter's ``char`` rule lets a raw newline
+through, which JSON forbids). A string with no ``maxLength`` (nor ``enum``, ``const``
+or ``pattern``) is held to :data:`MAX_STRING` characters: still valid under the schema,
+and it keeps a small model from wandering inside one string until ``max_tokens`` cuts
+the JSON.
+
 The converter is pure Python; llama.cpp parses the result again when sampling starts,
 and :func:`check` runs that parse first, since a grammar it rejects would otherwise
 fail deep inside the sampler.
@@ -18,11 +24,42 @@ from typing import Any, Final
 
 from .._errors import APIError
 
-__all__ = ["any_object", "check", "one_of", "schema_grammar"]
+__all__ = ["MAX_STRING", "any_object", "bounded", "check", "one_of", "schema_grammar"]
+
+MAX_STRING: Final = 64
+_NESTED_ONE: Final = ("items", "additionalProperties", "not")
+_LOOSE_CHAR: Final = 'char ::= [^"\\\\]'
+_JSON_CHAR: Final = 'char ::= [^"\\\\\\x00-\\x1F\\x7F]'
+_NESTED_MANY: Final = ("anyOf", "oneOf", "allOf", "prefixItems")
+_NESTED_MAPS: Final = ("properties", "$defs", "definitions")
 
 #: Bounded whitespace, unlike llama.cpp's stock JSON grammar, whose unbounded
 #: ``ws`` lets a small model emit newlines until it runs out of tokens.
 _ANY_OBJECT: Final = {"type": "object"}
+
+
+def bounded(schema: object) -> object:
+    """``schema`` with :data:`MAX_STRING` as the ``maxLength`` of open-ended strings."""
+    if isinstance(schema, list):
+        return [bounded(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out = dict(schema)
+    kind = out.get("type")
+    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if is_string and not any(key in out for key in ("maxLength", "enum", "const", "pattern")):
+        out["maxLength"] = MAX_STRING
+    for key in _NESTED_ONE:
+        if isinstance(out.get(key), Mapping):
+            out[key] = bounded(out[key])
+    for key in _NESTED_MANY:
+        if isinstance(out.get(key), list):
+            out[key] = bounded(out[key])
+    for key in _NESTED_MAPS:
+        nested = out.get(key)
+        if isinstance(nested, Mapping):
+            out[key] = {name: bounded(value) for name, value in nested.items()}
+    return out
 
 
 def schema_grammar(schema: Mapping[str, object], *, what: str, param: str) -> str:
@@ -30,7 +67,7 @@ def schema_grammar(schema: Mapping[str, object], *, what: str, param: str) -> st
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        text: str = json_schema_to_gbnf(json.dumps(schema))
+        text: str = json_schema_to_gbnf(json.dumps(bounded(schema)))
     except (ValueError, AssertionError, KeyError, TypeError, RecursionError) as exc:
         raise APIError(
             400,
@@ -38,7 +75,7 @@ def schema_grammar(schema: Mapping[str, object], *, what: str, param: str) -> st
             param=param,
             code="invalid_schema",
         ) from None
-    return text
+    return text.replace(_LOOSE_CHAR, _JSON_CHAR)
 
 
 def any_object() -> str:
