@@ -266,7 +266,8 @@ def test_the_default_backend_is_the_real_model_when_installed(
     from deltastream.server._cli import _default_backend
 
     assert _default_backend(None) == "llama"
-    assert _default_backend("/nonexistent/model.gguf") == "scripted"
+    # A model file that was named and is not there is an error, not scripted replies.
+    assert _default_backend("/nonexistent/model.gguf") is None
     err = capsys.readouterr().err
-    assert 'pip install "deltastream[local]"' in err
-    assert "Using the scripted backend" in err
+    assert "/nonexistent/model.gguf" in err
+    assert "scripted" not in err

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from ._body import BodyItem, Pause
+from ._errors import APIError
 from ._pieces import Arguments, Call, Finish, Piece, Text, TokenLogprob, Usage
 from ._validate import ChatRequest
 from ._wire import DONE, ChunkFactory, error_event, sse_event, usage
@@ -204,9 +205,12 @@ async def chat_completion(
     renderer: ChatRenderer, pieces: AsyncIterator[Piece | Pause]
 ) -> dict[str, object]:
     """The whole ``chat.completion``, after the generation's pace (its pauses) has passed."""
-    async for piece in pieces:
-        if isinstance(piece, Pause):
-            await asyncio.sleep(piece.seconds)
-        else:
-            renderer.feed(piece)
+    try:
+        async for piece in pieces:
+            if isinstance(piece, Pause):
+                await asyncio.sleep(piece.seconds)
+            else:
+                renderer.feed(piece)
+    except Exception as exc:  # the model failed: an OpenAI-shaped 500, not a bare one
+        raise APIError(500, f"The local model failed: {exc}") from exc
     return renderer.completion()

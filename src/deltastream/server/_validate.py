@@ -27,6 +27,7 @@ __all__ = ["ChatRequest", "Tool", "message_text", "parse_json_body", "validate_c
 
 _ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _MAX_N: Final = 128
+_TEXT_PARTS: Final = frozenset({"text", "refusal"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,15 @@ def _messages(body: dict[str, object]) -> tuple[dict[str, object], ...]:
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise wrong_type(f"{param}.content", "a string or an array", content)
+        for number, part in enumerate(content if isinstance(content, list) else []):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in _TEXT_PARTS:
+                raise invalid(
+                    f"Unsupported content part {kind!r} in '{param}.content[{number}]': the "
+                    "local server's models read text only.",
+                    f"{param}.content[{number}]",
+                    "unsupported_value",
+                )
     return tuple(messages)
 
 
