@@ -348,6 +348,7 @@ async def collect(pieces: AsyncIterator[Piece]) -> list[Piece]:
     return [piece async for piece in pieces]
 
 
+@pytest.mark.slow  # 100 short generations: 15-40 s on a shared 2-core machine
 async def test_grammar_arguments_match_the_schema_in_100_seeded_runs(
     backend: LlamaBackend,
 ) -> None:

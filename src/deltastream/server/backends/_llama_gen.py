@@ -242,18 +242,16 @@ class Generation:
         calls: dict[str, _Prompt] = {}
         deciding = None
         tools = self._callable()
+        # One list of the functions opens both kinds of prompt, so the arguments prompt
+        # reuses the deciding prompt's evaluated tokens (llama.cpp keeps a shared prefix).
+        listing = "You can call these functions:\n" + "\n".join(_describe(t) for t in tools)
         for tool in tools:
-            about = f": {tool.description}" if tool.description else ""
-            instruction = (
-                f"Call the function {tool.name}{about}. Reply with its arguments as one JSON "
-                f"object that matches this JSON schema: {json.dumps(tool.parameters)}"
-            )
+            instruction = f"{listing}\nCall {tool.name} now: reply with its arguments as JSON."
             grammar = _grammar.schema_grammar(
                 tool.parameters, what=f"function '{tool.name}'", param="tools"
             )
             calls[tool.name] = self._prompt(instruction, grammar, f"function '{tool.name}'")
         if len(self._options(tools)) > 1:
-            lines = "\n".join(_describe(tool) for tool in tools)
             if request.tool_choice == "required":
                 ask = "Reply with the name of the function to call."
             else:
@@ -261,9 +259,10 @@ class Generation:
                     "If calling one of them is the best way to answer the last message, reply "
                     f"with its name. Otherwise reply {_NO_CALL}."
                 )
-            instruction = f"You can call these functions:\n{lines}\n{ask}"
             options = self._options(tools)
-            deciding = self._prompt(instruction, _grammar.one_of(options), "the function names")
+            deciding = self._prompt(
+                f"{listing}\n{ask}", _grammar.one_of(options), "the function names"
+            )
         return text, calls, deciding
 
     def _callable(self) -> list[Tool]:
