@@ -142,13 +142,13 @@ def test_function_tools(http: httpx2.Client, url: str, wire_dir: Path) -> None:
         assert set(event) - WRAPPER_KEYS <= recorded[event["type"]], event["type"]
 
 
-def test_a_function_result_continues_the_conversation(http: httpx2.Client, url: str) -> None:
-    first = post(http, url, body("What's the weather in Tokyo?", tools=[FUNCTION])).json()
+def test_a_function_result_continues_the_conversation(http: httpx2.Client, server_url: str) -> None:
+    first = post(http, server_url, body("What's the weather in Tokyo?", tools=[FUNCTION])).json()
     calls = [item for item in first["output"] if item["type"] == "function_call"]
     call_id = calls[0]["call_id"] if calls else "call_1"
     output = {"type": "function_call_output", "call_id": call_id, "output": "22 C, sunny"}
     second = post(
-        http, url, body(input=[output], previous_response_id=first["id"], tools=[FUNCTION])
+        http, server_url, body(input=[output], previous_response_id=first["id"], tools=[FUNCTION])
     ).json()
     assert second["previous_response_id"] == first["id"]
     assert second["output"][0]["type"] == "message"
@@ -156,19 +156,21 @@ def test_a_function_result_continues_the_conversation(http: httpx2.Client, url: 
     assert second["usage"]["input_tokens"] > first["usage"]["input_tokens"]
 
 
-def test_previous_response_id_carries_the_conversation(http: httpx2.Client, url: str) -> None:
-    first = post(http, url, body("Hello!")).json()
-    alone = post(http, url, body("Count to 3")).json()
-    after = post(http, url, body("Count to 3", previous_response_id=first["id"])).json()
+def test_previous_response_id_carries_the_conversation(
+    http: httpx2.Client, server_url: str
+) -> None:
+    first = post(http, server_url, body("Hello!")).json()
+    alone = post(http, server_url, body("Count to 3")).json()
+    after = post(http, server_url, body("Count to 3", previous_response_id=first["id"])).json()
     assert after["usage"]["input_tokens"] > alone["usage"]["input_tokens"]
-    response = http.post(f"{url}/responses", json=body(previous_response_id="resp_nope"))
+    response = http.post(f"{server_url}/responses", json=body(previous_response_id="resp_nope"))
     assert response.status_code == 404
     assert response.json()["error"]["param"] == "previous_response_id"
 
 
-def test_logprobs_and_json_schema(http: httpx2.Client, url: str) -> None:
+def test_logprobs_and_json_schema(http: httpx2.Client, server_url: str) -> None:
     request = body("Hello!", include=["message.output_text.logprobs"], top_logprobs=2)
-    events = events_of(post(http, url, {**request, "stream": True}))
+    events = events_of(post(http, server_url, {**request, "stream": True}))
     deltas = [e for e in events if e["type"] == "response.output_text.delta"]
     assert all(len(e["logprobs"][0]["top_logprobs"]) == 2 for e in deltas)
     schema = {
@@ -179,7 +181,7 @@ def test_logprobs_and_json_schema(http: httpx2.Client, url: str) -> None:
     }
     form = {"type": "json_schema", "name": "place", "schema": schema}
     request = body("Name a city.", text={"format": form}, max_output_tokens=30)
-    result = post(http, url, request).json()
+    result = post(http, server_url, request).json()
     assert validate(json.loads(result["output"][0]["content"][0]["text"]), schema) == []
 
 
@@ -360,3 +362,12 @@ async def test_the_store_is_bounded_in_count_bytes_age_and_running() -> None:
     await asyncio.sleep(0.01)
     with pytest.raises(APIError):
         young.get(gone.id)
+
+
+def test_a_streamed_response_can_be_continued_at_once(http: httpx2.Client, server_url: str) -> None:
+    for _ in range(3):
+        events = events_of(post(http, server_url, body("Hello!", stream=True)))
+        first_id = events[-1]["response"]["id"]
+        after = post(http, server_url, body("Count to 3", previous_response_id=first_id))
+        assert after.json()["status"] == "completed"
+        assert http.get(f"{server_url}/responses/{first_id}").json()["status"] == "completed"

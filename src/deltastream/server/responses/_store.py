@@ -95,15 +95,17 @@ class StoredResponse:
             if not self.builder.finished:
                 self._append(self.builder.fail(f"The local model failed: {exc}"))
         finally:
+            self._finish()  # first: closing the pieces may be interrupted by a cancel
             if isinstance(pieces, AsyncGenerator):
                 await pieces.aclose()
-            self._finish()
 
     def cancel(self, message: str) -> None:
-        """End the response now (it keeps what it has); its stream gets an error event."""
-        if not self.builder.finished:
-            self._append(self.builder.cancel(message))
-            self._finish()
+        """End the response now (it keeps what it has); its stream gets an error event.
+        A response that has finished is left as it is."""
+        if self.builder.finished:
+            return
+        self._append(self.builder.cancel(message))
+        self._finish()
         if self.task is not None:
             self.task.cancel()
 
