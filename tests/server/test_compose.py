@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deltastream.server._compose import compose_reply, split_tokens, topic_of
-from deltastream.server._schema import example_arguments
+from deltastream.server.backends._compose import compose_reply, split_tokens, topic_of
+from deltastream.server.backends._schema import example_arguments
 
 
 def test_story_about_a_robot() -> None:

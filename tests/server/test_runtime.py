@@ -19,7 +19,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from deltastream.server import add_serve_arguments, create_app, run_in_thread, run_serve
-from deltastream.server._compose import compose_reply
+from deltastream.server.backends._compose import compose_reply
 
 from ._sse import chat_body, parse_sse
 from .test_chat import WEATHER_TOOL
@@ -266,7 +266,8 @@ def test_the_default_backend_is_the_real_model_when_installed(
     from deltastream.server._cli import _default_backend
 
     assert _default_backend(None) == "llama"
-    assert _default_backend("/nonexistent/model.gguf") == "scripted"
+    # A model file that was named and is not there is an error, not scripted replies.
+    assert _default_backend("/nonexistent/model.gguf") is None
     err = capsys.readouterr().err
-    assert 'pip install "deltastream[local]"' in err
-    assert "Using the scripted backend" in err
+    assert "/nonexistent/model.gguf" in err
+    assert "scripted" not in err

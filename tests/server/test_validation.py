@@ -48,6 +48,31 @@ def _post(http: httpx2.Client, server_url: str, content: bytes) -> httpx2.Respon
         ),
         (b'{"model": "m", "messages": []}', "empty array", "messages", "empty_array"),
         (
+            b'{"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}',
+            "read text only",
+            "messages[0].content[0]",
+            "unsupported_value",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": [1]}',
+            "expected a string or an array of strings",
+            "stop",
+            "invalid_type",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 1, '
+            b'"tools": [{"type": "function", "function": {"name": "a b"}}]}',
+            "does not match pattern",
+            "tools[0].function.name",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "audio": {}}',
+            "Unsupported parameter: 'audio'",
+            "audio",
+            "unsupported_parameter",
+        ),
+        (
             b'{"model": "m", "messages": ["hi"]}',
             "expected an object",
             "messages[0]",

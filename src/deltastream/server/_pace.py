@@ -1,6 +1,6 @@
 """Pacing: delays before the first event and between events.
 
-The scripted backend paces its own events (:func:`._scripted.stream_events`); recorded
+The scripted backend paces its own events (:func:`.backends.scripted.stream_events`); recorded
 ``.sse`` files carry no timestamps, so a replay is paced by :func:`paced`, which puts a
 :class:`Pause` before each event block: ``first`` before the first, ``between`` before
 the others. ``Pace()`` (no delays) replays as fast as the socket takes it.

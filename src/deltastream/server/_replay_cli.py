@@ -24,7 +24,7 @@ from deltastream.engine._protocol import ChunkStream
 from deltastream.engine.types.chat import ChatCompletion, Choice
 
 from ._body import split_blocks
-from ._replay import MAX_FILE_BYTES
+from .backends.replay import MAX_FILE_BYTES
 
 __all__ = ["is_responses_stream", "replay_file_main"]
 

@@ -169,6 +169,8 @@ def serve(
     upstream_api_key: str | None = None,
     record_dir: str | Path | None = None,
     access_log: bool = True,
+    legacy_function_call: bool = True,
+    default_max_tokens: int | None = None,
 ) -> None:
     """Serve until interrupted (Ctrl+C), announcing the base URL on stderr.
 
@@ -189,6 +191,8 @@ def serve(
         upstream=upstream,
         upstream_api_key=upstream_api_key,
         record_dir=record_dir,
+        legacy_function_call=legacy_function_call,
+        default_max_tokens=default_max_tokens,
     )
     if access_log:
         _log_requests_to_stderr()

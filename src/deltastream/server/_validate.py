@@ -6,23 +6,35 @@ messages, ``param`` and ``code`` where OpenAI has them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import msgspec
 
-from ._errors import APIError
+from ._params import (
+    NAME_RE,
+    OutputFormat,
+    Sampling,
+    contains_json,
+    invalid,
+    output_format,
+    sampling,
+    type_name,
+    wrong_type,
+)
 
-__all__ = ["ChatRequest", "Tool", "parse_json_body", "validate_chat_request"]
+__all__ = ["ChatRequest", "Tool", "message_text", "parse_json_body", "validate_chat_request"]
 
 _ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _MAX_N: Final = 128
+_TEXT_PARTS: Final = frozenset({"text", "refusal"})
 
 
 @dataclass(frozen=True, slots=True)
 class Tool:
     name: str
     parameters: dict[str, object]
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,26 +51,8 @@ class ChatRequest:
     legacy_functions: bool = False
     #: "auto", "none", "required", or the name of the one tool to call.
     tool_choice: str = "auto"
-
-
-def _invalid(message: str, param: str | None = None, code: str | None = None) -> APIError:
-    return APIError(400, message, param=param, code=code)
-
-
-def _type_name(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return "a number"
-    return names.get(type(value), type(value).__name__)
-
-
-def _wrong_type(param: str, expected: str, value: object) -> APIError:
-    message = (
-        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead."
-    )
-    return _invalid(message, param, "invalid_type")
+    sampling: Sampling = field(default_factory=Sampling)
+    output_format: OutputFormat | None = None
 
 
 def parse_json_body(body: bytes) -> dict[str, object]:
@@ -66,13 +60,13 @@ def parse_json_body(body: bytes) -> dict[str, object]:
     try:
         value = msgspec.json.decode(body)
     except msgspec.DecodeError:
-        raise _invalid(
+        raise invalid(
             "We could not parse the JSON body of your request. (HINT: This likely means you "
             "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
             "but what was sent was not valid JSON.)"
         ) from None
     if not isinstance(value, dict):
-        raise _invalid(f"The request body must be a JSON object, but got {_type_name(value)}.")
+        raise invalid(f"The request body must be a JSON object, but got {type_name(value)}.")
     return value
 
 
@@ -81,23 +75,33 @@ def _int_param(body: dict[str, object], name: str, low: int, high: int | None) -
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise _wrong_type(name, "an integer", value)
+        raise wrong_type(name, "an integer", value)
     if value < low or (high is not None and value > high):
         bound = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise _invalid(f"Invalid '{name}': {value} is not {bound}.", name, "integer_out_of_range")
+        raise invalid(f"Invalid '{name}': {value} is not {bound}.", name, "integer_out_of_range")
     return value
+
+
+def message_text(content: object) -> str:
+    """A message's text: the string, or its text parts joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [part.get("text") for part in content if isinstance(part, dict)]
+        return "".join(part for part in parts if isinstance(part, str))
+    return ""
 
 
 def _messages(body: dict[str, object]) -> tuple[dict[str, object], ...]:
     if "messages" not in body:
-        raise _invalid(
+        raise invalid(
             "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
         )
     messages = body["messages"]
     if not isinstance(messages, list):
-        raise _wrong_type("messages", "an array of objects", messages)
+        raise wrong_type("messages", "an array of objects", messages)
     if not messages:
-        raise _invalid(
+        raise invalid(
             "Invalid 'messages': empty array. Expected an array with minimum length 1, "
             "but got an empty array instead.",
             "messages",
@@ -106,9 +110,9 @@ def _messages(body: dict[str, object]) -> tuple[dict[str, object], ...]:
     for index, message in enumerate(messages):
         param = f"messages[{index}]"
         if not isinstance(message, dict):
-            raise _wrong_type(param, "an object", message)
+            raise wrong_type(param, "an object", message)
         if "role" not in message:
-            raise _invalid(
+            raise invalid(
                 f"Missing required parameter: '{param}.role'.",
                 f"{param}.role",
                 "missing_required_parameter",
@@ -116,42 +120,59 @@ def _messages(body: dict[str, object]) -> tuple[dict[str, object], ...]:
         role = message["role"]
         if role not in _ROLES:
             allowed = ", ".join(f"'{name}'" for name in sorted(_ROLES))
-            raise _invalid(
+            raise invalid(
                 f"Invalid value: {role!r}. Supported values are: {allowed}.",
                 f"{param}.role",
                 "invalid_value",
             )
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
-            raise _wrong_type(f"{param}.content", "a string or an array", content)
+            raise wrong_type(f"{param}.content", "a string or an array", content)
+        for number, part in enumerate(content if isinstance(content, list) else []):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in _TEXT_PARTS:
+                raise invalid(
+                    f"Unsupported content part {kind!r} in '{param}.content[{number}]': the "
+                    "local server's models read text only.",
+                    f"{param}.content[{number}]",
+                    "unsupported_value",
+                )
     return tuple(messages)
 
 
 def _function(value: object, param: str) -> Tool:
     if not isinstance(value, dict):
-        raise _wrong_type(param, "an object", value)
+        raise wrong_type(param, "an object", value)
     name = value.get("name")
     if not isinstance(name, str) or not name:
-        raise _invalid(
+        raise invalid(
             f"Missing required parameter: '{param}.name'.",
             f"{param}.name",
             "missing_required_parameter",
         )
+    if not NAME_RE.fullmatch(name):
+        raise invalid(
+            f"Invalid '{param}.name': string does not match pattern. Expected a string that "
+            "matches the pattern '^[a-zA-Z0-9_-]{1,64}$'.",
+            f"{param}.name",
+            "invalid_value",
+        )
     parameters = value.get("parameters", {})
     if not isinstance(parameters, dict):
-        raise _wrong_type(f"{param}.parameters", "an object", parameters)
-    return Tool(name, parameters)
+        raise wrong_type(f"{param}.parameters", "an object", parameters)
+    description = value.get("description")
+    return Tool(name, parameters, description if isinstance(description, str) else "")
 
 
 def _tools(body: dict[str, object]) -> tuple[tuple[Tool, ...], bool]:
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
-            raise _wrong_type("tools", "an array of objects", tools)
+            raise wrong_type("tools", "an array of objects", tools)
         parsed = []
         for index, tool in enumerate(tools):
             if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-                raise _invalid(
+                raise invalid(
                     f"Invalid 'tools[{index}]': only function tools are supported here.",
                     f"tools[{index}]",
                     "invalid_value",
@@ -162,7 +183,7 @@ def _tools(body: dict[str, object]) -> tuple[tuple[Tool, ...], bool]:
     if functions is None:
         return (), False
     if not isinstance(functions, list):
-        raise _wrong_type("functions", "an array of objects", functions)
+        raise wrong_type("functions", "an array of objects", functions)
     return tuple(_function(f, f"functions[{i}]") for i, f in enumerate(functions)), True
 
 
@@ -173,36 +194,36 @@ def _tool_choice(body: dict[str, object], legacy: bool) -> str:
         return "auto"
     if isinstance(choice, str):
         if choice not in ("auto", "none", "required"):
-            raise _invalid(f"Invalid value for '{param}': {choice!r}.", param, "invalid_value")
+            raise invalid(f"Invalid value for '{param}': {choice!r}.", param, "invalid_value")
         return choice
     if isinstance(choice, dict):
         named = choice if legacy else choice.get("function")
         if isinstance(named, dict) and isinstance(named.get("name"), str):
             return str(named["name"])
-    raise _invalid(f"Invalid value for '{param}'.", param, "invalid_value")
+    raise invalid(f"Invalid value for '{param}'.", param, "invalid_value")
 
 
 def validate_chat_request(body: dict[str, object]) -> ChatRequest:
     model = body.get("model")
     if model is None:
-        raise _invalid("you must provide a model parameter")
+        raise invalid("you must provide a model parameter")
     if not isinstance(model, str) or not model:
-        raise _wrong_type("model", "a non-empty string", model)
+        raise wrong_type("model", "a non-empty string", model)
     messages = _messages(body)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
-        raise _wrong_type("stream", "a boolean", stream)
+        raise wrong_type("stream", "a boolean", stream)
     options = body.get("stream_options")
     include_usage = False
     if options is not None:
         if not stream:
-            raise _invalid(
+            raise invalid(
                 "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                 "stream_options",
                 "invalid_value",
             )
         if not isinstance(options, dict):
-            raise _wrong_type("stream_options", "an object", options)
+            raise wrong_type("stream_options", "an object", options)
         include_usage = options.get("include_usage") is True
     max_tokens = _int_param(body, "max_completion_tokens", 1, None)
     if max_tokens is None:
@@ -212,7 +233,17 @@ def validate_chat_request(body: dict[str, object]) -> ChatRequest:
     if tool_choice not in ("auto", "none", "required") and all(
         tool.name != tool_choice for tool in tools
     ):
-        raise _invalid(f"Tool {tool_choice!r} is not among the tools given.", "tool_choice")
+        raise invalid(f"Tool {tool_choice!r} is not among the tools given.", "tool_choice")
+    sampling_params = sampling(body)
+    response_format = output_format(body.get("response_format"), "response_format")
+    if response_format is not None and response_format.kind == "json_object":
+        texts = [message_text(message.get("content")) for message in messages]
+        if not contains_json(texts):
+            raise invalid(
+                "'messages' must contain the word 'json' in some form, to use 'response_format' "
+                "of type 'json_object'.",
+                "messages",
+            )
     return ChatRequest(
         model=model,
         messages=messages,
@@ -224,4 +255,6 @@ def validate_chat_request(body: dict[str, object]) -> ChatRequest:
         tools=tools,
         legacy_functions=legacy,
         tool_choice=tool_choice,
+        sampling=sampling_params,
+        output_format=response_format,
     )

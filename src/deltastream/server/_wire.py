@@ -7,6 +7,7 @@ per event, events separated by a blank line; ``data: [DONE]`` last.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Mapping
 from typing import Final
 
@@ -18,6 +19,7 @@ __all__ = [
     "ChunkFactory",
     "encode_json",
     "error_event",
+    "random_id",
     "sse_event",
     "stable_id",
     "usage",
@@ -47,6 +49,10 @@ def error_event(message: str, *, responses_api: bool = False, code: str = "injec
     else:
         payload = {"error": {"message": message, "type": "server_error", "code": code}}
     return sse_event(payload, event="error")
+
+
+def random_id(prefix: str, length: int = 29) -> str:
+    return prefix + uuid.uuid4().hex[:length]
 
 
 def stable_id(prefix: str, seed: bytes, length: int = 29) -> str:

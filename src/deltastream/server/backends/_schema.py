@@ -3,7 +3,8 @@
 Every property is filled, required or not, in the schema's order: ``const``, else the
 first ``enum`` value, else ``default``, else a value by type (strings taken from the
 prompt where the property's name suggests what to take, numbers 1 within bounds,
-booleans true, arrays of one item, objects recursively). Local ``$ref``s
+booleans true, arrays of one item, objects recursively; strings cut or padded to
+``maxLength`` / ``minLength``). Local ``$ref``s
 (``#/$defs/...``, ``#/definitions/...``) are followed, to a bounded depth.
 """
 
@@ -38,6 +39,16 @@ def _place(prompt: str) -> str | None:
 
 
 def _string(name: str, schema: Mapping[str, object], prompt: str) -> str:
+    text = _plain_string(name, schema, prompt)
+    shortest, longest = schema.get("minLength"), schema.get("maxLength")
+    if isinstance(longest, int) and len(text) > longest:
+        text = text[:longest]
+    if isinstance(shortest, int) and len(text) < shortest:
+        text += "x" * (shortest - len(text))
+    return text
+
+
+def _plain_string(name: str, schema: Mapping[str, object], prompt: str) -> str:
     lowered = name.lower()
     text = " ".join(prompt.split())
     fmt = schema.get("format")

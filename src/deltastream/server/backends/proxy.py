@@ -24,9 +24,9 @@ import httpx2
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ._body import BodyItem, Cut, split_blocks
-from ._errors import APIError
-from ._replay import MAX_FILE_BYTES, recording_suffix
+from .._body import BodyItem, Cut, split_blocks
+from .._errors import APIError
+from .replay import MAX_FILE_BYTES, recording_suffix
 
 __all__ = ["Upstream"]
 

@@ -25,8 +25,8 @@ from typing import Final
 
 import msgspec
 
-from ._body import split_blocks
-from ._errors import APIError
+from .._body import split_blocks
+from .._errors import APIError
 
 __all__ = ["MAX_FILE_BYTES", "ReplayLibrary", "recording_suffix"]
 

@@ -1,0 +1,1 @@
+"""What answers a request: scripted replies, a local model, recordings, an upstream."""
