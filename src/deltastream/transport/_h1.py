@@ -1,6 +1,6 @@
 """HTTP/1.1 client framing, sans I/O: request heads out, response heads and bodies in.
 
-The transports in ``_transport`` feed this module whatever a socket read returned and
+The transports (``_sync``, ``_async``) feed this module whatever a socket read returned and
 get back the response head, then body bytes. A streaming LLM response arrives as
 thousands of small HTTP chunks (one per token); h11 hands each one over as its own
 event, which costs more than the rest of the client's work per token. Here one read's
