@@ -146,10 +146,10 @@ def test_an_early_413_reaches_the_caller_once(kind: str, early: list[EarlyServer
     server = early_server(early, answer, "close")
     huge = [{"role": "user", "content": "x" * BIG}]
     options: dict[str, Any] = {"base_url": server.url + "/v1", "api_key": "x"}
-    with pytest.raises(deltastream.APIStatusError) as caught:
+    # By message: the error classes are the native client's (APIStatusError here).
+    with pytest.raises(Exception, match=r"^Error code: 413 - request too large$") as caught:
         chat(kind, options, huge)
-    assert caught.value.status_code == 413
-    assert "request too large" in str(caught.value)
+    assert getattr(caught.value, "status_code", None) == 413
     assert server.connections == 1
 
 
@@ -232,8 +232,8 @@ def test_a_generation_is_sent_twice_only_if_the_retry_policy_allows(
         assert chat(kind, options, CHAT, times=2) == ["hi", "hi"]
         assert server.connections_of() == [0, 0, 1]
     else:
-        with pytest.raises(deltastream.APIConnectionError):
-            chat(kind, options, CHAT, times=2)
+        with pytest.raises(Exception, match=r"^Connection error: Server disconnected"):
+            chat(kind, options, CHAT, times=2)  # APIConnectionError
         assert server.connections_of() == [0, 0]
 
 

@@ -232,3 +232,21 @@ def test_a_transport_argument_is_refused() -> None:
 
     with pytest.raises(TypeError, match="transport="):
         sync_http_client(transport=httpx2.MockTransport(lambda request: httpx2.Response(200)))
+
+
+def test_a_client_class_of_the_callers(serve: Serve, proxy: ProxyServer) -> None:
+    """openai's DefaultHttpxClient and its kin: subclasses of httpx2's clients."""
+    from deltastream.transport import async_http_client, sync_http_client
+
+    class Mine(httpx2.Client):
+        pass
+
+    class MineAsync(httpx2.AsyncClient):
+        pass
+
+    server = serve(echo)
+    with sync_http_client(client_class=Mine, proxy=proxy.url) as client:
+        assert isinstance(client, Mine)
+        assert client.get(server.url + "/x").status_code == 200
+    assert [s.method for s in proxy.seen] == ["GET"]
+    assert isinstance(async_http_client(client_class=MineAsync), MineAsync)

@@ -44,13 +44,15 @@ def sync_http_client(
     mounts: Mapping[str, httpx2.BaseTransport | None] | None = None,
     limits: httpx2.Limits | None = None,
     socket_options: SocketOptions | None = None,
+    client_class: type[httpx2.Client] = httpx2.Client,
     **options: Any,
 ) -> httpx2.Client:
     """An ``httpx2.Client`` on :class:`HTTP11Transport`, with proxies as httpx2's own
     would use them. ``options``: any other ``httpx2.Client`` keyword (``timeout``,
     ``headers``, ``follow_redirects``, ``event_hooks``, ``auth``, ...). ``limits``
     defaults to deltastream's (as many connections as the process may open), for the
-    proxies' transports as well."""
+    proxies' transports as well. ``client_class``: a subclass of ``httpx2.Client`` to
+    make instead (openai's ``DefaultHttpxClient``, say), given the same arguments."""
     _refuse(options)
     limits = limits or default_limits()
 
@@ -69,7 +71,7 @@ def sync_http_client(
             verify=verify, cert=cert, trust_env=trust_env, limits=limits, proxy=route
         )
 
-    return httpx2.Client(
+    return client_class(
         **options,
         trust_env=trust_env,
         transport=own(None),
@@ -86,6 +88,7 @@ def async_http_client(
     mounts: Mapping[str, httpx2.AsyncBaseTransport | None] | None = None,
     limits: httpx2.Limits | None = None,
     socket_options: SocketOptions | None = None,
+    client_class: type[httpx2.AsyncClient] = httpx2.AsyncClient,
     **options: Any,
 ) -> httpx2.AsyncClient:
     """The ``httpx2.AsyncClient`` twin of :func:`sync_http_client`, on
@@ -108,7 +111,7 @@ def async_http_client(
             verify=verify, cert=cert, trust_env=trust_env, limits=limits, proxy=route
         )
 
-    return httpx2.AsyncClient(
+    return client_class(
         **options,
         trust_env=trust_env,
         transport=own(None),
