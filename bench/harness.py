@@ -8,6 +8,7 @@ it: TCP connections that carried chat requests, and the server's CPU time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -18,6 +19,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+from .neighbour import busy_neighbour
 
 __all__ = ["JobFailed", "LoadServer", "run_job"]
 
@@ -131,25 +134,32 @@ def wait_for_quiet(limit: float = 30.0, threshold: float = 0.5, probe: float = 0
 
 
 def run_job(server: LoadServer, job: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
-    """Run one job in a fresh worker, once the machine is quiet; add the server's view."""
+    """Run one job in a fresh worker, once the machine is quiet; add the server's view.
+
+    ``"neighbour": true`` in the job runs it beside a process that spins on the
+    worker's CPU (bench/neighbour.py); its CPU time is not the worker's.
+    """
     if not server.alive():
         raise JobFailed("the load server has exited")
+    job = dict(job)
+    neighbour = job.pop("neighbour", False)
     waited = wait_for_quiet()
     before = server.stats()
-    busy, children, started = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
-    try:
-        done = subprocess.run(
-            worker_command(job | {"port": server.port}),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise JobFailed(f"no answer in {timeout:.0f} s") from exc
-    elapsed = time.perf_counter() - started
-    worker_cpu = _children_cpu_s() - children
+    with busy_neighbour(CLIENT_CPU) if neighbour else contextlib.nullcontext():
+        busy, children, started = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
+        try:
+            done = subprocess.run(
+                worker_command(job | {"port": server.port}),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise JobFailed(f"no answer in {timeout:.0f} s") from exc
+        elapsed = time.perf_counter() - started
+        worker_cpu = _children_cpu_s() - children
     busy_after = _busy_cpu_s()
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-3:]
@@ -160,9 +170,13 @@ def run_job(server: LoadServer, job: dict[str, Any], timeout: float = 600) -> di
     result["server_cpu_s"] = after["cpu_s"] - before["cpu_s"]
     result["process_s"] = elapsed
     result["waited_for_quiet_s"] = waited
+    if neighbour:
+        # Reaped when the block ended: the children's CPU time now includes it.
+        result["neighbour_cpu_pct"] = (_children_cpu_s() - children - worker_cpu) / elapsed * 100
     if busy is not None and busy_after is not None:
         # CPU that neither the worker nor the server used: other processes on the
-        # machine (and this harness, which sleeps meanwhile). High values mean noise.
+        # machine (and this harness, which sleeps meanwhile; and the busy neighbour, when
+        # the job asked for one). High values mean noise.
         others = busy_after - busy - worker_cpu - result["server_cpu_s"]
         result["other_cpu_pct"] = max(0.0, others) / elapsed * 100
     return result

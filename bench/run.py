@@ -5,7 +5,8 @@ touches them all alike) and each figure is the median. The results go to
 ``bench/results/latest.json``; ``docs/benchmarks.md`` and ``docs/benchmarks.png`` are
 rewritten from them (``--no-docs`` leaves the docs alone).
 
-``--quick`` leaves out the concurrency section (~5 minutes instead of ~11).
+``--quick`` leaves out the concurrency sections (~5 minutes instead of ~11).
+``--only NAME`` runs that section alone (repeatable; the docs are left alone).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Section:
     def count(self, runs: int) -> int:
         return (self.runs or runs) + self.extra_runs
 
+
+C10K = {"scenario": "concurrent", "streams": 10_000, "n": 5, "rate": 1.0, "deadline": 30}
 
 # The headline figures get two more runs: on a shared machine one slow run in three
 # moves a median of three by as much as the difference being measured.
@@ -101,7 +104,18 @@ SECTIONS = [
     Section(
         "c10k",
         [*ASYNC[:1], "deltastream async, max_retries=0", *ASYNC[1:]],
-        {"scenario": "concurrent", "streams": 10_000, "n": 5, "rate": 1.0, "deadline": 30},
+        C10K,
+        concurrency=True,
+        runs=1,
+        timeout=240,
+    ),
+    # The same beside another process that spins on the client's CPU (bench/neighbour.py):
+    # the event loop falls seconds behind the network, and a connect deadline that counts
+    # loop time fails connections the kernel had made.
+    Section(
+        "c10k busy",
+        ["deltastream async", "deltastream async, max_retries=0"],
+        C10K | {"neighbour": True},
         concurrency=True,
         runs=1,
         timeout=240,
@@ -187,10 +201,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/")
     parser.add_argument("--no-profile", action="store_true", help="skip the profile")
     parser.add_argument(
+        "--only", action="append", metavar="NAME", help="run this section alone (no docs)"
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results" / "latest.json", help="JSON"
     )
     args = parser.parse_args(argv)
     sections = [s for s in SECTIONS if not (args.quick and s.concurrency)]
+    if args.only:
+        unknown = set(args.only) - {s.name for s in SECTIONS}
+        if unknown:
+            parser.error(f"no section {', '.join(sorted(unknown))}")
+        sections = [s for s in SECTIONS if s.name in args.only]
+        args.no_docs = args.no_profile = True
     started = time.time()
     data: dict[str, Any] = {
         "machine": machine.describe(),

@@ -279,7 +279,7 @@ async def _concurrent(
                         filled += 1
             completed += 1
         except Exception as exc:
-            errors[type(exc).__name__] += 1
+            errors[_kind(exc)] += 1
 
     gc.collect()
     base_rss = peak_rss_mb()
@@ -324,6 +324,13 @@ async def _concurrent(
         "peak_rss_mb": peak_rss,
         "kb_per_stream": (peak_rss - base_rss) * 1024 / streams,
     }
+
+
+def _kind(exc: Exception) -> str:
+    """The error's class, with the deadline that passed when it names one."""
+    deadline = getattr(exc, "deadline", None)
+    name = type(exc).__name__
+    return f"{name} ({deadline})" if isinstance(deadline, str) else name
 
 
 async def _quietly(closing: Awaitable[None]) -> None:

@@ -23,8 +23,9 @@ import pytest
 import deltastream
 from deltastream.engine._deadlines import shut_down
 from deltastream.engine._http import aiter_body
+from deltastream.transport import RESEND_STALE_EXTENSION
 from deltastream.transport._async import AsyncHTTP11Transport
-from deltastream.transport._sync import NetworkStream
+from deltastream.transport._common import NetworkStream
 
 from ._raw_server import (
     CHUNKED_HEAD,
@@ -301,6 +302,9 @@ async def test_an_idle_connection_the_server_closed_is_replaced(serve: Serve) ->
 async def test_a_reused_connection_closed_before_the_answer_is_retried_once(
     serve: Serve, method: str
 ) -> None:
+    """A GET always; a POST when the caller allows it (tests/test_stale_resend.py has
+    the POST that is not allowed)."""
+
     def handler(seen: Seen) -> Reply:
         if seen.connection == 0 and seen.target == "/b":
             return Reply(close=True)  # read the request, then hang up without a word
@@ -308,9 +312,13 @@ async def test_a_reused_connection_closed_before_the_answer_is_retried_once(
 
     server = serve(handler)
     content = b"payload" if method == "POST" else None
+    extensions = {RESEND_STALE_EXTENSION: True} if method == "POST" else None
     async with make_client() as client:
         assert await text_of(client, server.url + "/a") == "/a"
-        resp = await client.request(method, server.url + "/b", content=content)
+        request = client.build_request(
+            method, server.url + "/b", content=content, extensions=extensions
+        )
+        resp = await client.send(request)
         assert resp.text == "/b" + (content or b"").decode()
     assert [(seen.connection, seen.target, seen.body) for seen in server.seen] == [
         (0, "/a", b""),

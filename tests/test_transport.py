@@ -18,7 +18,8 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream.transport._sync import HTTP11Transport, NetworkStream
+from deltastream.transport._common import NetworkStream
+from deltastream.transport._sync import HTTP11Transport
 
 from ._raw_server import (
     CHUNKED_HEAD,

@@ -32,7 +32,7 @@ from openai.resources.responses import AsyncResponses, Responses
 from ..engine._deadlines import DEFAULT_TIMEOUT
 from ..engine._errors import APIError as EngineAPIError
 from ..engine._http import aensure_event_stream, ensure_event_stream
-from ..transport import AsyncHTTP11Transport, HTTP11Transport
+from ..transport import async_http_client, sync_http_client
 from ._errors import translate
 from ._helpers import AsyncChatResource, AsyncResponsesResource, ChatResource, ResponsesResource
 from ._streams import engine_stream_class
@@ -160,13 +160,14 @@ class AsyncEngine:
         return await super()._process_response(**await _async_kwargs(kwargs))  # type: ignore[misc]
 
 
-# openai's own default HTTP clients (its defaults, closed when collected), on our transport.
+# openai's own default HTTP clients (its defaults, closed when collected), on our
+# transport, with proxies where httpx2 would use them.
 def _http_client() -> httpx2.Client:
-    return SyncHttpxClientWrapper(transport=HTTP11Transport(socket_options=_SOCKET_OPTIONS))
+    return sync_http_client(client_class=SyncHttpxClientWrapper, socket_options=_SOCKET_OPTIONS)
 
 
 def _async_http_client() -> httpx2.AsyncClient:
-    return AsyncHttpxClientWrapper(transport=AsyncHTTP11Transport(socket_options=_SOCKET_OPTIONS))
+    return async_http_client(client_class=AsyncHttpxClientWrapper, socket_options=_SOCKET_OPTIONS)
 
 
 class OpenAI(SyncEngine, openai.OpenAI):

@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 import msgspec
 
-from ..transport import BODY_EXTENSION
+from ..transport import BODY_EXTENSION, RESEND_STALE_EXTENSION
 from ._deadlines import DEFAULT_TIMEOUT, Timeout
 from ._errors import (
     APIConnectionError,
@@ -61,7 +61,11 @@ class RequestOptions:
     stream: bool = False
     require_done: bool = True
 
-    def build(self, http: httpx2.Client | httpx2.AsyncClient) -> httpx2.Request:
+    def build(
+        self, http: httpx2.Client | httpx2.AsyncClient, *, resend_stale: bool = False
+    ) -> httpx2.Request:
+        """The request; ``resend_stale``: the transport may send it again on a fresh
+        connection when a reused one turns out to be closed (the retry policy would)."""
         headers = dict(self.headers)
         content = None
         if self.body is not None:
@@ -74,6 +78,7 @@ class RequestOptions:
             params=self.params,
             headers=headers,
             timeout=self.timeout.transport(),
+            extensions={RESEND_STALE_EXTENSION: True} if resend_stale else None,
         )
 
 
@@ -168,7 +173,7 @@ def send(
     """
     attempt = 0
     while True:
-        request = options.build(http)
+        request = options.build(http, resend_stale=attempt < options.max_retries)
         sent_at = time.monotonic()
         try:
             response = http.send(request, stream=True)
@@ -208,7 +213,7 @@ async def asend(
     """The async twin of :func:`send`."""
     attempt = 0
     while True:
-        request = options.build(http)
+        request = options.build(http, resend_stale=attempt < options.max_retries)
         sent_at = time.monotonic()
         try:
             response = await http.send(request, stream=True)

@@ -16,7 +16,7 @@ from .._version import __version__
 from ..engine._deadlines import Timeout
 from ..engine._errors import OpenAIError
 from ..engine._http import RequestOptions
-from ..transport import AsyncHTTP11Transport, HTTP11Transport
+from ..transport import async_http_client, sync_http_client
 from ._resources.chat import AsyncChat, Chat
 from ._resources.responses import AsyncResponses, Responses
 
@@ -136,10 +136,8 @@ class Client(_ClientConfig):
     ) -> None:
         self._configure(api_key, base_url, timeout, max_retries, default_headers)
         self._owns_http = http_client is None
-        self._http = http_client or httpx2.Client(
-            timeout=self.timeout.transport(),
-            transport=HTTP11Transport(socket_options=_SOCKET_OPTIONS),
-            follow_redirects=True,
+        self._http = http_client or sync_http_client(
+            timeout=self.timeout.transport(), socket_options=_SOCKET_OPTIONS, follow_redirects=True
         )
         self.chat = Chat(self)
         self.responses = Responses(self)
@@ -188,10 +186,8 @@ class AsyncClient(_ClientConfig):
     ) -> None:
         self._configure(api_key, base_url, timeout, max_retries, default_headers)
         self._owns_http = http_client is None
-        self._http = http_client or httpx2.AsyncClient(
-            timeout=self.timeout.transport(),
-            transport=AsyncHTTP11Transport(socket_options=_SOCKET_OPTIONS),
-            follow_redirects=True,
+        self._http = http_client or async_http_client(
+            timeout=self.timeout.transport(), socket_options=_SOCKET_OPTIONS, follow_redirects=True
         )
         self.chat = AsyncChat(self)
         self.responses = AsyncResponses(self)

@@ -1,218 +1,53 @@
 """deltastream's own HTTP/1.1 transport for ``httpx2.AsyncClient`` (asyncio).
 
-The async twin of ``_transport``: same framing (``_h1``), same pool rules. It talks to
-asyncio directly through a ``Protocol`` instead of going through anyio streams and
-httpcore: a read that finds data waiting costs no task switch, and a read that waits
+The async twin of ``_sync``: same framing (``_h1``), same pool rules. It talks to
+asyncio directly through a ``Protocol`` (``_channel``) instead of going through anyio
+streams and httpcore: a read that finds data waiting costs no task switch, and a read that waits
 costs one future. With a thousand slow streams open that is the difference between a
 client that keeps up and one that adds latency (docs/benchmarks.md).
 
-Under another event loop (trio) it hands every request to ``httpx2.AsyncHTTPTransport``.
+Connections are opened by ``_dial.adial`` (Happy Eyeballs, a connect deadline that
+asks the socket before it fails), then handed to the loop with the TLS context of
+``_tls``. Under another event loop (trio) it hands every request to
+``httpx2.AsyncHTTPTransport``.
+
+While a request body waits for the socket to drain, an answer from the server stops
+the sending (RFC 9112 9.5): a server that refuses a body answers before reading it,
+and its answer is what the caller gets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any, cast
+from typing import Any
 
 import httpx2
 
-from ._h1 import ResponseStart, encode_chunk, request_head
-from ._pool import Origin, Slots
-from ._sync import (
+from ._channel import Channel, shutdown_transport
+from ._common import (
     BODY_EXTENSION,
     READ_SIZE,
     BodyState,
     NetworkStream,
     StaleConnection,
     default_limits,
+    may_resend,
+    nothing_came,
     origin_of,
     request_headers,
-    shutdown_socket,
     timeouts_of,
 )
+from ._dial import adial, aresolve
+from ._h1 import ResponseStart, encode_chunk, request_head
+from ._pool import Origin, Slots
+from ._proxy import ProxyRoute, TunnelReply
+from ._tls import TLSConfig
 
 __all__ = ["AsyncHTTP11Transport"]
-
-_HIGH_WATER = 256 * 1024  # buffered and unread: stop reading from the socket
-_TIMER_SLACK = 0.001
-
-
-class _Channel(asyncio.BufferedProtocol):
-    """One connection's bytes, handed to whoever awaits :meth:`read`.
-
-    Reads go into a buffer of ``READ_SIZE`` and are handed over one read at a time: a
-    quarter-megabyte batch (asyncio's own read size) decodes measurably slower per
-    event than 64 KiB ones, as the batch and its objects no longer fit the CPU cache.
-    The buffer is the pool's, shared by its connections: asyncio fills it and calls
-    ``buffer_updated`` in one step, which copies the bytes out at once.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, buffer: memoryview) -> None:
-        self.loop = loop
-        self.transport: asyncio.Transport | None = None
-        self._buffer = buffer
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.size = 0
-        self.eof = False
-        self.error: BaseException | None = None
-        self.reader: asyncio.Future[None] | None = None
-        self.writer: asyncio.Future[None] | None = None
-        self.reading_paused = False
-        self.writing_paused = False
-        self.deadline: float | None = None  # of the wait in progress (loop time)
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Not an isinstance check: uvloop's transports do not derive from asyncio's.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
-        data = bytes(self._buffer[:nbytes])
-        self.chunks.append(data)
-        self.size += len(data)
-        if self.size >= _HIGH_WATER and not self.reading_paused and self.transport is not None:
-            self.transport.pause_reading()
-            self.reading_paused = True
-        reader = self.reader
-        if reader is not None and not reader.done():
-            reader.set_result(None)
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        self._wake()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
-        self.error = exc
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._wake()
-
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        writer = self.writer
-        if writer is not None and not writer.done():
-            writer.set_result(None)
-
-    def _wake(self) -> None:
-        for waiter in (self.reader, self.writer):
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-
-    async def read(self, time_limit: float | None) -> bytes:
-        """What has arrived (waiting for something if nothing has); b"" at EOF."""
-        if not self.chunks and not self.eof:
-            await self._wait("reader", time_limit)
-        chunks = self.chunks
-        if not chunks:
-            if self.error is not None:
-                raise httpx2.ReadError(str(self.error) or type(self.error).__name__)
-            return b""
-        data = chunks.popleft()
-        self.size -= len(data)
-        if self.reading_paused and self.size < _HIGH_WATER and self.transport is not None:
-            self.reading_paused = False
-            self.transport.resume_reading()
-        return data
-
-    async def write(self, data: bytes, time_limit: float | None) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            raise httpx2.WriteError("The connection is closed")
-        transport.write(data)
-        if self.writing_paused:
-            await self._wait("writer", time_limit)
-            if self.writing_paused:
-                raise httpx2.WriteError("The connection closed while sending")
-
-    async def _wait(self, slot: str, time_limit: float | None) -> None:
-        waiter: asyncio.Future[None] = self.loop.create_future()
-        setattr(self, slot, waiter)
-        if time_limit is not None:
-            self._arm(self.loop.time() + time_limit)
-        try:
-            await waiter
-        finally:
-            setattr(self, slot, None)
-            self.deadline = None
-
-    def _arm(self, deadline: float) -> None:
-        """Time out the current wait at ``deadline``. One timer per connection, moved
-        only when it fires early: a stream waits once per event, and a timer per wait
-        (made, cancelled, left in the loop's heap) is garbage the collector must chase
-        across thousands of streams."""
-        self.deadline = deadline
-        timer = self._timer
-        if timer is not None and timer.when() > deadline:
-            timer.cancel()
-            timer = None
-        if timer is None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self.deadline
-        if deadline is None:
-            return  # not waiting: the next wait arms it again
-        if deadline - self.loop.time() > _TIMER_SLACK:  # loops may run a timer early
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-            return
-        for waiter in (self.reader, self.writer):
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(TimeoutError())
-
-    def reusable(self) -> bool:
-        transport = self.transport
-        return (
-            not self.eof
-            and not self.chunks
-            and transport is not None
-            and not transport.is_closing()
-        )
-
-    def close(self) -> None:
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            # abort() closes the socket on the loop's next turn; shutting it down now
-            # lets the server know at once, even if the caller blocks the loop.
-            with contextlib.suppress(OSError):
-                _shutdown_socket(transport, socket.SHUT_RDWR)
-            if self.loop.is_closed():
-                _close_orphan(transport)
-            else:
-                transport.abort()
-
-
-def _shutdown_socket(transport: asyncio.BaseTransport, how: int) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        shutdown_socket(sock, how)
-
-
-def _close_orphan(transport: asyncio.Transport) -> None:
-    """Close a transport whose event loop has been closed (a client used from one
-    ``asyncio.run`` after another), which ``abort()`` cannot: it needs the loop. What
-    the loop would have run next, closing the socket, is run here instead. These are
-    asyncio internals (an SSL transport sits on a socket transport), so look them up
-    defensively: at worst the socket was shut down above and the collector closes it."""
-    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None) or transport
-    lost = getattr(inner, "_call_connection_lost", None)
-    if callable(lost):
-        with contextlib.suppress(Exception):
-            lost(None)
 
 
 def _expire(waiter: asyncio.Future[Any]) -> None:
@@ -223,7 +58,7 @@ def _expire(waiter: asyncio.Future[Any]) -> None:
 class _Connection:
     __slots__ = ("channel", "idle_since", "origin")
 
-    def __init__(self, channel: _Channel, origin: Origin) -> None:
+    def __init__(self, channel: Channel, origin: Origin) -> None:
         self.channel = channel
         self.origin = origin
         self.idle_since = 0.0
@@ -238,7 +73,7 @@ class _Connection:
 
 
 class _Pool:
-    """The asyncio twin of ``_transport._Pool``, for one event loop.
+    """The asyncio twin of ``_sync._Pool``, for one event loop.
 
     Waiters are served in order: a freed connection (or, for another host, its slot)
     is handed to the first waiter directly, so a task that asks again at once cannot
@@ -250,7 +85,7 @@ class _Pool:
         self._slots: Slots[_Connection] = Slots(limits)
         self._waiters: collections.deque[tuple[asyncio.Future[_Connection | None], Origin]]
         self._waiters = collections.deque()
-        self.read_buffer = memoryview(bytearray(READ_SIZE))  # see _Channel
+        self.read_buffer = memoryview(bytearray(READ_SIZE))  # see Channel
 
     async def acquire(self, origin: Origin, time_limit: float | None) -> _Connection | None:
         """An idle connection to ``origin``, or None after reserving a slot for a new
@@ -351,17 +186,18 @@ class _ResponseBody(httpx2.AsyncByteStream):
         self._state.close()
 
     def shutdown(self, how: int) -> None:
-        """See ``_transport._ResponseBody.shutdown``: only while this body holds the
+        """See ``_sync._ResponseBody.shutdown``: only while this body holds the
         connection. Safe from another thread: it only shuts the socket down, and the
         event loop sees the end of the stream."""
         conn = self._state.conn
         transport = conn.channel.transport if conn is not None else None
         if transport is not None:
-            _shutdown_socket(transport, how)
+            shutdown_transport(transport, how)
 
 
 class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
-    """An ``httpx2`` async transport speaking HTTP/1.1 over asyncio."""
+    """An ``httpx2`` async transport speaking HTTP/1.1 over asyncio. ``proxy``: as for
+    ``HTTP11Transport``."""
 
     def __init__(
         self,
@@ -371,6 +207,7 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
         trust_env: bool = True,
         limits: httpx2.Limits | None = None,
         socket_options: Iterable[tuple[int, int, int]] | None = None,
+        proxy: httpx2.Proxy | httpx2.URL | str | None = None,
     ) -> None:
         self._limits = limits or default_limits()
         self._options: dict[str, Any] = {
@@ -379,9 +216,11 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
             "trust_env": trust_env,
             "limits": self._limits,
             "socket_options": socket_options,
+            "proxy": proxy,
         }
-        self._ssl = httpx2.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+        self._tls = TLSConfig(verify, cert, trust_env)
         self._socket_options = list(socket_options or ())
+        self._proxy = None if proxy is None else ProxyRoute(proxy)
         self._pool: _Pool | None = None
         self._fallback: httpx2.AsyncHTTPTransport | None = None
 
@@ -404,15 +243,14 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
         pool = self._pool_for(loop)
         origin = origin_of(request.url)
         timeouts = timeouts_of(request)
-        # A request goes out again on a stale connection only if its body can be re-sent.
-        replayable = isinstance(request.stream, httpx2.ByteStream)
+        resend = may_resend(request)
         while True:
             conn = await pool.acquire(origin, timeouts.get("pool"))
             if conn is None:
                 conn = await self._connect(pool, loop, origin, timeouts)
-                return await self._exchange(pool, conn, request, reused=False)
+                return await self._exchange(pool, conn, request, resend=False)
             try:
-                return await self._exchange(pool, conn, request, reused=replayable)
+                return await self._exchange(pool, conn, request, resend=resend)
             except StaleConnection:
                 continue  # the server had closed it: take another one
 
@@ -425,37 +263,82 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
     ) -> _Connection:
         scheme, raw_host, port = origin
         host = raw_host.decode("ascii")
-        channel = _Channel(loop, pool.read_buffer)
-        tls = self._ssl if scheme == b"https" else None
+        timeout = timeouts.get("connect")
+        proxy = self._proxy
+        channel = Channel(loop, pool.read_buffer)
+        sock: socket.socket | None = None
         try:
-            async with asyncio.timeout(timeouts.get("connect")):
-                await loop.create_connection(
-                    lambda: channel, host, port, ssl=tls, server_hostname=host if tls else None
-                )
-            sock = channel.transport.get_extra_info("socket") if channel.transport else None
+            if proxy is None:
+                addresses = await aresolve(loop, host, port, timeout)
+            else:
+                addresses = await aresolve(loop, proxy.host, proxy.port, timeout)
+            sock = await adial(loop, addresses, timeout, self._socket_options)
+            if scheme == b"https" and proxy is None:
+                async with asyncio.timeout(timeout):
+                    await loop.create_connection(
+                        lambda: channel, sock=sock, ssl=self._tls.context(), server_hostname=host
+                    )
+            else:
+                await loop.create_connection(lambda: channel, sock=sock)
+                if scheme == b"https" and proxy is not None:
+                    await _open_tunnel(channel, proxy, origin, timeouts)
+                    await self._start_tls(loop, channel, host, timeout)
+            # Set before connecting (buffer sizes count then), and again now: the loop
+            # sets TCP_NODELAY on the sockets it takes, and the caller's choice wins.
             for option in self._socket_options:
-                if sock is not None:
-                    sock.setsockopt(*option)
+                sock.setsockopt(*option)
         except BaseException as exc:
             pool.failed()
             channel.close()
+            if sock is not None and channel.transport is None:
+                sock.close()
             if isinstance(exc, TimeoutError):
-                raise httpx2.ConnectTimeout("timed out connecting") from exc
+                raise httpx2.ConnectTimeout(str(exc) or "timed out connecting") from exc
             if isinstance(exc, OSError):  # ssl.SSLError is one
                 raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
             raise
         return _Connection(channel, origin)
 
+    async def _start_tls(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        channel: Channel,
+        host: str,
+        time_limit: float | None,
+    ) -> None:
+        """TLS to the origin, inside the tunnel that ``channel`` carries."""
+        transport = channel.transport
+        assert transport is not None
+        async with asyncio.timeout(time_limit):
+            tls = await loop.start_tls(
+                transport, channel, self._tls.context(), server_hostname=host
+            )
+        if tls is None:
+            raise httpx2.ConnectError("The connection closed during the TLS handshake")
+        channel.transport = tls
+
     async def _exchange(
-        self, pool: _Pool, conn: _Connection, request: httpx2.Request, reused: bool
+        self, pool: _Pool, conn: _Connection, request: httpx2.Request, resend: bool
     ) -> httpx2.Response:
+        """See ``HTTP11Transport._exchange``."""
         timeouts = timeouts_of(request)
         method = request.method.encode("ascii")
         headers = request_headers(request)
+        target = request.url.raw_path
+        if self._proxy is not None and conn.origin[0] == b"http":
+            target, headers = self._proxy.forward(request.url, headers)
         channel = conn.channel
         start = ResponseStart(method)
+        send_error: httpx2.TransportError | None = None
         try:
-            await self._send(channel, request, method, headers, timeouts.get("write"), reused)
+            try:
+                await _send(channel, request, method, target, headers, timeouts.get("write"))
+            except (httpx2.WriteError, httpx2.WriteTimeout) as exc:
+                if not channel.answered():
+                    if resend and isinstance(exc, httpx2.WriteError):
+                        raise StaleConnection from exc
+                    raise
+                send_error = exc  # an answer (or the end) is waiting: read it first
             read_timeout = timeouts.get("read")
             while True:
                 try:
@@ -463,12 +346,12 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
                 except TimeoutError as exc:
                     raise httpx2.ReadTimeout("timed out waiting for the response") from exc
                 except httpx2.ReadError as exc:
-                    if reused and not start.received:
-                        raise StaleConnection from exc
+                    if not start.received:
+                        nothing_came(resend, send_error, exc)
                     raise
                 if not data:
-                    if reused and not start.received:
-                        raise StaleConnection
+                    if not start.received:
+                        nothing_came(resend, send_error, None)
                     raise httpx2.RemoteProtocolError(
                         "Server disconnected without sending a response."
                     )
@@ -479,7 +362,8 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
             pool.release(conn, reusable=False)
             raise
         head, decoder, first = started
-        reusable = start.reusable(head, headers)
+        # After an early answer the server has not read the rest of the request.
+        reusable = start.reusable(head, headers) and send_error is None
         state = BodyState(conn, decoder, first, reusable, pool.release)
         if decoder.complete:  # nothing more to read: the connection is free now
             state.finish(reusable and not decoder.leftover)
@@ -499,38 +383,51 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
             },
         )
 
-    async def _send(
-        self,
-        channel: _Channel,
-        request: httpx2.Request,
-        method: bytes,
-        headers: list[tuple[bytes, bytes]],
-        time_limit: float | None,
-        reused: bool,
-    ) -> None:
-        head = request_head(method, request.url.raw_path, headers)
-        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
-        body = request.stream
-        try:
-            if isinstance(body, httpx2.ByteStream) and not chunked:
-                await channel.write(head + b"".join(body), time_limit)
-            else:
-                await channel.write(head, time_limit)
-                assert isinstance(body, AsyncIterable)
-                async for part in body:
-                    if part:
-                        await channel.write(encode_chunk(part) if chunked else part, time_limit)
-                if chunked:
-                    await channel.write(b"0\r\n\r\n", time_limit)
-        except TimeoutError as exc:
-            raise httpx2.WriteTimeout("timed out sending the request") from exc
-        except httpx2.WriteError as exc:
-            if reused:
-                raise StaleConnection from exc
-            raise
-
     async def aclose(self) -> None:
         if self._pool is not None:
             self._pool.close()
         if self._fallback is not None:
             await self._fallback.aclose()
+
+
+async def _send(
+    channel: Channel,
+    request: httpx2.Request,
+    method: bytes,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+    time_limit: float | None,
+) -> None:
+    head = request_head(method, target, headers)
+    chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+    body = request.stream
+    try:
+        if isinstance(body, httpx2.ByteStream) and not chunked:
+            await channel.write(head + b"".join(body), time_limit)
+        else:
+            await channel.write(head, time_limit)
+            assert isinstance(body, AsyncIterable)
+            async for part in body:
+                if part:
+                    await channel.write(encode_chunk(part) if chunked else part, time_limit)
+            if chunked:
+                await channel.write(b"0\r\n\r\n", time_limit)
+    except TimeoutError as exc:
+        raise httpx2.WriteTimeout("timed out sending the request") from exc
+
+
+async def _open_tunnel(
+    channel: Channel, proxy: ProxyRoute, origin: Origin, timeouts: dict[str, float | None]
+) -> None:
+    """CONNECT through the proxy on ``channel`` to ``origin``; raises unless it agreed."""
+    reply = TunnelReply()
+    try:
+        await channel.write(proxy.connect_head(origin), timeouts.get("write"))
+        while True:
+            data = await channel.read(timeouts.get("read"))
+            if not data:
+                raise httpx2.RemoteProtocolError("The proxy closed the connection during CONNECT")
+            if reply.feed(data):
+                return
+    except TimeoutError as exc:
+        raise httpx2.ReadTimeout("timed out waiting for the proxy") from exc

@@ -1,6 +1,6 @@
 """HTTP/1.1 client framing, sans I/O: request heads out, response heads and bodies in.
 
-The transports in ``_transport`` feed this module whatever a socket read returned and
+The transports (``_sync``, ``_async``) feed this module whatever a socket read returned and
 get back the response head, then body bytes. A streaming LLM response arrives as
 thousands of small HTTP chunks (one per token); h11 hands each one over as its own
 event, which costs more than the rest of the client's work per token. Here one read's
@@ -32,6 +32,7 @@ MAX_HEAD = 64 * 1024
 MAX_LINE = 4 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
+_FOLD = b" \t"
 _FRAMING = frozenset({b"connection", b"content-length", b"transfer-encoding"})
 _FRAMING_LENGTHS = frozenset(len(name) for name in _FRAMING)
 
@@ -101,8 +102,17 @@ class ResponseHead:
             line = raw.rstrip(b"\r")
             if not line:
                 continue
+            if line[0] in _FOLD:
+                # obs-fold: the line continues the field above; RFC 9112 5.2 says
+                # replace the fold with a space. Before the first field there is
+                # nothing to continue.
+                if not headers:
+                    raise _error(f"Invalid header line {line[:100]!r}")
+                name, value = headers[-1]
+                headers[-1] = (name, b" ".join(filter(None, (value, line.strip(b" \t")))))
+                continue
             name, colon, value = line.partition(b":")
-            if not colon or not name or name != name.strip() or line[:1] in b" \t":
+            if not colon or not name or name != name.strip():
                 raise _error(f"Invalid header line {line[:100]!r}")
             headers.append((name, value.strip(b" \t")))
         return cls(int(code), reason, version, headers), rest

@@ -8,14 +8,27 @@ chunk framing of all of it at once (``_h1.BodyDecoder``), so the client above se
 one ``bytes`` per read.
 
 It plugs into ``httpx2.Client(transport=...)``, so everything above the transport is
-httpx2's (auth, redirects, cookies, event hooks, proxies from the environment, which
-httpx2 mounts on its own transports). It speaks HTTP/1.1 over TCP only: for HTTP/2, a
-Unix socket or a local address, pass a client with httpx2's own transport.
+httpx2's (auth, redirects, cookies, event hooks). A client given a transport reads no
+proxy settings from the environment: ``sync_http_client`` (``_clients``) builds one
+that does, with this transport for direct origins and for ``http://`` proxies
+(``proxy=``, see ``_proxy``). It speaks HTTP/1.1 over TCP only: for HTTP/2, a Unix
+socket or a local address, pass a client with httpx2's own transport.
 
-The pool is per origin, LIFO, with a cap on open connections (waiters time out with
-``httpx2.PoolTimeout``) and on idle ones; an idle connection the server has closed is
-noticed before reuse, and a request whose body can be sent again goes out on another
-connection when a reused one dies before any response byte (the keep-alive race).
+Connections are opened by ``_dial`` (Happy Eyeballs), TLS comes from ``_tls`` (built on
+the first https origin, ALPN ``http/1.1``). The pool is per origin, LIFO, with a cap on
+open connections (waiters time out with ``httpx2.PoolTimeout``) and on idle ones; an
+idle connection the server has closed is noticed before reuse (``poll``, which takes
+any descriptor, unlike ``select``).
+
+Re-sending: when a reused connection dies before any response byte (the keep-alive
+race), the request goes out again on another connection only if its body can be sent
+again and it is a GET or HEAD, or the caller allowed it (``RESEND_STALE_EXTENSION``:
+the clients set it while their retry policy has retries left). A POST that starts a
+generation is never sent twice behind the caller's back.
+
+A server may answer before it has read the whole request (a 413 for a body over its
+limit) and close: when sending fails and an answer is waiting, the answer is returned
+(RFC 9112 9.5), and the connection is dropped after it.
 """
 
 from __future__ import annotations
@@ -26,104 +39,50 @@ import select
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import httpx2
 
-from ._h1 import BodyDecoder, ResponseStart, encode_chunk, request_head
+from ._common import (
+    BODY_EXTENSION,
+    READ_SIZE,
+    BodyState,
+    NetworkStream,
+    StaleConnection,
+    default_limits,
+    may_resend,
+    nothing_came,
+    origin_of,
+    request_headers,
+    shutdown_socket,
+    timeouts_of,
+)
+from ._dial import dial, resolve
+from ._h1 import ResponseStart, encode_chunk, request_head
 from ._pool import Origin, Slots
+from ._proxy import ProxyRoute, TunnelReply
+from ._tls import TLSConfig
 
-__all__ = [
-    "BODY_EXTENSION",
-    "BodyState",
-    "READ_SIZE",
-    "HTTP11Transport",
-    "NetworkStream",
-    "StaleConnection",
-    "default_limits",
-    "origin_of",
-    "request_headers",
-    "timeouts_of",
-]
+__all__ = ["HTTP11Transport", "readable_now"]
 
-READ_SIZE = 64 * 1024
-BODY_EXTENSION = "deltastream.body"  # the response's body stream, read by _http.iter_body
-_FD_RESERVE = 256  # file descriptors left for everything else the process opens
-_MAX_IDLE = 100
+if hasattr(select, "poll"):
 
+    def readable_now(sock: socket.socket) -> bool:
+        """Bytes, or the end of the stream, wait on ``sock``: ``poll``, which takes
+        any descriptor (``select`` fails past 1,024)."""
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
 
-def default_limits() -> httpx2.Limits:
-    """As many connections as the process may open, less ``_FD_RESERVE`` (at least
-    100), with 100 kept idle. A stream holds its connection from start to end, so the
-    cap is the number of streams at once: set below what the OS allows, it only turns
-    streams into a queue (openai-python's 1,000 fails 10,000 concurrent streams).
-    Read when the transport is made, so raise ``RLIMIT_NOFILE`` first to get more."""
-    soft = 1024
-    with contextlib.suppress(ImportError, OSError, ValueError):
-        import resource
+else:  # Windows: its select() takes any socket
 
-        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft == resource.RLIM_INFINITY:
-            soft = 1 << 20
-    return httpx2.Limits(
-        max_connections=max(100, soft - _FD_RESERVE), max_keepalive_connections=_MAX_IDLE
-    )
-
-
-def origin_of(url: httpx2.URL) -> Origin:
-    scheme = url.raw_scheme
-    if scheme not in (b"http", b"https"):
-        raise httpx2.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}'")
-    port = url.port or (443 if scheme == b"https" else 80)
-    return scheme, url.raw_host, port
-
-
-def timeouts_of(request: httpx2.Request) -> dict[str, float | None]:
-    timeouts = request.extensions.get("timeout")
-    return timeouts if isinstance(timeouts, dict) else {}
-
-
-def request_headers(request: httpx2.Request) -> list[tuple[bytes, bytes]]:
-    return [(name, value) for name, value in request.headers.raw]
-
-
-def shutdown_socket(sock: Any, how: int) -> None:
-    """``shutdown(how)`` on a socket, whatever wraps it. An ``SSLSocket``'s own
-    ``shutdown`` unwraps TLS state a reading thread is using: the plain socket's is
-    meant. uvloop's transports hand out a stand-in that refuses ``shutdown``; the
-    descriptor under it does not."""
-    if isinstance(sock, ssl.SSLSocket):
-        socket.socket.shutdown(sock, how)
-        return
-    try:
-        sock.shutdown(how)
-    except TypeError:
-        borrowed = socket.socket(fileno=sock.fileno())
-        try:
-            borrowed.shutdown(how)
-        finally:
-            borrowed.detach()  # the descriptor stays its owner's
-
-
-class NetworkStream:
-    """What ``response.extensions["network_stream"]`` offers: the socket, and the TLS
-    object when there is one."""
-
-    __slots__ = ("_sock", "_ssl_object")
-
-    def __init__(self, sock: Any, ssl_object: Any = None) -> None:
-        self._sock = sock
-        if ssl_object is None and isinstance(sock, ssl.SSLSocket):
-            ssl_object = sock
-        self._ssl_object = ssl_object
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "socket":
-            return self._sock
-        if info == "ssl_object":
-            return self._ssl_object
-        return None
+    def readable_now(sock: socket.socket) -> bool:
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        return bool(select.select([sock], [], [], 0)[0])
 
 
 class _Connection:
@@ -142,13 +101,10 @@ class _Connection:
         """Idle, not expired, and the server has not closed it (nor sent anything)."""
         if expiry is not None and now - self.idle_since > expiry:
             return False
-        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
-            return False
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            return not readable_now(self.sock)
         except (OSError, ValueError):
             return False
-        return not readable
 
 
 class _Waiter:
@@ -239,62 +195,6 @@ class _Pool:
             self._slots.close_idle()
 
 
-C = TypeVar("C")
-
-
-class BodyState(Generic[C]):
-    """What a response body does between reads, the same for both transports: strip
-    the framing, and hand the connection back (to ``release``) the moment the body is
-    complete, or as unusable when it ends any other way."""
-
-    __slots__ = ("conn", "decoder", "first", "release", "reusable")
-
-    def __init__(
-        self,
-        conn: C | None,
-        decoder: BodyDecoder,
-        first: bytes,
-        reusable: bool,
-        release: Callable[[C, bool], None],
-    ) -> None:
-        self.conn = conn  # None once given back
-        self.decoder = decoder
-        self.first = first  # body bytes that came with the head
-        self.reusable = reusable
-        self.release = release
-
-    def take_first(self) -> bytes:
-        first, self.first = self.first, b""
-        return first
-
-    def step(self, data: bytes) -> tuple[bytes, bool]:
-        """One read's bytes (b"" at EOF) in; the body bytes and whether it ended out."""
-        decoder = self.decoder
-        if not data:
-            decoder.eof()  # raises if the body was cut short
-            self.finish(reusable=False)
-            return b"", True
-        body = decoder.feed(data)
-        if decoder.complete:
-            # Free the connection now, not when the caller asks for more.
-            self.finish(reusable=self._reuse_after())
-            return body, True
-        return body, False
-
-    def close(self) -> None:
-        """Closed by the caller: reusable only if the whole body was read."""
-        self.finish(reusable=self.decoder.complete and not self.first and self._reuse_after())
-
-    def finish(self, reusable: bool) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            self.release(conn, reusable)
-
-    def _reuse_after(self) -> bool:
-        decoder = self.decoder
-        return self.reusable and not decoder.leftover and not decoder.until_close
-
-
 class _ResponseBody(httpx2.SyncByteStream):
     """The body of one response, read straight from the socket."""
 
@@ -343,7 +243,12 @@ class _ResponseBody(httpx2.SyncByteStream):
 
 
 class HTTP11Transport(httpx2.BaseTransport):
-    """An ``httpx2`` transport speaking HTTP/1.1 over a blocking socket per request."""
+    """An ``httpx2`` transport speaking HTTP/1.1 over a blocking socket per request.
+
+    ``proxy``: an ``http://`` proxy that every request goes through (forwarded for
+    http:// origins, tunnelled for https:// ones); see ``sync_http_client`` for proxies
+    chosen per origin and from the environment.
+    """
 
     def __init__(
         self,
@@ -353,35 +258,42 @@ class HTTP11Transport(httpx2.BaseTransport):
         trust_env: bool = True,
         limits: httpx2.Limits | None = None,
         socket_options: Iterable[tuple[int, int, int]] | None = None,
+        proxy: httpx2.Proxy | httpx2.URL | str | None = None,
     ) -> None:
-        self._ssl = httpx2.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+        self._tls = TLSConfig(verify, cert, trust_env)
         self._socket_options = list(socket_options or ())
+        self._proxy = None if proxy is None else ProxyRoute(proxy)
         self._pool = _Pool(limits or default_limits())
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         origin = origin_of(request.url)
         timeouts = timeouts_of(request)
-        # A request goes out again on a stale connection only if its body can be re-sent.
-        replayable = isinstance(request.stream, httpx2.ByteStream)
+        resend = may_resend(request)
         while True:
             conn = self._pool.acquire(origin, timeouts.get("pool"))
             if conn is None:
-                return self._exchange(self._connect(origin, timeouts), request, reused=False)
+                return self._exchange(self._connect(origin, timeouts), request, resend=False)
             try:
-                return self._exchange(conn, request, reused=replayable)
+                return self._exchange(conn, request, resend=resend)
             except StaleConnection:
                 continue  # the server had closed it: take another one
 
     def _connect(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
-        scheme, host, port = origin
+        scheme, raw_host, port = origin
+        host = raw_host.decode("ascii")
         timeout = timeouts.get("connect")
+        proxy = self._proxy
         sock: socket.socket | None = None
         try:
-            sock = socket.create_connection((host.decode("ascii"), port), timeout)
-            for option in self._socket_options:
-                sock.setsockopt(*option)
+            if proxy is None:
+                sock = dial(resolve(host, port), timeout, self._socket_options)
+            else:
+                sock = dial(resolve(proxy.host, proxy.port), timeout, self._socket_options)
+                if scheme == b"https":
+                    _open_tunnel(sock, proxy, origin, timeouts)
             if scheme == b"https":
-                sock = self._ssl.wrap_socket(sock, server_hostname=host.decode("ascii"))
+                sock.settimeout(timeout)
+                sock = self._tls.context().wrap_socket(sock, server_hostname=host)
         except BaseException as exc:
             self._pool.failed()
             if sock is not None:
@@ -394,15 +306,29 @@ class HTTP11Transport(httpx2.BaseTransport):
         return _Connection(sock, origin)
 
     def _exchange(
-        self, conn: _Connection, request: httpx2.Request, reused: bool
+        self, conn: _Connection, request: httpx2.Request, resend: bool
     ) -> httpx2.Response:
+        """Send ``request`` on ``conn`` and read the response head. ``resend``: the
+        connection is a reused one and the request may go out again if it was stale
+        (raises ``StaleConnection``)."""
         timeouts = timeouts_of(request)
         method = request.method.encode("ascii")
         headers = request_headers(request)
+        target = request.url.raw_path
+        if self._proxy is not None and conn.origin[0] == b"http":
+            target, headers = self._proxy.forward(request.url, headers)
         sock = conn.sock
         start = ResponseStart(method)
+        send_error: httpx2.TransportError | None = None
         try:
-            self._send(conn, request, method, headers, timeouts.get("write"), reused)
+            try:
+                _send(sock, request, method, target, headers, timeouts.get("write"))
+            except (httpx2.WriteError, httpx2.WriteTimeout) as exc:
+                if not readable_now(sock):
+                    if resend and isinstance(exc, httpx2.WriteError):
+                        raise StaleConnection from exc
+                    raise
+                send_error = exc  # an answer (or the end) is waiting: read it first
             sock.settimeout(timeouts.get("read"))
             while True:
                 try:
@@ -412,12 +338,12 @@ class HTTP11Transport(httpx2.BaseTransport):
                         str(exc) or "timed out waiting for the response"
                     ) from exc
                 except OSError as exc:
-                    if reused and not start.received:
-                        raise StaleConnection from exc
+                    if not start.received:
+                        nothing_came(resend, send_error, exc)
                     raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
                 if not data:
-                    if reused and not start.received:
-                        raise StaleConnection
+                    if not start.received:
+                        nothing_came(resend, send_error, None)
                     raise httpx2.RemoteProtocolError(
                         "Server disconnected without sending a response."
                     )
@@ -428,7 +354,8 @@ class HTTP11Transport(httpx2.BaseTransport):
             self._pool.release(conn, reusable=False)
             raise
         head, decoder, first = started
-        reusable = start.reusable(head, headers)
+        # After an early answer the server has not read the rest of the request.
+        reusable = start.reusable(head, headers) and send_error is None
         state = BodyState(conn, decoder, first, reusable, self._pool.release)
         if decoder.complete:  # nothing more to read: the connection is free now
             state.finish(reusable and not decoder.leftover)
@@ -445,41 +372,55 @@ class HTTP11Transport(httpx2.BaseTransport):
             },
         )
 
-    def _send(
-        self,
-        conn: _Connection,
-        request: httpx2.Request,
-        method: bytes,
-        headers: list[tuple[bytes, bytes]],
-        timeout: float | None,
-        reused: bool,
-    ) -> None:
-        sock = conn.sock
-        sock.settimeout(timeout)
-        head = request_head(method, request.url.raw_path, headers)
-        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
-        body = request.stream
-        try:
-            if isinstance(body, httpx2.ByteStream) and not chunked:
-                sock.sendall(head + b"".join(body))
-            else:
-                sock.sendall(head)
-                assert isinstance(body, Iterable)
-                for part in body:
-                    if part:
-                        sock.sendall(encode_chunk(part) if chunked else part)
-                if chunked:
-                    sock.sendall(b"0\r\n\r\n")
-        except TimeoutError as exc:
-            raise httpx2.WriteTimeout(str(exc) or "timed out sending the request") from exc
-        except OSError as exc:
-            if reused:
-                raise StaleConnection from exc
-            raise httpx2.WriteError(str(exc) or type(exc).__name__) from exc
-
     def close(self) -> None:
         self._pool.close()
 
 
-class StaleConnection(Exception):
-    """A reused connection died before any of the response arrived."""
+def _send(
+    sock: socket.socket,
+    request: httpx2.Request,
+    method: bytes,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+    timeout: float | None,
+) -> None:
+    sock.settimeout(timeout)
+    head = request_head(method, target, headers)
+    chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+    body = request.stream
+    try:
+        if isinstance(body, httpx2.ByteStream) and not chunked:
+            sock.sendall(head + b"".join(body))
+        else:
+            sock.sendall(head)
+            assert isinstance(body, Iterable)
+            for part in body:
+                if part:
+                    sock.sendall(encode_chunk(part) if chunked else part)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+    except TimeoutError as exc:
+        raise httpx2.WriteTimeout(str(exc) or "timed out sending the request") from exc
+    except OSError as exc:
+        raise httpx2.WriteError(str(exc) or type(exc).__name__) from exc
+
+
+def _open_tunnel(
+    sock: socket.socket, proxy: ProxyRoute, origin: Origin, timeouts: dict[str, float | None]
+) -> None:
+    """CONNECT through the proxy on ``sock`` to ``origin``; raises unless it agreed."""
+    reply = TunnelReply()
+    try:
+        sock.settimeout(timeouts.get("write"))
+        sock.sendall(proxy.connect_head(origin))
+        sock.settimeout(timeouts.get("read"))
+        while True:
+            data = sock.recv(READ_SIZE)
+            if not data:
+                raise httpx2.RemoteProtocolError("The proxy closed the connection during CONNECT")
+            if reply.feed(data):
+                return
+    except TimeoutError as exc:
+        raise httpx2.ReadTimeout(str(exc) or "timed out waiting for the proxy") from exc
+    except OSError as exc:
+        raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc

@@ -1,0 +1,193 @@
+"""What both transports share: the names of the request and response extensions they
+read and set, a request's settings, the rule for sending a request again, and the state
+of a response body between reads."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any, Generic, NoReturn, TypeVar
+
+import httpx2
+
+from ._h1 import BodyDecoder
+from ._pool import Origin
+
+__all__ = [
+    "BODY_EXTENSION",
+    "READ_SIZE",
+    "RESEND_STALE_EXTENSION",
+    "BodyState",
+    "NetworkStream",
+    "StaleConnection",
+    "default_limits",
+    "may_resend",
+    "nothing_came",
+    "origin_of",
+    "request_headers",
+    "shutdown_socket",
+    "timeouts_of",
+]
+
+READ_SIZE = 64 * 1024
+BODY_EXTENSION = "deltastream.body"  # the response's body stream, read by _http.iter_body
+# Set (true) on a request by a caller whose retry policy would send it again anyway.
+RESEND_STALE_EXTENSION = "deltastream.resend_stale"
+_ALWAYS_RESENT = frozenset({"GET", "HEAD"})
+_FD_RESERVE = 256  # file descriptors left for everything else the process opens
+_MAX_IDLE = 100
+
+
+def default_limits() -> httpx2.Limits:
+    """As many connections as the process may open, less ``_FD_RESERVE`` (at least
+    100), with 100 kept idle. A stream holds its connection from start to end, so the
+    cap is the number of streams at once: set below what the OS allows, it only turns
+    streams into a queue (openai-python's 1,000 fails 10,000 concurrent streams).
+    Read when the transport is made, so raise ``RLIMIT_NOFILE`` first to get more."""
+    soft = 1024
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            soft = 1 << 20
+    return httpx2.Limits(
+        max_connections=max(100, soft - _FD_RESERVE), max_keepalive_connections=_MAX_IDLE
+    )
+
+
+def origin_of(url: httpx2.URL) -> Origin:
+    scheme = url.raw_scheme
+    if scheme not in (b"http", b"https"):
+        raise httpx2.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}'")
+    port = url.port or (443 if scheme == b"https" else 80)
+    return scheme, url.raw_host, port
+
+
+def timeouts_of(request: httpx2.Request) -> dict[str, float | None]:
+    timeouts = request.extensions.get("timeout")
+    return timeouts if isinstance(timeouts, dict) else {}
+
+
+def request_headers(request: httpx2.Request) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in request.headers.raw]
+
+
+def may_resend(request: httpx2.Request) -> bool:
+    """Whether the request may go out again when a reused connection turns out to be
+    stale: its body can be sent again, and it is a GET or HEAD or the caller said so."""
+    return isinstance(request.stream, httpx2.ByteStream) and (
+        request.method in _ALWAYS_RESENT or request.extensions.get(RESEND_STALE_EXTENSION) is True
+    )
+
+
+def nothing_came(
+    resend: bool, send_error: httpx2.TransportError | None, cause: BaseException | None
+) -> NoReturn:
+    """The connection ended before any byte of the response: stale if the request may
+    go out again, else the error that sending met, else the server hung up."""
+    if resend:
+        raise StaleConnection from cause
+    if send_error is not None:
+        raise send_error from cause
+    raise httpx2.RemoteProtocolError("Server disconnected without sending a response.") from cause
+
+
+def shutdown_socket(sock: Any, how: int) -> None:
+    """``shutdown(how)`` on a socket, whatever wraps it. An ``SSLSocket``'s own
+    ``shutdown`` unwraps TLS state a reading thread is using: the plain socket's is
+    meant. uvloop's transports hand out a stand-in that refuses ``shutdown``; the
+    descriptor under it does not."""
+    if isinstance(sock, ssl.SSLSocket):
+        socket.socket.shutdown(sock, how)
+        return
+    try:
+        sock.shutdown(how)
+    except TypeError:
+        borrowed = socket.socket(fileno=sock.fileno())
+        try:
+            borrowed.shutdown(how)
+        finally:
+            borrowed.detach()  # the descriptor stays its owner's
+
+
+class NetworkStream:
+    """What ``response.extensions["network_stream"]`` offers: the socket, and the TLS
+    object when there is one."""
+
+    __slots__ = ("_sock", "_ssl_object")
+
+    def __init__(self, sock: Any, ssl_object: Any = None) -> None:
+        self._sock = sock
+        if ssl_object is None and isinstance(sock, ssl.SSLSocket):
+            ssl_object = sock
+        self._ssl_object = ssl_object
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "socket":
+            return self._sock
+        if info == "ssl_object":
+            return self._ssl_object
+        return None
+
+
+C = TypeVar("C")
+
+
+class BodyState(Generic[C]):
+    """What a response body does between reads, the same for both transports: strip
+    the framing, and hand the connection back (to ``release``) the moment the body is
+    complete, or as unusable when it ends any other way."""
+
+    __slots__ = ("conn", "decoder", "first", "release", "reusable")
+
+    def __init__(
+        self,
+        conn: C | None,
+        decoder: BodyDecoder,
+        first: bytes,
+        reusable: bool,
+        release: Callable[[C, bool], None],
+    ) -> None:
+        self.conn = conn  # None once given back
+        self.decoder = decoder
+        self.first = first  # body bytes that came with the head
+        self.reusable = reusable
+        self.release = release
+
+    def take_first(self) -> bytes:
+        first, self.first = self.first, b""
+        return first
+
+    def step(self, data: bytes) -> tuple[bytes, bool]:
+        """One read's bytes (b"" at EOF) in; the body bytes and whether it ended out."""
+        decoder = self.decoder
+        if not data:
+            decoder.eof()  # raises if the body was cut short
+            self.finish(reusable=False)
+            return b"", True
+        body = decoder.feed(data)
+        if decoder.complete:
+            # Free the connection now, not when the caller asks for more.
+            self.finish(reusable=self._reuse_after())
+            return body, True
+        return body, False
+
+    def close(self) -> None:
+        """Closed by the caller: reusable only if the whole body was read."""
+        self.finish(reusable=self.decoder.complete and not self.first and self._reuse_after())
+
+    def finish(self, reusable: bool) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            self.release(conn, reusable)
+
+    def _reuse_after(self) -> bool:
+        decoder = self.decoder
+        return self.reusable and not decoder.leftover and not decoder.until_close
+
+
+class StaleConnection(Exception):
+    """A reused connection died before any of the response arrived."""
