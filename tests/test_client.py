@@ -9,6 +9,7 @@ import pytest
 
 import deltastream
 import deltastream.native
+from deltastream import Timeout
 from deltastream.engine.types import ChatCompletion
 
 from ._helpers import (
@@ -186,14 +187,32 @@ async def test_connection_errors_are_translated_and_chained(mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_timeouts_name_the_deadline(mode: str) -> None:
+@pytest.mark.parametrize(
+    ("exc", "deadlines", "deadline", "seconds"),
+    [
+        # waiting for the response head is the first token's wait
+        (httpx2.ReadTimeout, 2.5, "first_token", 2.5),
+        (httpx2.ConnectTimeout, 2.5, "connect", 2.5),
+        (httpx2.PoolTimeout, 2.5, "pool", 2.5),
+        # total is nearer than the phase's own deadline: it is the one that passed
+        (httpx2.ReadTimeout, Timeout(first_token=60, total=2), "total", 2),
+        (httpx2.ConnectTimeout, Timeout(connect=60, total=2), "total", 2),
+    ],
+)
+async def test_timeouts_name_the_deadline(
+    mode: str,
+    exc: type[httpx2.TimeoutException],
+    deadlines: float | Timeout,
+    deadline: str,
+    seconds: float,
+) -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
-        raise httpx2.ReadTimeout("slow", request=request)
+        raise exc("slow", request=request)
 
-    with pytest.raises(deltastream.native.APITimeoutError, match="read deadline") as caught:
-        await stream_chunks(mode, handler, max_retries=0, timeout=2.5)
-    assert caught.value.deadline == "read"
-    assert caught.value.seconds == 2.5
+    with pytest.raises(deltastream.native.APITimeoutError, match=f"{deadline} deadline") as caught:
+        await stream_chunks(mode, handler, max_retries=0, timeout=deadlines)
+    assert caught.value.deadline == deadline
+    assert caught.value.seconds == seconds
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -52,10 +52,10 @@ class Stream(BaseStream[T], openai.Stream[T]):
         self._options = options
         face = self._face_type(client, response)
         resumable, response_id = _resumable(options)
-        resume: Callable[[str, int], httpx2.Response] | None = None
+        resume: Callable[[str, int | None], httpx2.Response] | None = None
         if resumable:
 
-            def resume(response_id: str, after: int) -> httpx2.Response:
+            def resume(response_id: str, after: int | None) -> httpx2.Response:
                 return ensure_event_stream(
                     client.get(
                         _path(response_id),
@@ -118,10 +118,10 @@ class AsyncStream(BaseAsyncStream[T], openai.AsyncStream[T]):
         self._options = options
         face = self._face_type(client, response)
         resumable, response_id = _resumable(options)
-        resume: Callable[[str, int], Awaitable[httpx2.Response]] | None = None
+        resume: Callable[[str, int | None], Awaitable[httpx2.Response]] | None = None
         if resumable:
 
-            async def resume(response_id: str, after: int) -> httpx2.Response:
+            async def resume(response_id: str, after: int | None) -> httpx2.Response:
                 response = await client.get(
                     _path(response_id),
                     cast_to=httpx2.Response,
@@ -290,9 +290,11 @@ def _path(response_id: str) -> str:
     return f"/responses/{quote(response_id, safe='')}"
 
 
-def _resume_options(options: Any, after: int) -> Any:
+def _resume_options(options: Any, after: int | None) -> Any:
     headers = options.headers if isinstance(options.headers, dict) else {}
-    params = {**(options.params or {}), "stream": "true", "starting_after": after}
+    params = {**(options.params or {}), "stream": "true"}
+    if after is not None:
+        params["starting_after"] = after
     resumed: dict[str, Any] = {"params": params, "headers": headers}
     if not isinstance(options.max_retries, openai.NotGiven):
         resumed["max_retries"] = options.max_retries

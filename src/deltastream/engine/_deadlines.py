@@ -5,9 +5,11 @@ that trickles a keep-alive comment every second never trips it, and nothing boun
 the stream as a whole. So once the response headers are in, each stream is watched:
 
 - ``first_token``: request sent until the first event;
-- ``idle``: the longest gap between events (comments do not count unless
-  ``comments_count`` is set);
-- ``total``: the whole stream, request to last byte.
+- ``idle``: the longest the server keeps the stream waiting between events (comments
+  do not count unless ``comments_count`` is set). The clock stops while the consumer
+  holds control, between handing it an event and its asking for the next;
+- ``total``: the whole exchange, from the first attempt (retries and their waits
+  included) to the last byte.
 
 One daemon thread serves every stream of the process, sync and async alike. It sleeps
 until the earliest deadline (kept in a heap, so ten thousand streams cost little more
@@ -152,34 +154,52 @@ DEFAULT_TIMEOUT = Timeout()
 
 
 class Watch:
-    """The deadline state of one stream. The reader calls :meth:`progress` per event."""
+    """The deadline state of one stream. The reader calls :meth:`progress` per read
+    that brought events, :meth:`pause` while the consumer holds control and
+    :meth:`resume` when it asks for more: ``idle`` measures the server, not the
+    consumer (a consumer that spends a minute on one chunk loses nothing)."""
 
     __slots__ = (
         "active",
+        "drain_until",
         "expired",
         "first_at",
         "last_at",
+        "paused",
         "scheduled",
         "sock",
         "started",
         "timeout",
+        "total_from",
     )
 
-    def __init__(self, timeout: Timeout, started: float, sock: Any) -> None:
+    def __init__(
+        self, timeout: Timeout, started: float, sock: Any, total_from: float | None = None
+    ) -> None:
         self.active = True
         self.timeout = timeout
-        self.started = started
+        self.started = started  # the request was sent: first_token counts from here
+        self.total_from = started if total_from is None else total_from
         self.sock = sock
         self.first_at: float | None = None
         self.last_at = started
+        self.paused = False
+        self.drain_until: float | None = None
         self.expired: tuple[str, float] | None = None
         self.scheduled: float | None = None  # the watchdog's entry for it comes due then
 
     @classmethod
-    def of_response(cls, timeout: Timeout, response: httpx2.Response, sent_at: float) -> Watch:
+    def of_response(
+        cls,
+        timeout: Timeout,
+        response: httpx2.Response,
+        sent_at: float,
+        started_at: float | None = None,
+    ) -> Watch:
         """The watch for a response whose headers are in: on its socket, counting from
-        ``sent_at``, with the body's per-read timeout turned into a backstop."""
-        watch = cls(timeout, sent_at, None)
+        ``sent_at`` (``total`` from ``started_at``, the first attempt), with the body's
+        per-read timeout turned into a backstop."""
+        watch = cls(timeout, sent_at, None, started_at)
         if timeout.comments_count:
             watch.first_at = sent_at  # any bytes count: only idle/total apply
         watch.rebind(response)
@@ -201,17 +221,39 @@ class Watch:
             # deadline the watchdog has for it.
             watchdog.poke(self)
 
-    def next_deadline(self) -> tuple[float, str, float] | None:
-        """(when, name, seconds) of the earliest deadline in force, or None."""
+    def pause(self) -> None:
+        """The consumer has control: the idle clock stops."""
+        self.paused = True
+
+    def resume(self, now: float) -> None:
+        """The consumer asks for more: the idle clock starts again from ``now``. (In
+        this order: the watchdog reads ``paused`` first, then the time.)"""
+        self.last_at = now
+        self.paused = False
+
+    def drain_by(self, until: float) -> None:
+        """The stream is done; its body's end must come by ``until``, or the
+        connection is dropped rather than waited for."""
+        self.drain_until = until
+        watchdog.poke(self)
+
+    def next_deadline(self, now: float | None = None) -> tuple[float, str, float] | None:
+        """(when, name, seconds) of the earliest deadline in force, or None. While the
+        consumer holds control, the idle one is an idle from ``now`` (when given): the
+        watchdog looks again then."""
         t = self.timeout
+        if self.drain_until is not None:
+            return (self.drain_until, "drain", 0.0)
         candidates: list[tuple[float, str, float]] = []
         if t.total is not None:
-            candidates.append((self.started + t.total, "total", t.total))
+            candidates.append((self.total_from + t.total, "total", t.total))
         if self.first_at is None:
             if t.first_token is not None:
                 candidates.append((self.started + t.first_token, "first_token", t.first_token))
         elif t.idle is not None:
-            candidates.append((self.last_at + t.idle, "idle", t.idle))
+            # paused first, then the time: resume() writes them in the other order
+            since = now if self.paused and now is not None else self.last_at
+            candidates.append((since + t.idle, "idle", t.idle))
         return min(candidates) if candidates else None
 
 
@@ -305,7 +347,7 @@ class _Watchdog:
                     when, _, watch = heapq.heappop(heap)
                     if not watch.active or watch.scheduled != when:
                         continue
-                    deadline = watch.next_deadline()
+                    deadline = watch.next_deadline(now)
                     if deadline is None:
                         watch.scheduled = None
                     elif deadline[0] <= now:

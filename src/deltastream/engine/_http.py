@@ -62,24 +62,59 @@ class RequestOptions:
     require_done: bool = True
 
     def build(
-        self, http: httpx2.Client | httpx2.AsyncClient, *, resend_stale: bool = False
+        self,
+        http: httpx2.Client | httpx2.AsyncClient,
+        *,
+        resend_stale: bool = False,
+        within: float | None = None,
     ) -> httpx2.Request:
         """The request; ``resend_stale``: the transport may send it again on a fresh
-        connection when a reused one turns out to be closed (the retry policy would)."""
+        connection when a reused one turns out to be closed (the retry policy would).
+        ``within``: the seconds left of the ``total`` deadline, which caps each phase's
+        timeout (the request records which deadline each one is, for the error)."""
         headers = dict(self.headers)
         content = None
         if self.body is not None:
             content = _json.encode(self.body)
             headers["Content-Type"] = "application/json"
+        timeouts, names = _phase_timeouts(self.timeout, within)
+        extensions: dict[str, Any] = {DEADLINES_EXTENSION: names}
+        if resend_stale:
+            extensions[RESEND_STALE_EXTENSION] = True
         return http.build_request(
             self.method,
             _parsed_url(self.url),
             content=content,
             params=self.params,
             headers=headers,
-            timeout=self.timeout.transport(),
-            extensions={RESEND_STALE_EXTENSION: True} if resend_stale else None,
+            timeout=timeouts,
+            extensions=extensions,
         )
+
+
+DEADLINES_EXTENSION = "deltastream.deadlines"  # phase -> (deadline name, seconds)
+_PHASES = (("connect", "connect"), ("read", "first_token"), ("write", "write"), ("pool", "pool"))
+
+
+def _phase_timeouts(
+    timeout: Timeout, within: float | None
+) -> tuple[httpx2.Timeout, dict[str, tuple[str, float]]]:
+    """httpx2's per-phase timeouts for one attempt, and the deadline each one stands
+    for: the phase's own, or ``total`` where less of it is left."""
+    values: dict[str, float | None] = {}
+    names: dict[str, tuple[str, float]] = {}
+    own = {"connect": timeout.connect, "read": timeout.first_token, "write": timeout.write}
+    own["pool"] = timeout.pool
+    for phase, name in _PHASES:
+        seconds = own[phase]
+        if within is not None and (seconds is None or within < seconds):
+            values[phase] = max(within, 0.0)
+            names[phase] = ("total", timeout.total or within)
+        else:
+            values[phase] = seconds
+            if seconds is not None:
+                names[phase] = (name, seconds)
+    return httpx2.Timeout(**values), names
 
 
 @functools.lru_cache(maxsize=256)
@@ -90,23 +125,26 @@ def _parsed_url(url: str) -> httpx2.URL:
 
 
 def transport_error(exc: httpx2.TransportError, request: httpx2.Request) -> APIConnectionError:
-    """The one mapping from httpx2's transport errors to ours."""
+    """The one mapping from httpx2's transport errors to ours. A timeout is named for
+    the deadline it enforced (``connect``, ``first_token``, ``write``, ``pool``, or
+    ``total`` when that was the nearer), as the request recorded it."""
     if isinstance(exc, httpx2.TimeoutException):
-        deadline = {
-            httpx2.ConnectTimeout: "connect",
-            httpx2.ReadTimeout: "read",
-            httpx2.WriteTimeout: "write",
-            httpx2.PoolTimeout: "pool",
-        }.get(type(exc))
-        seconds = None
-        if deadline is not None:
-            timeouts = request.extensions.get("timeout", {})
-            seconds = timeouts.get(deadline)
-        if seconds is None:
+        phase = _TIMEOUT_PHASES.get(type(exc))
+        names: dict[str, tuple[str, float]] = request.extensions.get(DEADLINES_EXTENSION, {})
+        if phase is None or phase not in names:
             return APITimeoutError(request)
+        deadline, seconds = names[phase]
         return APITimeoutError(request, deadline=deadline, seconds=seconds)
     detail = str(exc) or type(exc).__name__
     return APIConnectionError(message=f"Connection error: {detail}", request=request)
+
+
+_TIMEOUT_PHASES: dict[type[BaseException], str] = {
+    httpx2.ConnectTimeout: "connect",
+    httpx2.ReadTimeout: "read",
+    httpx2.WriteTimeout: "write",
+    httpx2.PoolTimeout: "pool",
+}
 
 
 def parse_error_body(data: bytes) -> object:
@@ -160,6 +198,64 @@ def _status_failure(response: httpx2.Response, data: bytes) -> APIStatusError:
     return status_error(response, parse_error_body(data))
 
 
+class Attempts:
+    """The retry loop's decisions, the same for :func:`send` and :func:`asend`: what
+    each attempt sends, whether and when a failure is tried again. One ``total``
+    deadline bounds all of it, from the first attempt: every phase of an attempt is
+    capped by what is left, and a retry whose wait would pass it is not taken."""
+
+    __slots__ = ("attempt", "deadline_at", "options", "started_at")
+
+    def __init__(self, options: RequestOptions) -> None:
+        self.options = options
+        self.attempt = 0
+        self.started_at = time.monotonic()
+        total = options.timeout.total
+        self.deadline_at = None if total is None else self.started_at + total
+
+    def request(self, http: httpx2.Client | httpx2.AsyncClient) -> httpx2.Request:
+        within = None if self.deadline_at is None else self.deadline_at - time.monotonic()
+        retries_left = self.attempt < self.options.max_retries
+        return self.options.build(http, resend_stale=retries_left, within=within)
+
+    def succeeded(self, response: httpx2.Response, sent_at: float) -> httpx2.Response:
+        response.extensions["sent_at"] = sent_at
+        response.extensions["started_at"] = self.started_at
+        response.extensions["retries"] = self.attempt
+        return response
+
+    def after_transport_error(
+        self, exc: httpx2.TransportError, request: httpx2.Request
+    ) -> tuple[APIConnectionError, float | None]:
+        """The error, and the wait before the next attempt (None: raise it)."""
+        error = transport_error(exc, request)
+        if isinstance(exc, httpx2.PoolTimeout) or getattr(error, "deadline", None) == "total":
+            return error, None  # a pool queue is not a fault; the whole time is up
+        return error, self._delay(None)
+
+    def after_status(
+        self, response: httpx2.Response, data: bytes
+    ) -> tuple[APIStatusError, float | None]:
+        error = _status_failure(response, data)
+        if not should_retry(response.status_code, response.headers):
+            return error, None
+        return error, self._delay(response.headers)
+
+    def _delay(self, headers: httpx2.Headers | None) -> float | None:
+        if self.attempt >= self.options.max_retries:
+            return None
+        delay = retry_delay(self.attempt, headers)
+        deadline_at = self.deadline_at
+        if (
+            delay is not None
+            and deadline_at is not None
+            and time.monotonic() + delay >= deadline_at
+        ):
+            return None
+        self.attempt += 1
+        return delay
+
+
 def send(
     http: httpx2.Client,
     options: RequestOptions,
@@ -168,40 +264,31 @@ def send(
 ) -> httpx2.Response:
     """Send with retries; return a response whose body has not been read (2xx only).
 
-    The time the successful attempt was sent is in ``response.extensions["sent_at"]``
-    (``time.monotonic()``), where the stream's deadlines count from.
+    ``response.extensions`` has ``sent_at`` (``time.monotonic()`` when the successful
+    attempt was sent: ``first_token`` counts from it), ``started_at`` (the first
+    attempt: ``total`` counts from it) and ``retries``.
     """
-    attempt = 0
+    attempts = Attempts(options)
     while True:
-        request = options.build(http, resend_stale=attempt < options.max_retries)
+        request = attempts.request(http)
         sent_at = time.monotonic()
         try:
             response = http.send(request, stream=True)
         except httpx2.TransportError as exc:
-            error: APIConnectionError | APIStatusError = transport_error(exc, request)
-            retryable = attempt < options.max_retries and not isinstance(exc, httpx2.PoolTimeout)
-            delay = retry_delay(attempt) if retryable else None
+            error, delay = attempts.after_transport_error(exc, request)
             if delay is None:
                 raise error from exc
         else:
             if response.status_code < 400:
-                response.extensions["sent_at"] = sent_at
-                response.extensions["retries"] = attempt
-                return response
+                return attempts.succeeded(response, sent_at)
             try:
                 data = read_head(response)
             finally:
                 response.close()
-            error = _status_failure(response, data)
-            delay = None
-            if attempt < options.max_retries and should_retry(
-                response.status_code, response.headers
-            ):
-                delay = retry_delay(attempt, response.headers)
+            status, delay = attempts.after_status(response, data)
             if delay is None:
-                raise error
+                raise status
         sleep(delay)
-        attempt += 1
 
 
 async def asend(
@@ -211,37 +298,27 @@ async def asend(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> httpx2.Response:
     """The async twin of :func:`send`."""
-    attempt = 0
+    attempts = Attempts(options)
     while True:
-        request = options.build(http, resend_stale=attempt < options.max_retries)
+        request = attempts.request(http)
         sent_at = time.monotonic()
         try:
             response = await http.send(request, stream=True)
         except httpx2.TransportError as exc:
-            error: APIConnectionError | APIStatusError = transport_error(exc, request)
-            retryable = attempt < options.max_retries and not isinstance(exc, httpx2.PoolTimeout)
-            delay = retry_delay(attempt) if retryable else None
+            error, delay = attempts.after_transport_error(exc, request)
             if delay is None:
                 raise error from exc
         else:
             if response.status_code < 400:
-                response.extensions["sent_at"] = sent_at
-                response.extensions["retries"] = attempt
-                return response
+                return attempts.succeeded(response, sent_at)
             try:
                 data = await aread_head(response)
             finally:
                 await response.aclose()
-            error = _status_failure(response, data)
-            delay = None
-            if attempt < options.max_retries and should_retry(
-                response.status_code, response.headers
-            ):
-                delay = retry_delay(attempt, response.headers)
+            status, delay = attempts.after_status(response, data)
             if delay is None:
-                raise error
+                raise status
         await sleep(delay)
-        attempt += 1
 
 
 def iter_body(response: httpx2.Response) -> Iterator[bytes]:

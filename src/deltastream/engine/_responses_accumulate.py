@@ -137,10 +137,11 @@ def _merge_summary(
 class ResponseAccumulator:
     """Builds the final :class:`Response` from its stream events, in linear time."""
 
-    __slots__ = ("_by_id", "_handlers", "_items", "error", "events", "response")
+    __slots__ = ("_by_id", "_handlers", "_items", "error", "events", "last_sequence", "response")
 
     def __init__(self) -> None:
         self.events = 0  # added so far
+        self.last_sequence: int | None = None  # of the last event added that had one
         self.response: Response | None = None  # the latest whole response received
         self.error: ResponseErrorEvent | None = None
         self._items: dict[int, _Item] = {}
@@ -171,6 +172,9 @@ class ResponseAccumulator:
 
     def add(self, event: ResponseStreamEvent) -> None:
         self.events += 1
+        seq = event.sequence_number
+        if seq is not None:
+            self.last_sequence = seq
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)

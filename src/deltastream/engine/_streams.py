@@ -31,7 +31,7 @@ from collections.abc import (
     Iterator,
 )
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, cast
 
 import httpx2
 
@@ -53,6 +53,9 @@ T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
 
 _DRAIN_LIMIT = 64 * 1024  # what we read past [DONE] to keep the connection reusable
+# How long past the terminal event the body's end may take to arrive: within it, the
+# connection goes back to the pool; past it, it is dropped rather than waited for.
+DRAIN_GRACE = 0.05
 _TEXT_DELTA = "response.output_text.delta"
 
 
@@ -61,6 +64,7 @@ class _StreamBase(Generic[T]):
     _core: StreamCore
     _watch: Watch
     _require_done: bool
+    _resume: Any  # (response id, starting_after) -> the stream opened again; or None
 
     def _setup(
         self,
@@ -80,31 +84,50 @@ class _StreamBase(Generic[T]):
         self._metrics = StreamMetrics(
             sent_at, headers_at, retries=response.extensions.get("retries", 0)
         )
-        self._watch = Watch.of_response(timeout, response, sent_at)
+        started_at = response.extensions.get("started_at", sent_at)  # the first attempt
+        self._watch = Watch.of_response(timeout, response, sent_at, started_at)
         self._max_event_size = max_event_size
-        self._last_seq: int | None = None  # sequence_number of the last event handed over
         self._max_resumes = 0
         self._response_id: str | None = None
 
-    def _resume_point(self) -> tuple[str, int] | None:
-        """(response id, last sequence number delivered) to resume this stream from after
-        its connection ended early, or None if it cannot be resumed."""
-        if self._cancelled or self._watch.expired is not None:
+    def _resume_point(self) -> tuple[str, int | None] | None:
+        """(response id, last sequence number handed over) to open a resumable stream
+        again from, after its connection ended early or went silent past ``idle``; None
+        if it cannot be. With nothing handed over yet, a stream whose id is known (a
+        retrieved one) opens again from where it first asked (None)."""
+        if self._resume is None or self._cancelled:
             return None
-        if self._metrics.resumes >= self._max_resumes or self._last_seq is None:
+        expired = self._watch.expired
+        if expired is not None and expired[0] != "idle":  # first_token and total are final
             return None
-        known = self._core.accumulator.response
+        if self._metrics.resumes >= self._max_resumes:
+            return None
+        accumulator = self._core.accumulator
+        known = accumulator.response
         response_id = known.id if known is not None and known.id else self._response_id
-        return None if response_id is None else (response_id, self._last_seq)
+        if response_id is None:
+            return None
+        return response_id, accumulator.last_sequence
 
     def _switch_to(self, response: httpx2.Response) -> None:
         """Go on reading from ``response``, a resumed stream (the old one is closed)."""
         self.response = response
-        self._core.response = response
-        self._core.sse = SSEDecoder(self._max_event_size)  # drop the cut-off event
-        self._core.skip_through = self._last_seq  # type: ignore[attr-defined]
-        self._watch.rebind(response)
+        core, watch = self._core, self._watch
+        core.response = response
+        core.sse = SSEDecoder(self._max_event_size)  # drop the cut-off event
+        core.skip_through = core.accumulator.last_sequence  # type: ignore[attr-defined]
+        watch.expired = None  # an idle deadline that passed: the new connection starts afresh
+        watch.rebind(response)
+        watch.resume(time.monotonic())
         self._metrics.resumes += 1
+
+    def _raw_failure(self, error: APIError, delivered: int) -> BaseException:
+        """The error to raise from :meth:`sse_events`: raw events are not accumulated,
+        so it carries no partial result, only the count of events handed over."""
+        raised: Any = self._core.fail(error)
+        raised.partial = None
+        raised.events_received = delivered
+        return cast(BaseException, raised)
 
     @property
     def _responses(self) -> bool:
@@ -176,22 +199,20 @@ class BaseStream(_StreamBase[T]):
         require_done: bool = True,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         core: type[StreamCore] = ChunkStream,
-        resume: Callable[[str, int], httpx2.Response] | None = None,
+        resume: Callable[[str, int | None], httpx2.Response] | None = None,
         max_resumes: int = 0,
         response_id: str | None = None,
         face: Face | None = None,
     ) -> None:
         """``resume(response_id, starting_after)`` (Responses streams) opens the stream
-        again after its connection ends early, at most ``max_resumes`` times; events
-        already delivered are not delivered again. ``face`` presents the engine's items,
-        errors and snapshots in another face's types (see ``_protocol.Face``)."""
+        again after its connection ends early or goes silent past ``idle``, at most
+        ``max_resumes`` times; events already delivered are not delivered again.
+        ``face`` presents the engine's items, errors and snapshots in another face's
+        types (see ``_protocol.Face``)."""
         self._setup(response, timeout, require_done, max_event_size, core, face)
         self._resume = resume
-        if resume is None:
-            self._items = self._iter_chunks()
-        else:
-            self._max_resumes, self._response_id = max_resumes, response_id
-            self._items = self._iter_resuming()
+        self._max_resumes, self._response_id = max_resumes, response_id
+        self._items = self._iter_items()
 
     def __iter__(self) -> Iterator[T]:
         return self._items
@@ -266,49 +287,7 @@ class BaseStream(_StreamBase[T]):
                 if choice.index == 0 and choice.delta.content:
                     yield choice.delta.content
 
-    def _iter_chunks(self) -> Generator[T, None, None]:
-        core, watch, response, metrics = self._core, self._watch, self.response, self._metrics
-        add = core.handed
-        any_bytes = watch.timeout.comments_count
-        body = iter_body(response)
-        watchdog.watch(watch)
-        try:
-            try:
-                for data in body:
-                    items: Iterable[Any] = core.feed(data)
-                    fed = len(core.fed)
-                    now = time.monotonic()
-                    if fed or any_bytes:
-                        watch.progress(now)
-                    metrics.on_read(now, len(data), fed)
-                    if metrics.first_token_at is None and core.carries_token():
-                        metrics.first_token_at = now
-                    for item in items:
-                        add(item)
-                        yield item
-                    if core.failure is not None:  # met after the items just handed over
-                        raise core.fail(core.failure)
-                    if core.done:
-                        break
-                else:
-                    self._end()
-                    return
-            except httpx2.TransportError as exc:
-                error = self._failure(exc)
-                if error is None:
-                    return
-                raise error from exc
-            watchdog.unwatch(watch)
-            _drain(body)
-        finally:
-            watchdog.unwatch(watch)
-            if isinstance(body, Generator):
-                body.close()
-            response.close()
-
-    def _iter_resuming(self) -> Generator[T, None, None]:
-        """:meth:`_iter_chunks` for a resumable Responses stream: when the connection
-        ends early, open it again after the last event delivered and go on."""
+    def _iter_items(self) -> Generator[T, None, None]:
         core, watch, metrics = self._core, self._watch, self._metrics
         add = core.handed
         any_bytes = watch.timeout.comments_count
@@ -324,14 +303,14 @@ class BaseStream(_StreamBase[T]):
                         if fed or any_bytes:
                             watch.progress(now)
                         metrics.on_read(now, len(data), fed)
-                        if metrics.first_token_at is None and core.carries_token():
-                            metrics.first_token_at = now
-                        for item in items:
-                            add(item)
-                            seq = item.sequence_number
-                            if seq is not None:
-                                self._last_seq = seq
-                            yield item
+                        if fed:
+                            if metrics.first_token_at is None and core.carries_token():
+                                metrics.first_token_at = now
+                            watch.pause()
+                            for item in items:
+                                add(item)
+                                yield item
+                            watch.resume(time.monotonic())
                         if core.failure is not None:  # met after the items just handed over
                             raise core.fail(core.failure)
                         if core.done:
@@ -345,7 +324,7 @@ class BaseStream(_StreamBase[T]):
                         raise error from exc
                 else:
                     if core.done:
-                        watchdog.unwatch(watch)
+                        watch.drain_by(time.monotonic() + DRAIN_GRACE)
                         _drain(body)
                         return
                     point = self._resume_point()
@@ -359,8 +338,8 @@ class BaseStream(_StreamBase[T]):
                 assert self._resume is not None
                 try:
                     response = self._resume(*point)
-                except APIError as error:
-                    raise core.fail(error) from None
+                except Exception as error:
+                    raise core.fail(error) from error.__cause__
                 self._switch_to(response)
         finally:
             watchdog.unwatch(watch)
@@ -378,7 +357,7 @@ class BaseAsyncStream(_StreamBase[T]):
         require_done: bool = True,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         core: type[StreamCore] = ChunkStream,
-        resume: Callable[[str, int], Awaitable[httpx2.Response]] | None = None,
+        resume: Callable[[str, int | None], Awaitable[httpx2.Response]] | None = None,
         max_resumes: int = 0,
         response_id: str | None = None,
         face: Face | None = None,
@@ -386,11 +365,8 @@ class BaseAsyncStream(_StreamBase[T]):
         """See :class:`BaseStream`."""
         self._setup(response, timeout, require_done, max_event_size, core, face)
         self._resume = resume
-        if resume is None:
-            self._items = self._iter_chunks()
-        else:
-            self._max_resumes, self._response_id = max_resumes, response_id
-            self._items = self._iter_resuming()
+        self._max_resumes, self._response_id = max_resumes, response_id
+        self._items = self._iter_items()
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._items
@@ -463,48 +439,8 @@ class BaseAsyncStream(_StreamBase[T]):
                 if choice.index == 0 and choice.delta.content:
                     yield choice.delta.content
 
-    async def _iter_chunks(self) -> AsyncGenerator[T, None]:
-        core, watch, response, metrics = self._core, self._watch, self.response, self._metrics
-        add = core.handed
-        any_bytes = watch.timeout.comments_count
-        body = aiter_body(response)
-        watchdog.watch(watch)
-        try:
-            try:
-                async for data in body:
-                    items: Iterable[Any] = core.feed(data)
-                    fed = len(core.fed)
-                    now = time.monotonic()
-                    if fed or any_bytes:
-                        watch.progress(now)
-                    metrics.on_read(now, len(data), fed)
-                    if metrics.first_token_at is None and core.carries_token():
-                        metrics.first_token_at = now
-                    for item in items:
-                        add(item)
-                        yield item
-                    if core.failure is not None:  # met after the items just handed over
-                        raise core.fail(core.failure)
-                    if core.done:
-                        break
-                else:
-                    self._end()
-                    return
-            except httpx2.TransportError as exc:
-                error = self._failure(exc)
-                if error is None:
-                    return
-                raise error from exc
-            watchdog.unwatch(watch)
-            await _adrain(body)
-        finally:
-            watchdog.unwatch(watch)
-            if isinstance(body, AsyncGenerator):
-                await body.aclose()
-            await response.aclose()
-
-    async def _iter_resuming(self) -> AsyncGenerator[T, None]:
-        """See :meth:`BaseStream._iter_resuming`."""
+    async def _iter_items(self) -> AsyncGenerator[T, None]:
+        """See :meth:`BaseStream._iter_items`."""
         core, watch, metrics = self._core, self._watch, self._metrics
         add = core.handed
         any_bytes = watch.timeout.comments_count
@@ -520,14 +456,14 @@ class BaseAsyncStream(_StreamBase[T]):
                         if fed or any_bytes:
                             watch.progress(now)
                         metrics.on_read(now, len(data), fed)
-                        if metrics.first_token_at is None and core.carries_token():
-                            metrics.first_token_at = now
-                        for item in items:
-                            add(item)
-                            seq = item.sequence_number
-                            if seq is not None:
-                                self._last_seq = seq
-                            yield item
+                        if fed:
+                            if metrics.first_token_at is None and core.carries_token():
+                                metrics.first_token_at = now
+                            watch.pause()
+                            for item in items:
+                                add(item)
+                                yield item
+                            watch.resume(time.monotonic())
                         if core.failure is not None:  # met after the items just handed over
                             raise core.fail(core.failure)
                         if core.done:
@@ -541,7 +477,7 @@ class BaseAsyncStream(_StreamBase[T]):
                         raise error from exc
                 else:
                     if core.done:
-                        watchdog.unwatch(watch)
+                        watch.drain_by(time.monotonic() + DRAIN_GRACE)
                         await _adrain(body)
                         return
                     point = self._resume_point()
@@ -555,8 +491,8 @@ class BaseAsyncStream(_StreamBase[T]):
                 assert self._resume is not None
                 try:
                     response = await self._resume(*point)
-                except APIError as error:
-                    raise core.fail(error) from None
+                except Exception as error:
+                    raise core.fail(error) from error.__cause__
                 self._switch_to(response)
         finally:
             watchdog.unwatch(watch)

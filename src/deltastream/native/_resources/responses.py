@@ -140,10 +140,13 @@ def _read(http: httpx2.Client, request: RequestOptions) -> Response:
     return _response(response, data)
 
 
-def _resume_request(request: RequestOptions, response_id: str, after: int) -> RequestOptions:
-    """The request that streams ``response_id`` again from after event ``after``."""
+def _resume_request(request: RequestOptions, response_id: str, after: int | None) -> RequestOptions:
+    """The request that streams ``response_id`` again from after event ``after`` (None:
+    from where the request first asked)."""
     base = request.url[: request.url.rindex(_PATH)]
-    params = {**(request.params or {}), "stream": "true", "starting_after": after}
+    params = {**(request.params or {}), "stream": "true"}
+    if after is not None:
+        params["starting_after"] = after
     url = f"{base}{_PATH}/{quote(response_id, safe='')}"
     return dataclasses.replace(request, method="GET", url=url, body=None, params=params)
 
@@ -151,7 +154,7 @@ def _resume_request(request: RequestOptions, response_id: str, after: int) -> Re
 def _stream(
     http: httpx2.Client, request: RequestOptions, *, resumable: bool, response_id: str | None = None
 ) -> Stream[ResponseStreamEvent]:
-    def resume(response_id: str, after: int) -> httpx2.Response:
+    def resume(response_id: str, after: int | None) -> httpx2.Response:
         return ensure_event_stream(send(http, _resume_request(request, response_id, after)))
 
     return Stream(
@@ -181,7 +184,7 @@ async def _astream(
     resumable: bool,
     response_id: str | None = None,
 ) -> AsyncStream[ResponseStreamEvent]:
-    async def resume(response_id: str, after: int) -> httpx2.Response:
+    async def resume(response_id: str, after: int | None) -> httpx2.Response:
         return await aensure_event_stream(
             await asend(http, _resume_request(request, response_id, after))
         )
