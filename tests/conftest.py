@@ -38,7 +38,7 @@ from ._raw_server import (
 
 # The async transport's own tests run under uvloop as well: its transports are not
 # asyncio's classes, and its sockets refuse some calls asyncio's allow.
-_BOTH_LOOPS = {"test_atransport.py", "test_connection_ownership.py"}
+_BOTH_LOOPS = {"test_atransport.py", "test_connection_ownership.py", "test_lifecycle.py"}
 
 
 def pytest_asyncio_loop_factories(

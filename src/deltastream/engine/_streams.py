@@ -34,16 +34,19 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, cast
 
 import httpx2
+import msgspec
 
 from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, shut_down, watchdog
 from ._errors import (
     APIError,
     APITimeoutError,
+    StreamDecodeError,
+    StreamTruncatedError,
 )
 from ._http import aiter_body, iter_body, transport_error
 from ._metrics import StreamMetrics
 from ._protocol import ChunkStream, Face, ResponseEventStream, StreamCore
-from ._sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
+from ._sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
 from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
 from .types.chat import CompletionUsage
 
@@ -119,6 +122,7 @@ class _StreamBase(Generic[T]):
         watch.expired = None  # an idle deadline that passed: the new connection starts afresh
         watch.rebind(response)
         watch.resume(time.monotonic())
+        watchdog.watch(watch)  # its entry was used up if a deadline passed
         self._metrics.resumes += 1
 
     def _raw_failure(self, error: APIError, delivered: int) -> BaseException:
@@ -255,22 +259,41 @@ class BaseStream(_StreamBase[T]):
     def sse_events(self) -> Iterator[ServerSentEvent]:
         """The raw server-sent events (event, data, id, retry), not decoded: for
         debugging and for servers that send their own kinds of events. Use it instead of
-        iterating the stream; deadlines still hold, and the body is read to its end."""
+        iterating the stream. Deadlines hold as for typed items, and so does the end of
+        stream rule (a body that ends without the stream's last event raises
+        ``StreamTruncatedError``, unless ``require_done=False``); errors carry
+        ``events_received``, the events handed over, and no partial result, since raw
+        events are not accumulated."""
         watch, response = self._watch, self.response
+        ends = _RawEnds(self._responses)
         decoder = SSEDecoder(self._core.sse.max_event_size)
+        delivered = 0
         watchdog.watch(watch)
         try:
             for data in iter_body(response):
-                events = decoder.feed(data)
+                events, too_large = _raw_events(decoder, data)
                 if events:
                     watch.progress(time.monotonic())
-                yield from events
+                    watch.pause()
+                    for sse in events:
+                        ends.see(sse)
+                        delivered += 1
+                        yield sse
+                    watch.resume(time.monotonic())
+                if too_large is not None:
+                    error = StreamDecodeError(str(too_large), response=response, data=b"")
+                    raise self._raw_failure(error, delivered)
             decoder.close()
         except httpx2.TransportError as exc:
-            raise self._failure(exc) or transport_error(exc, response.request) from exc
+            failure = self._failure(exc)
+            if failure is None:
+                return
+            raise self._raw_failure(cast(APIError, failure), delivered) from exc
         finally:
             watchdog.unwatch(watch)
             response.close()
+        if not ends.done and self._require_done and not self._cancelled:
+            raise self._raw_failure(_truncated(response, ends, delivered), delivered)
 
     def text_deltas(self) -> Iterator[str]:
         """The content text of choice 0 (the output text of a Responses stream), delta
@@ -409,21 +432,35 @@ class BaseAsyncStream(_StreamBase[T]):
     async def sse_events(self) -> AsyncIterator[ServerSentEvent]:
         """See :meth:`BaseStream.sse_events`."""
         watch, response = self._watch, self.response
+        ends = _RawEnds(self._responses)
         decoder = SSEDecoder(self._core.sse.max_event_size)
+        delivered = 0
         watchdog.watch(watch)
         try:
             async for data in aiter_body(response):
-                events = decoder.feed(data)
+                events, too_large = _raw_events(decoder, data)
                 if events:
                     watch.progress(time.monotonic())
-                for event in events:
-                    yield event
+                    watch.pause()
+                    for sse in events:
+                        ends.see(sse)
+                        delivered += 1
+                        yield sse
+                    watch.resume(time.monotonic())
+                if too_large is not None:
+                    error = StreamDecodeError(str(too_large), response=response, data=b"")
+                    raise self._raw_failure(error, delivered)
             decoder.close()
         except httpx2.TransportError as exc:
-            raise self._failure(exc) or transport_error(exc, response.request) from exc
+            failure = self._failure(exc)
+            if failure is None:
+                return
+            raise self._raw_failure(cast(APIError, failure), delivered) from exc
         finally:
             watchdog.unwatch(watch)
             await response.aclose()
+        if not ends.done and self._require_done and not self._cancelled:
+            raise self._raw_failure(_truncated(response, ends, delivered), delivered)
 
     async def text_deltas(self) -> AsyncIterator[str]:
         """See :meth:`BaseStream.text_deltas`."""
@@ -497,6 +534,68 @@ class BaseAsyncStream(_StreamBase[T]):
         finally:
             watchdog.unwatch(watch)
             await self.response.aclose()
+
+
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_object = msgspec.json.Decoder(dict[str, Any])
+
+
+class _RawEnds:
+    """Whether raw events included one that ends the stream: ``[DONE]``, an error
+    report (``event: error``, or a top-level ``error`` object: the consumer has it), or
+    (Responses) a terminal event, named in ``event:`` or in the data's ``type``."""
+
+    __slots__ = ("done", "responses")
+
+    def __init__(self, responses: bool) -> None:
+        self.responses = responses
+        self.done = False
+
+    def see(self, sse: ServerSentEvent) -> None:
+        if self.done:
+            return
+        raw = sse.raw_data
+        if raw == b"[DONE]" or sse.event == "error":
+            self.done = True
+            return
+        kind: object = sse.event
+        if self.responses and kind in _TERMINAL:
+            self.done = True
+            return
+        if b'"type"' in raw or b'"error"' in raw:
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                data = _object.decode(raw)
+                if self.responses:
+                    self.done = data.get("type") in _TERMINAL or data.get("type") == "error"
+                else:
+                    self.done = data.get("error") is not None
+
+    @property
+    def expected(self) -> str:
+        return _TERMINAL_NAMES if self.responses else "data: [DONE]"
+
+
+_TERMINAL_NAMES = "a terminal event (response.completed, .failed or .incomplete)"
+
+
+def _raw_events(
+    decoder: SSEDecoder, data: bytes
+) -> tuple[list[ServerSentEvent], EventTooLargeError | None]:
+    """The events ``data`` completed; an oversized one ends them, with those before it."""
+    try:
+        return decoder.feed(data), None
+    except EventTooLargeError as exc:
+        return exc.events, exc
+
+
+def _truncated(response: httpx2.Response, ends: _RawEnds, delivered: int) -> APIError:
+    return StreamTruncatedError(
+        message=(
+            f"The stream ended without {ends.expected} after {delivered} events; "
+            "what arrived was handed over"
+        ),
+        request=response.request,
+    )
 
 
 def _drain(body: Iterator[bytes]) -> None:
