@@ -47,34 +47,16 @@ class Stream(BaseStream[T], openai.Stream[T]):
         client: openai.OpenAI,
         options: Any = None,
     ) -> None:
-        self._cast_to = cast_to
-        self._client = client
-        self._options = options
-        face = self._face_type(client, response)
-        resumable, response_id = _resumable(options)
+        self._cast_to, self._client, self._options = cast_to, client, options
+        settings = _settings(self, client, response, options)
         resume: Callable[[str, int | None], httpx2.Response] | None = None
-        if resumable:
+        if settings.pop("resumable"):
 
             def resume(response_id: str, after: int | None) -> httpx2.Response:
-                return ensure_event_stream(
-                    client.get(
-                        _path(response_id),
-                        cast_to=httpx2.Response,
-                        options=_resume_options(options, after),
-                        stream=True,
-                    )
-                )
+                request = _resume_request(options, response_id, after)
+                return ensure_event_stream(client.get(**request, stream=True))
 
-        BaseStream.__init__(
-            self,
-            response,
-            timeout=_timeout(client, options),
-            core=self._core_type,
-            face=face,
-            resume=resume,
-            max_resumes=_max_retries(client, options),
-            response_id=response_id,
-        )
+        BaseStream.__init__(self, response, resume=resume, **settings)
 
     @property
     def current_snapshot(self) -> Any:
@@ -113,33 +95,16 @@ class AsyncStream(BaseAsyncStream[T], openai.AsyncStream[T]):
         client: openai.AsyncOpenAI,
         options: Any = None,
     ) -> None:
-        self._cast_to = cast_to
-        self._client = client
-        self._options = options
-        face = self._face_type(client, response)
-        resumable, response_id = _resumable(options)
+        self._cast_to, self._client, self._options = cast_to, client, options
+        settings = _settings(self, client, response, options)
         resume: Callable[[str, int | None], Awaitable[httpx2.Response]] | None = None
-        if resumable:
+        if settings.pop("resumable"):
 
             async def resume(response_id: str, after: int | None) -> httpx2.Response:
-                response = await client.get(
-                    _path(response_id),
-                    cast_to=httpx2.Response,
-                    options=_resume_options(options, after),
-                    stream=True,
-                )
-                return await aensure_event_stream(response)
+                request = _resume_request(options, response_id, after)
+                return await aensure_event_stream(await client.get(**request, stream=True))
 
-        BaseAsyncStream.__init__(
-            self,
-            response,
-            timeout=_timeout(client, options),
-            core=self._core_type,
-            face=face,
-            resume=resume,
-            max_resumes=_max_retries(client, options),
-            response_id=response_id,
-        )
+        BaseAsyncStream.__init__(self, response, resume=resume, **settings)
 
     @property
     def current_snapshot(self) -> Any:
@@ -260,6 +225,20 @@ def engine_stream_class(stream_cls: Any) -> type[Any] | None:
     return None
 
 
+def _settings(stream: Any, client: Any, response: httpx2.Response, options: Any) -> dict[str, Any]:
+    """The engine's settings for a stream of this request: its deadlines, its face, and
+    whether (and as what) it can be opened again from a cursor."""
+    resumable, response_id = _resumable(options)
+    return {
+        "timeout": _timeout(client, options),
+        "core": stream._core_type,
+        "face": stream._face_type(client, response),
+        "max_resumes": _max_retries(client, options),
+        "response_id": response_id,
+        "resumable": resumable,
+    }
+
+
 def _timeout(client: Any, options: Any) -> Timeout:
     value = getattr(options, "timeout", None)
     if value is None or isinstance(value, openai.NotGiven):
@@ -290,7 +269,9 @@ def _path(response_id: str) -> str:
     return f"/responses/{quote(response_id, safe='')}"
 
 
-def _resume_options(options: Any, after: int | None) -> Any:
+def _resume_request(options: Any, response_id: str, after: int | None) -> dict[str, Any]:
+    """``client.get()``'s arguments that stream ``response_id`` again from after event
+    ``after`` (None: from where the request first asked), with its headers and limits."""
     headers = options.headers if isinstance(options.headers, dict) else {}
     params = {**(options.params or {}), "stream": "true"}
     if after is not None:
@@ -300,4 +281,4 @@ def _resume_options(options: Any, after: int | None) -> Any:
         resumed["max_retries"] = options.max_retries
     if not isinstance(options.timeout, openai.NotGiven):
         resumed["timeout"] = options.timeout
-    return resumed
+    return {"path": _path(response_id), "cast_to": httpx2.Response, "options": resumed}
