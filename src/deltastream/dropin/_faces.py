@@ -23,7 +23,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 from openai.types.responses.response_output_item import ResponseOutputItem
 
-from ..engine._decode import normalise
+from ..engine._accumulate import ExtrasChatAccumulator
+from ..engine._decode import EventDecodeError, InBandError, normalise
 from ..engine._protocol import StreamCore
 from ._errors import translate
 
@@ -57,16 +58,31 @@ class _Face:
     errors that carry openai's snapshot."""
 
     cast_to: Any
+    decodes: bool
 
     def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, response: httpx2.Response):
         self._client = client
         self._response = response
 
     def _lenient(self, raw: bytes) -> Any:
-        data = normalise(_json.decode(raw))
+        try:
+            data = _json.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise EventDecodeError(f"malformed JSON in stream event: {exc}", raw) from None
+        if not isinstance(data, dict):
+            raise EventDecodeError("stream event is not a JSON object", raw)
         return self._client._process_response_data(
-            data=data, cast_to=self.cast_to, response=self._response
+            data=self._fill(normalise(data)), cast_to=self.cast_to, response=self._response
         )
+
+    def _fill(self, data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+    def decode(self, raw: bytes) -> Any:
+        raise NotImplementedError
+
+    def accumulator(self) -> Any:
+        raise NotImplementedError
 
     def present(self, item: Any) -> Any:
         raise NotImplementedError
@@ -79,24 +95,50 @@ class _Face:
 
 
 class ChatFace(_Face):
-    """Chat Completions: ``ChatCompletionChunk`` items, ``ChatCompletion`` snapshots."""
+    """Chat Completions: ``ChatCompletionChunk`` items, decoded once (by pydantic-core,
+    from the event's bytes) and accumulated as they are; ``ChatCompletion`` snapshots."""
 
     cast_to = ChatCompletionChunk
+    decodes = True
 
-    def present(self, item: Any) -> ChatCompletionChunk:
-        raw: bytes = item._raw
+    def decode(self, raw: bytes) -> ChatCompletionChunk:
         try:
             chunk: ChatCompletionChunk = _chunk.validate_json(raw)
         except pydantic.ValidationError:
             chunk = self._lenient(raw)
+        extra = chunk.__pydantic_extra__
+        if extra and extra.get("error") is not None:
+            raise InBandError(chunk)
         return chunk
+
+    def accumulator(self) -> ExtrasChatAccumulator:
+        return ExtrasChatAccumulator()
+
+    def _fill(self, data: dict[str, Any]) -> dict[str, Any]:
+        """What the accumulator reads, where a server left it out (openai's lenient
+        building leaves a missing field missing): the engine's own defaults."""
+        for key, value in (("id", ""), ("created", 0), ("model", "")):
+            data.setdefault(key, value)
+        choices = data.get("choices")
+        if not isinstance(choices, list):
+            choices = data["choices"] = []
+        for choice in choices:
+            if isinstance(choice, dict):
+                choice.setdefault("index", 0)
+                delta = choice.setdefault("delta", {})
+                calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+                for call in calls if isinstance(calls, list) else ():
+                    if isinstance(call, dict):
+                        call.setdefault("index", None)
+        return data
 
     def snapshot(self, core: StreamCore) -> ChatCompletion:
         return chat_completion(core.accumulator.snapshot())
 
 
 class ResponsesFace(_Face):
-    """Responses: openai's stream event types, ``Response`` snapshots.
+    """Responses: openai's stream event types (presented from the engine's, which the
+    engine's accumulator folds), ``Response`` snapshots.
 
     The latest whole ``response`` an event carried is kept as openai's object, so a
     snapshot has every field the server sent (instructions, tools, ...); its output
@@ -104,6 +146,7 @@ class ResponsesFace(_Face):
     """
 
     cast_to = ResponseStreamEvent
+    decodes = False
 
     def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, response: httpx2.Response):
         super().__init__(client, response)

@@ -18,6 +18,8 @@ Merging rules, as the wire does it across providers:
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._responses_accumulate import ResponseAccumulator
 from .types.chat import (
     ChatCompletion,
@@ -34,7 +36,7 @@ from .types.chat import (
     TokenLogprob,
 )
 
-__all__ = ["ChatAccumulator", "ResponseAccumulator"]
+__all__ = ["ChatAccumulator", "ExtrasChatAccumulator", "ResponseAccumulator"]
 
 _BLOCK = 256  # deltas joined into one string as they come: memory stays near the text's
 
@@ -131,12 +133,17 @@ class _ChoiceState:
             self.role = delta.role
         if delta.refusal is not None:
             self.refusal = _append(self.refusal, delta.refusal)
-        if delta.reasoning_content is not None:
-            self.reasoning_content = _append(self.reasoning_content, delta.reasoning_content)
-        if delta.reasoning is not None:
-            self.reasoning = _append(self.reasoning, delta.reasoning)
-        if delta.thinking is not None:
-            self.thinking = _append(self.thinking, delta.thinking)
+        # Provider fields: always there on the engine's deltas, only when sent on
+        # pydantic ones (as extras).
+        reasoning_content = getattr(delta, "reasoning_content", None)
+        if reasoning_content is not None:
+            self.reasoning_content = _append(self.reasoning_content, reasoning_content)
+        reasoning = getattr(delta, "reasoning", None)
+        if reasoning is not None:
+            self.reasoning = _append(self.reasoning, reasoning)
+        thinking = getattr(delta, "thinking", None)
+        if thinking is not None:
+            self.thinking = _append(self.thinking, thinking)
         if delta.tool_calls:
             self.recent_tool_deltas = [self._add_tool_call(call) for call in delta.tool_calls]
         if delta.function_call is not None:
@@ -147,7 +154,7 @@ class _ChoiceState:
 
     def _add_tool_call(self, call: ChoiceDeltaToolCall) -> tuple[int, str]:
         calls = self.tool_calls
-        index, id = call.index, call.id
+        index, id = getattr(call, "index", None), getattr(call, "id", None)
         if index is None:
             last = max(calls) if calls else -1
             if last < 0 or (id is not None and id != calls[last].id):
@@ -159,13 +166,15 @@ class _ChoiceState:
             state = calls[index] = _ToolCallState()
         if id and state.id is None:
             state.id = id
-        if call.type and state.type is None:
-            state.type = call.type
-        function = call.function
+        kind = getattr(call, "type", None)
+        if kind and state.type is None:
+            state.type = kind
+        function = getattr(call, "function", None)
         if function is not None:
-            if function.name and state.name is None:
-                state.name = function.name
-            if function.arguments:
+            name = getattr(function, "name", None)
+            if name and state.name is None:
+                state.name = name
+            if getattr(function, "arguments", None):
                 if state.arguments is None:
                     state.arguments = Text(function.arguments)
                 else:
@@ -294,6 +303,58 @@ class ChatAccumulator:
         """The content text of one choice so far."""
         state = self._choices.get(index)
         return _join(state.content) or "" if state is not None else ""
+
+
+class ExtrasChatAccumulator(ChatAccumulator):
+    """:class:`ChatAccumulator` for pydantic chunks (openai's), whose deltas have the
+    provider fields (``reasoning_content``, ...) only when a server sent them, among
+    their extras. ``add`` is the engine's again but for the test that sends a delta down
+    the fast path: this one runs for every token, so it is not a call to a shared
+    helper."""
+
+    __slots__ = ()
+
+    def add(self, chunk: Any) -> None:
+        if self.chunks == 0:
+            self.id, self.model, self.created = chunk.id, chunk.model, chunk.created
+        self.chunks += 1
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.system_fingerprint is not None:
+            self.system_fingerprint = chunk.system_fingerprint
+        if chunk.service_tier is not None:
+            self.service_tier = chunk.service_tier
+        for choice in chunk.choices:
+            state = self._choices.get(choice.index)
+            if state is None:
+                state = self._choices[choice.index] = _ChoiceState(choice.index)
+            delta = choice.delta
+            content = delta.content
+            if content is not None:
+                text = state.content
+                if text is None:
+                    state.content = Text(content)
+                else:
+                    recent = text.recent
+                    recent.append(content)
+                    if len(recent) >= _BLOCK:
+                        text.compact()
+                if (
+                    delta.tool_calls is None
+                    and delta.refusal is None
+                    and delta.function_call is None
+                    and not delta.__pydantic_extra__
+                ):
+                    if delta.role is not None and state.role is None:
+                        state.role = delta.role
+                else:
+                    state.add_rare(delta)
+            else:
+                state.add_rare(delta)
+            if choice.finish_reason is not None:
+                state.finish_reason = choice.finish_reason
+            if choice.logprobs is not None:
+                state.add_logprobs(choice.logprobs)
 
 
 def _append(text: Text | None, value: str) -> Text:

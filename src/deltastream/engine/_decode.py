@@ -25,6 +25,8 @@ from .types.responses import (
 
 __all__ = [
     "EventDecodeError",
+    "InBandError",
+    "decode_chat_event",
     "decode_chat_chunk",
     "decode_chat_completion",
     "decode_response",
@@ -48,6 +50,23 @@ class EventDecodeError(ValueError):
     def __init__(self, message: str, data: bytes) -> None:
         super().__init__(message)
         self.data = data
+
+
+class InBandError(Exception):
+    """The event carries an error report (a top-level ``error``); ``chunk`` is the rest
+    of it, decoded."""
+
+    def __init__(self, chunk: Any) -> None:
+        super().__init__("an error report in the stream")
+        self.chunk = chunk
+
+
+def decode_chat_event(raw: bytes) -> ChatCompletionChunk:
+    """A stream event as a chunk; :class:`InBandError` if it carries an error report."""
+    chunk = decode_chat_chunk(raw)
+    if chunk._error is not None:
+        raise InBandError(chunk)
+    return chunk
 
 
 def decode_chat_chunk(raw: bytes) -> ChatCompletionChunk:

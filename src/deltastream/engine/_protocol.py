@@ -20,14 +20,20 @@ as they are (the native face). Rules that keep both faces exact:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import httpx2
 import msgspec
 
 from ._accumulate import ChatAccumulator, ResponseAccumulator
-from ._decode import EventDecodeError, decode_chat_chunk, decode_response_event, in_band_error
+from ._decode import (
+    EventDecodeError,
+    InBandError,
+    decode_chat_event,
+    decode_response_event,
+    in_band_error,
+)
 from ._errors import (
     APIError,
     APIStreamError,
@@ -54,10 +60,24 @@ __all__ = ["ChunkStream", "Face", "ResponseEventStream", "StreamCore"]
 
 
 class Face(Protocol):
-    """How a face hands the engine's results to its users."""
+    """How a face hands the engine's results to its users: either it ``decodes`` each
+    event itself (``decode``, into items the ``accumulator`` it makes can fold), or it
+    ``present``s each of the engine's items as one of its own."""
+
+    decodes: bool
+
+    def decode(self, raw: bytes) -> Any:
+        """An event's data as the face's item (only if it ``decodes``). Raises
+        ``EventDecodeError`` for malformed data, ``InBandError`` for an error report."""
+        ...
+
+    def accumulator(self) -> Any:
+        """An accumulator for the face's own items (only if it ``decodes``)."""
+        ...
 
     def present(self, item: Any) -> Any:
-        """What the consumer gets for one of the engine's items."""
+        """What the consumer gets for one of the engine's items (if it does not
+        ``decode``)."""
         ...
 
     def snapshot(self, core: StreamCore) -> Any:
@@ -117,8 +137,12 @@ class StreamCore:
         self.handed: Any = None  # set by subclasses once the accumulator exists
 
     def _set_accumulator(self, accumulator: Any) -> None:
+        face = self.face
+        if face is not None and face.decodes:
+            accumulator = face.accumulator()
         self.accumulator = accumulator
-        self.handed = accumulator.add if self.face is None else self._hand_pending
+        presents = face is not None and not face.decodes
+        self.handed = self._hand_pending if presents else accumulator.add
 
     def _hand_pending(self, item: Any) -> None:
         self.accumulator.add(self.pending.popleft())
@@ -143,7 +167,7 @@ class StreamCore:
     def _out(self, items: list[Any]) -> Iterable[Any]:
         self.fed = items
         face = self.face
-        if face is None or not items:
+        if face is None or face.decodes or not items:
             return items
         self.pending.extend(items)
         return map(face.present, items)
@@ -196,7 +220,7 @@ class StreamCore:
 class ChunkStream(StreamCore):
     """Pure protocol state of one chat stream: body bytes in, chunks out."""
 
-    __slots__ = ()
+    __slots__ = ("decode", "lazy", "token_seen")
 
     accumulator: ChatAccumulator
 
@@ -210,25 +234,29 @@ class ChunkStream(StreamCore):
     ):
         super().__init__(response, max_event_size=max_event_size, accumulate=accumulate, face=face)
         self._set_accumulator(ChatAccumulator())
+        self.lazy = face is not None and face.decodes
+        self.decode: Any = face.decode if self.lazy else decode_chat_event  # type: ignore[union-attr]
+        self.token_seen = False
 
-    def _chunks(self, events: list[ServerSentEvent]) -> list[ChatCompletionChunk]:
+    def _chunks(self, events: list[ServerSentEvent]) -> list[Any]:
+        """The chunks of these events; with a face that decodes, the events themselves
+        (up to ``[DONE]``), decoded one by one as they are handed over (``_out``)."""
+        if self.lazy:
+            for i, event in enumerate(events):
+                if event.raw_data == b"[DONE]":
+                    self.done = True
+                    return events[:i]
+            return events
         chunks: list[ChatCompletionChunk] = []
         add = self.accumulator.add
+        one = self._one
         accumulate = self.accumulate
         try:
             for event in events:
-                raw = event.raw_data
-                if raw == b"[DONE]":
+                if event.raw_data == b"[DONE]":
                     self.done = True
                     break
-                try:
-                    chunk = decode_chat_chunk(raw)
-                except EventDecodeError as exc:
-                    self._check_error(event)  # an error report in a shape chunks never have
-                    error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
-                    raise error from None
-                if chunk._error is not None or event.event == "error":
-                    self._check_error(event)
+                chunk = one(event)
                 if accumulate:
                     add(chunk)
                 chunks.append(chunk)
@@ -238,17 +266,52 @@ class ChunkStream(StreamCore):
             self.failure = error  # the shell hands `chunks` over first, then raises it
         return chunks
 
+    def _out(self, items: list[Any]) -> Iterable[Any]:
+        if not self.lazy:
+            return super()._out(items)
+        self.fed = items
+        return self._decoded(items)
+
+    def _decoded(self, events: list[ServerSentEvent]) -> Iterator[Any]:
+        """The face's chunks for these events, each decoded when asked for: the face's
+        objects are many and short-lived, and a read's worth alive at once would
+        outlive the garbage collector's youngest generation and cost a full collection
+        every so often. An error ends them: ``failure`` (or, accumulating, raised)."""
+        add = self.accumulator.add if self.accumulate else None
+        try:
+            for event in events:
+                chunk = self._one(event)
+                if not self.token_seen:
+                    self.token_seen = _carries_token(chunk)
+                if add is not None:
+                    add(chunk)
+                yield chunk
+        except APIError as error:
+            if add is not None:
+                raise self.fail(error) from None
+            self.failure = error  # the shell raises it after the chunks before it
+
+    def _one(self, event: ServerSentEvent) -> Any:
+        try:
+            chunk = self.decode(event.raw_data)
+        except EventDecodeError as exc:
+            self._check_error(event)  # an error report in a shape chunks never have
+            raise StreamDecodeError(str(exc), response=self.response, data=exc.data) from None
+        except InBandError as report:
+            self._check_error(event)  # raises, unless the report is not one after all
+            chunk = report.chunk
+        if event.event == "error":
+            self._check_error(event)
+        return chunk
+
     @property
     def events_received(self) -> int:
         return self.accumulator.chunks
 
     def carries_token(self) -> bool:
-        for chunk in self.fed:
-            for choice in chunk.choices:
-                d = choice.delta
-                if d.content or d.refusal or d.reasoning_content or d.reasoning or d.tool_calls:
-                    return True
-        return False
+        if self.lazy:
+            return self.token_seen
+        return any(_carries_token(chunk) for chunk in self.fed)
 
     def _check_error(self, event: ServerSentEvent) -> None:
         payload = in_band_error(event.raw_data)
@@ -360,6 +423,20 @@ class ResponseEventStream(StreamCore):
         error.code = None if code is None else str(code)
         error.type = kind if isinstance(kind, str) else None
         return error
+
+
+def _carries_token(chunk: Any) -> bool:
+    for choice in chunk.choices:
+        d = choice.delta
+        if d.content or d.refusal or d.tool_calls or _reasoning(d):
+            return True
+    return False
+
+
+def _reasoning(delta: Any) -> bool:
+    """Reasoning text in a delta, under either name (openai's deltas have the fields
+    only when a server sent them)."""
+    return bool(getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None))
 
 
 _STOPS = frozenset(

@@ -48,7 +48,6 @@ from ._metrics import StreamMetrics
 from ._protocol import ChunkStream, Face, ResponseEventStream, StreamCore
 from ._sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
 from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
-from .types.chat import CompletionUsage
 
 __all__ = ["BaseAsyncStream", "BaseStream", "ChunkStream", "ResponseEventStream"]
 
@@ -141,10 +140,9 @@ class _StreamBase(Generic[T]):
     def metrics(self) -> StreamMetrics:
         """Timing and volume of this stream so far (see :class:`StreamMetrics`)."""
         usage = self._core.accumulator.usage
-        if isinstance(usage, CompletionUsage):
-            self._metrics.completion_tokens = usage.completion_tokens
-        elif usage is not None:
-            self._metrics.completion_tokens = usage.output_tokens
+        if usage is not None:  # chat usage (either face's) or a Responses one
+            tokens = getattr(usage, "completion_tokens", None)
+            self._metrics.completion_tokens = usage.output_tokens if tokens is None else tokens
         return self._metrics
 
     @property
@@ -327,13 +325,13 @@ class BaseStream(_StreamBase[T]):
                             watch.progress(now)
                         metrics.on_read(now, len(data), fed)
                         if fed:
-                            if metrics.first_token_at is None and core.carries_token():
-                                metrics.first_token_at = now
                             watch.pause()
                             for item in items:
                                 add(item)
                                 yield item
                             watch.resume(time.monotonic())
+                            if metrics.first_token_at is None and core.carries_token():
+                                metrics.first_token_at = now
                         if core.failure is not None:  # met after the items just handed over
                             raise core.fail(core.failure)
                         if core.done:
@@ -494,13 +492,13 @@ class BaseAsyncStream(_StreamBase[T]):
                             watch.progress(now)
                         metrics.on_read(now, len(data), fed)
                         if fed:
-                            if metrics.first_token_at is None and core.carries_token():
-                                metrics.first_token_at = now
                             watch.pause()
                             for item in items:
                                 add(item)
                                 yield item
                             watch.resume(time.monotonic())
+                            if metrics.first_token_at is None and core.carries_token():
+                                metrics.first_token_at = now
                         if core.failure is not None:  # met after the items just handed over
                             raise core.fail(core.failure)
                         if core.done:
