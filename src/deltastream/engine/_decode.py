@@ -63,13 +63,6 @@ class InBandError(Exception):
 
 def decode_chat_event(raw: bytes) -> ChatCompletionChunk:
     """A stream event as a chunk; :class:`InBandError` if it carries an error report."""
-    chunk = decode_chat_chunk(raw)
-    if chunk._error is not None:
-        raise InBandError(chunk)
-    return chunk
-
-
-def decode_chat_chunk(raw: bytes) -> ChatCompletionChunk:
     try:
         chunk = _chunk_decoder.decode(raw)
     except msgspec.ValidationError:
@@ -77,7 +70,18 @@ def decode_chat_chunk(raw: bytes) -> ChatCompletionChunk:
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 inside a string
         raise EventDecodeError(f"malformed JSON in stream event: {exc}", raw) from None
     setattr(chunk, "_raw", raw)  # noqa: B010 - RawModel has a __dict__ for exactly this
+    if chunk._error is not None:
+        raise InBandError(chunk)
     return chunk
+
+
+def decode_chat_chunk(raw: bytes) -> ChatCompletionChunk:
+    """One chunk, whatever else it carries."""
+    try:
+        return decode_chat_event(raw)
+    except InBandError as report:
+        chunk: ChatCompletionChunk = report.chunk
+        return chunk
 
 
 def decode_chat_completion(raw: bytes) -> ChatCompletion:

@@ -249,14 +249,20 @@ class ChunkStream(StreamCore):
             return events
         chunks: list[ChatCompletionChunk] = []
         add = self.accumulator.add
-        one = self._one
+        decode = self.decode
         accumulate = self.accumulate
         try:
             for event in events:
-                if event.raw_data == b"[DONE]":
+                raw = event.raw_data
+                if raw == b"[DONE]":
                     self.done = True
                     break
-                chunk = one(event)
+                try:  # _one(), inlined: this runs for every event
+                    chunk = decode(raw)
+                except (EventDecodeError, InBandError):
+                    chunk = self._one(event)  # again, to raise or take the report's chunk
+                if event.event == "error":
+                    self._check_error(event)
                 if accumulate:
                     add(chunk)
                 chunks.append(chunk)
@@ -278,9 +284,15 @@ class ChunkStream(StreamCore):
         outlive the garbage collector's youngest generation and cost a full collection
         every so often. An error ends them: ``failure`` (or, accumulating, raised)."""
         add = self.accumulator.add if self.accumulate else None
+        decode = self.decode
         try:
             for event in events:
-                chunk = self._one(event)
+                try:  # _one(), inlined: this runs for every event
+                    chunk = decode(event.raw_data)
+                except (EventDecodeError, InBandError):
+                    chunk = self._one(event)
+                if event.event == "error":
+                    self._check_error(event)
                 if not self.token_seen:
                     self.token_seen = _carries_token(chunk)
                 if add is not None:
