@@ -100,7 +100,23 @@ def _phase_timeouts(
     timeout: Timeout, within: float | None
 ) -> tuple[httpx2.Timeout, dict[str, tuple[str, float]]]:
     """httpx2's per-phase timeouts for one attempt, and the deadline each one stands
-    for: the phase's own, or ``total`` where less of it is left."""
+    for: the phase's own, or ``total`` where less of it is left. Without ``total``
+    they are the same for every request with this timeout: made once."""
+    if within is None:
+        return _fixed_phase_timeouts(timeout)
+    return _phase_timeouts_within(timeout, within)
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_phase_timeouts(
+    timeout: Timeout,
+) -> tuple[httpx2.Timeout, dict[str, tuple[str, float]]]:
+    return _phase_timeouts_within(timeout, None)
+
+
+def _phase_timeouts_within(
+    timeout: Timeout, within: float | None
+) -> tuple[httpx2.Timeout, dict[str, tuple[str, float]]]:
     values: dict[str, float | None] = {}
     names: dict[str, tuple[str, float]] = {}
     own = {"connect": timeout.connect, "read": timeout.first_token, "write": timeout.write}

@@ -46,7 +46,9 @@ class StreamMetrics:
     max_gap: float = 0.0
 
     def __post_init__(self) -> None:
-        self._gaps = [0] * _BUCKETS
+        # bucket -> count, only the buckets used: a stream's gaps fall in a few of them,
+        # and ten thousand open streams would each carry 160 zeros otherwise
+        self._gaps: dict[int, int] = {}
 
     @property
     def time_to_first_byte(self) -> float:
@@ -76,12 +78,12 @@ class StreamMetrics:
     def gap_percentile(self, q: float) -> float | None:
         """The q-th percentile (0-100) of the gaps between reads that brought events,
         as the upper edge of its bucket; None before two such reads."""
-        total = sum(self._gaps)
+        total = sum(self._gaps.values())
         if total == 0:
             return None
         rank = max(1, math.ceil(total * q / 100))
         seen = 0
-        for bucket, count in enumerate(self._gaps):
+        for bucket, count in sorted(self._gaps.items()):
             seen += count
             if seen >= rank:
                 return min(_upper_edge(bucket), self.max_gap)
@@ -106,7 +108,9 @@ class StreamMetrics:
             self.first_event_at = now
         else:
             gap = now - last
-            self._gaps[_bucket(gap)] += 1
+            bucket = _bucket(gap)
+            gaps = self._gaps
+            gaps[bucket] = gaps.get(bucket, 0) + 1
             if gap > self.max_gap:
                 self.max_gap = gap
         self.last_event_at = now

@@ -332,6 +332,7 @@ class BaseStream(_StreamBase[T]):
                             watch.resume(time.monotonic())
                             if metrics.first_token_at is None and core.carries_token():
                                 metrics.first_token_at = now
+                            items = core.fed = ()  # not kept while the next read waits
                         if core.failure is not None:  # met after the items just handed over
                             raise core.fail(core.failure)
                         if core.done:
@@ -499,6 +500,7 @@ class BaseAsyncStream(_StreamBase[T]):
                             watch.resume(time.monotonic())
                             if metrics.first_token_at is None and core.carries_token():
                                 metrics.first_token_at = now
+                            items = core.fed = ()  # not kept while the next read waits
                         if core.failure is not None:  # met after the items just handed over
                             raise core.fail(core.failure)
                         if core.done:
