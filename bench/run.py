@@ -5,7 +5,7 @@ touches them all alike) and each figure is the median. The results go to
 ``bench/results/latest.json``; ``docs/benchmarks.md`` and ``docs/benchmarks.png`` are
 rewritten from them (``--no-docs`` leaves the docs alone).
 
-``--quick`` leaves out the concurrency section (~6 minutes instead of ~18).
+``--quick`` leaves out the concurrency sections (~15-18 minutes instead of ~35).
 
 Besides the fresh process per job, the "alternating" sections run the headline clients
 in one process, taking turns over several rounds: the ratio of two clients within a
@@ -90,8 +90,9 @@ class Section:
 # moves a median of three by as much as the difference being measured.
 SECTIONS = [
     Section("big", SEQUENTIAL, {"scenario": "stream", "streams": 1, "n": 100_000}, extra_runs=2),
-    # The headline ratios again, the clients taking turns in one process: each round's
-    # ratio is taken at one machine speed, which fresh processes minutes apart are not.
+    # The headline ratios again, the clients taking turns in one process: the two clients
+    # of a round's ratio ran seconds apart, not minutes, so the machine's speed moves
+    # them far less (see alternation.py).
     *(
         Section(
             f"alternating {group}",
