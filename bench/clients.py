@@ -3,8 +3,12 @@
 ``stream(n, headers)`` is a context manager that sends one request for ``n`` chunks
 (the extra ``headers`` tell the load server how to send them) and yields the
 library's own iterable of chunks, so the benchmark loop iterates exactly what a user
-would. deltastream and openai-python run with their defaults (openai-python pools at
-most 1,000 connections; deltastream as many as the process may open, less 256);
+would. deltastream has two faces over one engine, measured apart: the native client
+(``deltastream.Client``/``AsyncClient``, msgspec types) and the drop-in
+(``deltastream.OpenAI``/``AsyncOpenAI``, openai-python's clients whose streams run on
+deltastream's engine and hand out openai's pydantic types). Every client runs with
+its defaults (openai-python pools at most 1,000 connections; both faces of
+deltastream, on deltastream's transport, as many as the process may open, less 256);
 httpx2 gets the pool limits and timeouts openai-python gives it.
 
 The ``layer:*`` clients are not clients: they read the same body through one layer
@@ -26,7 +30,23 @@ from contextlib import (
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["CLIENTS", "AsyncBenchClient", "ClientSpec", "SyncBenchClient"]
+__all__ = [
+    "CLIENTS",
+    "DROPIN_ASYNC",
+    "DROPIN_SYNC",
+    "FLOOR_ASYNC",
+    "FLOOR_SYNC",
+    "HTTPX2_ASYNC",
+    "HTTPX2_SYNC",
+    "NATIVE_ASYNC",
+    "NATIVE_NO_RETRIES",
+    "NATIVE_SYNC",
+    "OPENAI_ASYNC",
+    "OPENAI_SYNC",
+    "AsyncBenchClient",
+    "ClientSpec",
+    "SyncBenchClient",
+]
 
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "Write a story about a robot."}]
@@ -70,72 +90,20 @@ def _httpx2_options() -> dict[str, Any]:
     }
 
 
-# -- deltastream ------------------------------------------------------------------------
+# -- deltastream (native and drop-in) and openai-python: one chat.completions face ----------
 
 
-class DeltastreamSync:
-    def __init__(self, port: int) -> None:
-        import deltastream
+class ChatSync:
+    """Any client with openai's ``chat.completions.create(stream=True)``: deltastream's
+    native ``Client``, its drop-in ``OpenAI`` and openai-python's ``OpenAI`` all take
+    the same arguments here."""
 
-        self.client = deltastream.OpenAI(base_url=_url(port), api_key="x")
-
-    @contextmanager
-    def stream(self, n: int, headers: Headers = None) -> Iterator[Iterable[Any]]:
-        stream = self.client.chat.completions.create(
-            model=MODEL,
-            messages=MESSAGES,
-            stream=True,
-            max_tokens=n,
-            stream_options={"include_usage": True},
-            extra_headers=headers,
-        )
-        with stream:
-            yield stream
-
-    def close(self) -> None:
-        self.client.close()
-
-
-class DeltastreamAsync:
-    def __init__(self, port: int, **options: Any) -> None:
-        import deltastream
-
-        self.client = deltastream.AsyncOpenAI(base_url=_url(port), api_key="x", **options)
-
-    @asynccontextmanager
-    async def stream(self, n: int, headers: Headers = None) -> AsyncIterator[AsyncIterable[Any]]:
-        stream = await self.client.chat.completions.create(
-            model=MODEL,
-            messages=MESSAGES,
-            stream=True,
-            max_tokens=n,
-            stream_options={"include_usage": True},
-            extra_headers=headers,
-        )
-        async with stream:
-            yield stream
-
-    async def aclose(self) -> None:
-        await self.client.close()
-
-
-def _deltastream_no_retries(port: int) -> DeltastreamAsync:
-    """deltastream with ``max_retries=0``: a request that times out is not queued again."""
-    return DeltastreamAsync(port, max_retries=0)
-
-
-# -- openai-python ----------------------------------------------------------------------
-
-
-class OpenAISync:
-    def __init__(self, port: int) -> None:
-        import openai
-
-        self.client = openai.OpenAI(base_url=_url(port), api_key="x")
+    def __init__(self, client: Any) -> None:
+        self.client = client
 
     @contextmanager
     def stream(self, n: int, headers: Headers = None) -> Iterator[Iterable[Any]]:
-        create: Any = self.client.chat.completions.create  # its overloads want TypedDicts
+        create: Any = self.client.chat.completions.create  # openai's overloads want TypedDicts
         stream = create(
             model=MODEL,
             messages=MESSAGES,
@@ -151,11 +119,11 @@ class OpenAISync:
         self.client.close()
 
 
-class OpenAIAsync:
-    def __init__(self, port: int) -> None:
-        import openai
+class ChatAsync:
+    """The asyncio twin of :class:`ChatSync`."""
 
-        self.client = openai.AsyncOpenAI(base_url=_url(port), api_key="x")
+    def __init__(self, client: Any) -> None:
+        self.client = client
 
     @asynccontextmanager
     async def stream(self, n: int, headers: Headers = None) -> AsyncIterator[AsyncIterable[Any]]:
@@ -173,6 +141,53 @@ class OpenAIAsync:
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+# Each factory imports only its own library, so a fresh worker's peak RSS is that
+# client's alone (the native client never imports openai or pydantic).
+
+
+def _native_sync(port: int) -> ChatSync:
+    import deltastream
+
+    return ChatSync(deltastream.Client(base_url=_url(port), api_key="x"))
+
+
+def _native_async(port: int) -> ChatAsync:
+    import deltastream
+
+    return ChatAsync(deltastream.AsyncClient(base_url=_url(port), api_key="x"))
+
+
+def _native_no_retries(port: int) -> ChatAsync:
+    """``max_retries=0``: a request that times out is not queued again."""
+    import deltastream
+
+    return ChatAsync(deltastream.AsyncClient(base_url=_url(port), api_key="x", max_retries=0))
+
+
+def _dropin_sync(port: int) -> ChatSync:
+    import deltastream
+
+    return ChatSync(deltastream.OpenAI(base_url=_url(port), api_key="x"))
+
+
+def _dropin_async(port: int) -> ChatAsync:
+    import deltastream
+
+    return ChatAsync(deltastream.AsyncOpenAI(base_url=_url(port), api_key="x"))
+
+
+def _openai_sync(port: int) -> ChatSync:
+    import openai
+
+    return ChatSync(openai.OpenAI(base_url=_url(port), api_key="x"))
+
+
+def _openai_async(port: int) -> ChatAsync:
+    import openai
+
+    return ChatAsync(openai.AsyncOpenAI(base_url=_url(port), api_key="x"))
 
 
 # -- httpx2's own SSE support -------------------------------------------------------------
@@ -342,18 +357,28 @@ def _key_id(chunk: Any) -> str:
     return str(chunk["id"])
 
 
+# The names the plan, the tables and the findings use.
+NATIVE_SYNC, NATIVE_ASYNC = "deltastream native sync", "deltastream native async"
+NATIVE_NO_RETRIES = "deltastream native async, max_retries=0"
+DROPIN_SYNC, DROPIN_ASYNC = "deltastream drop-in sync", "deltastream drop-in async"
+OPENAI_SYNC, OPENAI_ASYNC = "openai-python sync", "openai-python async"
+HTTPX2_SYNC, HTTPX2_ASYNC = "httpx2 sse sync", "httpx2 sse async"
+FLOOR_SYNC, FLOOR_ASYNC = "raw floor sync", "raw floor async"
+
 CLIENTS: dict[str, ClientSpec] = {
     spec.name: spec
     for spec in (
-        ClientSpec("deltastream sync", "sync", DeltastreamSync, _attr_id),
-        ClientSpec("deltastream async", "async", DeltastreamAsync, _attr_id),
-        ClientSpec("deltastream async, max_retries=0", "async", _deltastream_no_retries, _attr_id),
-        ClientSpec("openai-python sync", "sync", OpenAISync, _attr_id),
-        ClientSpec("openai-python async", "async", OpenAIAsync, _attr_id),
-        ClientSpec("httpx2 sse sync", "sync", Httpx2Sync, _key_id),
-        ClientSpec("httpx2 sse async", "async", Httpx2Async, _key_id),
-        ClientSpec("raw floor sync", "sync", FloorSync, _attr_id),
-        ClientSpec("raw floor async", "async", FloorAsync, _attr_id),
+        ClientSpec(NATIVE_SYNC, "sync", _native_sync, _attr_id),
+        ClientSpec(NATIVE_ASYNC, "async", _native_async, _attr_id),
+        ClientSpec(NATIVE_NO_RETRIES, "async", _native_no_retries, _attr_id),
+        ClientSpec(DROPIN_SYNC, "sync", _dropin_sync, _attr_id),
+        ClientSpec(DROPIN_ASYNC, "async", _dropin_async, _attr_id),
+        ClientSpec(OPENAI_SYNC, "sync", _openai_sync, _attr_id),
+        ClientSpec(OPENAI_ASYNC, "async", _openai_async, _attr_id),
+        ClientSpec(HTTPX2_SYNC, "sync", Httpx2Sync, _key_id),
+        ClientSpec(HTTPX2_ASYNC, "async", Httpx2Async, _key_id),
+        ClientSpec(FLOOR_SYNC, "sync", FloorSync, _attr_id),
+        ClientSpec(FLOOR_ASYNC, "async", FloorAsync, _attr_id),
         ClientSpec("layer: httpcore2 transport", "sync", _layer_httpcore, _attr_id, counts=False),
         ClientSpec("layer: own transport", "sync", _layer_transport, _attr_id, counts=False),
         ClientSpec("layer: + SSEDecoder", "sync", _layer_sse, _attr_id, counts=False),

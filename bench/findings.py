@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["explain", "render"]
+from .clients import DROPIN_ASYNC, DROPIN_SYNC, FLOOR_ASYNC, FLOOR_SYNC, NATIVE_ASYNC, NATIVE_SYNC
+from .figures import DASH, TIMES, median
 
-DASH = "\u2013"  # en dash: no figure
-TIMES = "\u00d7"  # multiplication sign
+__all__ = ["explain", "render"]
 
 # What a function in the profile is doing, by a piece of its name (first match wins).
 _MEANINGS = [
@@ -41,6 +41,8 @@ _MEANINGS = [
     ("(httpx2/", "httpx2: the client around the transport (requests, responses, hooks)"),
     ("(anyio/", "anyio: cancel scopes and checkpoints around each I/O call"),
     ("_feed_chunked", "deltastream _h1: strips the chunked framing of a whole read"),
+    ("_whole_chunks", "deltastream _h1: finds the HTTP chunks of a read (`bytes.find`, slices)"),
+    ("ServerSentEvent.__init__", "deltastream: one event object per SSE event"),
     ("BodyDecoder", "deltastream _h1: body framing"),
     ("_ResponseBody", "deltastream transport: one `recv` per piece handed up"),
     ("_Channel", "deltastream async transport: buffered protocol, one future per wait"),
@@ -51,6 +53,17 @@ _MEANINGS = [
     ("ChatAccumulator", "deltastream: accumulating the completion"),
     ("ChunkStream", "deltastream: per-event loop: `[DONE]`, error check, accumulate"),
     ("_iter_chunks", "deltastream: the `Stream` shell (watchdog progress, yield)"),
+    (
+        "ChatFace.present",
+        "drop-in: openai's `ChatCompletionChunk` validated from the event's bytes by "
+        "pydantic-core (C code)",
+    ),
+    ("_hand_pending", "drop-in: accumulates the engine's chunk as openai's is handed over"),
+    ("StreamCore._out", "deltastream: a read's items to the face, presented lazily (`map`)"),
+    ("StreamCore.feed", "deltastream: per-read loop"),
+    ("(deltastream/dropin/", "deltastream drop-in"),
+    ("(openai/", "openai-python"),
+    ("(pydantic", "pydantic"),
     ("(deltastream/", "deltastream"),
     ("(asyncio/", "asyncio event loop"),
     ("selectors.py", "asyncio: selector bookkeeping (each connect registers the socket)"),
@@ -67,9 +80,7 @@ def explain(function: str) -> str:
 
 
 def _us(results: dict[str, Any], section: str, client: str) -> float | None:
-    value: float | None = (
-        results.get(section, {}).get(client, {}).get("median", {}).get("us_per_chunk")
-    )
+    value: float | None = median(results, section, client).get("us_per_chunk")
     return value
 
 
@@ -89,8 +100,12 @@ def _layer_table(results: dict[str, Any]) -> tuple[str, dict[str, dict[str, floa
             "deltastream's transport + `ChunkStream` (SSE, typed decode, checks)",
             "layer: + ChunkStream",
         ),
-        ("**deltastream sync** (`Stream`: + accumulation, deadlines, metrics)", "deltastream sync"),
-        ("raw floor (socket, own chunked decoding, msgspec)", "raw floor sync"),
+        (
+            "**deltastream native sync** (`Stream`: + accumulation, deadlines, metrics)",
+            NATIVE_SYNC,
+        ),
+        ("**deltastream drop-in sync** (+ openai's pydantic types per chunk)", DROPIN_SYNC),
+        ("raw floor (socket, own chunked decoding, msgspec)", FLOOR_SYNC),
     ]
     values: dict[str, dict[str, float | None]] = {}
     lines = [
@@ -132,20 +147,20 @@ def _cost(value: float) -> str:
 
 def _sync_findings(values: dict[str, dict[str, float | None]], profile: dict[str, Any]) -> str:
     names = [
-        ("deltastream sync", "event"),
+        (NATIVE_SYNC, "event"),
         ("layer: httpcore2 transport", "event"),
         ("layer: httpcore2 transport", "coalesced"),
         ("layer: own transport", "event"),
         ("layer: own transport", "coalesced"),
         ("layer: + SSEDecoder", "event"),
         ("layer: + ChunkStream", "event"),
-        ("raw floor sync", "event"),
+        (FLOOR_SYNC, "event"),
     ]
     figures = [values[client][column] for client, column in names]
     if any(value is None for value in figures):
         return "_Some layer jobs failed; see the tables above._"
     ds, core, core_c, own, own_c, sse, chunks, floor = (float(value or 0.0) for value in figures)
-    http = _share(profile, "deltastream _h1") + _share(profile, "deltastream transport")
+    http = _share(profile, "deltastream transport")
     return "\n".join(
         [
             f"1. **The HTTP layer was most of the cost, and is now small.** httpx2's "
@@ -167,25 +182,62 @@ def _sync_findings(values: dict[str, dict[str, float | None]], profile: dict[str
             f"with the `[DONE]`/error checks {_cost(chunks - sse)}, and the `Stream` shell "
             f"(accumulation, deadline progress, metrics, the generator step) "
             f"{_cost(ds - chunks)}.",
-            f"3. **Against the floor** ({floor:.2f} µs, {ds / max(floor, 1e-9):.2f}{TIMES}): "
+            f"3. **Against the floor** ({floor:.2f} µs, the native client "
+            f"{ds / max(floor, 1e-9):.2f}{TIMES}): "
             f"the raw floor decodes into a three-field Struct and keeps nothing; "
             f"deltastream decodes every field of `ChatCompletionChunk` (unknown ones "
             f"kept), accumulates the completion, checks each event for errors and "
             f"`[DONE]`, and keeps deadlines and metrics. The decode of the full type is "
-            f"the largest single item in the profile below.",
+            f"the largest single item in the profile above.",
         ]
     )
+
+
+def _dropin_findings(
+    results: dict[str, Any], profile: dict[str, Any] | None, native_profile: dict[str, Any]
+) -> str:
+    """What the drop-in adds over the native client, on the same engine."""
+    native, dropin = _us(results, "big", NATIVE_SYNC), _us(results, "big", DROPIN_SYNC)
+    if native is None or dropin is None:
+        return ""
+    text = (
+        f"4. **The drop-in** spends {dropin:.2f} µs per chunk, {dropin - native:.2f} µs "
+        f"more than the native client on the same engine (fresh-process medians; the "
+        f"in-process ratio is in “The headline clients taking turns in one process”). "
+        f"The engine decodes each event into its msgspec Structs as for the native "
+        f"client (they feed the accumulator, the deadlines and the checks); the drop-in "
+        f"then has pydantic-core validate the same bytes into openai's "
+        f"`ChatCompletionChunk`, one item at a time as the caller takes it."
+    )
+    if profile:
+        face = _share(profile, "deltastream dropin")
+        text += (
+            f" In its profile below, the drop-in's own frames (the pydantic-core call "
+            f"is C code and counts to them) are {face:.0%} of the samples"
+        )
+        loop, native_loop = _share(profile, "benchmark"), _share(native_profile, "benchmark")
+        if loop > 2 * native_loop:
+            text += (
+                f", and the benchmark loop's own line {loop:.0%} (the native client's: "
+                f"{native_loop:.0%}): most likely freeing each openai object when the "
+                f"next one takes its variable, a C deallocation that a sampler shows at "
+                f"the Python line that caused it"
+            )
+        text += "."
+    return text
 
 
 def _async_findings(data: dict[str, Any]) -> str:
     profiles = data.get("profile", {})
     results = data["results"]
     parts = []
-    c1000 = results.get("c1000", {}).get("deltastream async", {}).get("median", {})
-    floor = results.get("c1000", {}).get("raw floor async", {}).get("median", {})
+    c1000 = median(results, "c1000", NATIVE_ASYNC)
+    floor = median(results, "c1000", FLOOR_ASYNC)
+    dropin = median(results, "c1000", DROPIN_ASYNC)
     if c1000.get("later_p99_ms") is not None and c1000.get("first_chunk_p99_ms") is not None:
         text = (
-            f"**Latency at 1,000 streams.** After a stream's first chunk, deltastream adds "
+            f"**Latency at 1,000 streams.** After a stream's first chunk, deltastream's "
+            f"native client adds "
             f"{c1000['later_p50_ms']:.2f} ms at p50 and {c1000['later_p99_ms']:.1f} ms at "
             f"p99. The first chunks wait longer ({c1000['first_chunk_p99_ms']:.0f} ms at "
             f"p99): all 1,000 streams start at once, and the server sends each first "
@@ -205,17 +257,25 @@ def _async_findings(data: dict[str, Any]) -> str:
                 f" The garbage collector took {c1000['gc_s']:.2f} s of the run "
                 f"({c1000['gc_full_collections']:.0f} full passes)."
             )
-        ramped = results["c1000"].get("deltastream async started over 1 s", {}).get("median")
+        if dropin.get("later_p99_ms") is not None:
+            text += (
+                f" The drop-in adds {dropin['later_p50_ms']:.2f} ms at p50 and "
+                f"{dropin['later_p99_ms']:.1f} ms at p99 after the first chunk, at "
+                f"{dropin['steady_cpu_pct']:.1f}% of a core in the steady middle "
+                f"(native: {c1000['steady_cpu_pct']:.1f}%)."
+            )
+        ramped = median(results, "c1000", f"{NATIVE_ASYNC} started over 1 s")
         if ramped:
             text += (
-                f" With the same streams started evenly over one second, deltastream's "
+                f" With the same streams started evenly over one second, the native "
+                f"client's "
                 f"p99 over every chunk is {ramped['latency_p99_ms']:.1f} ms (first chunks "
                 f"{ramped['first_chunk_p99_ms']:.1f} ms)"
             )
             if ramped["latency_p99_ms"] < c1000["latency_p99_ms"] / 4:
                 text += ": the wait comes from the simultaneous start, not from streaming"
             text += "."
-        on_uvloop = results["c1000"].get("deltastream async on uvloop", {}).get("median")
+        on_uvloop = median(results, "c1000", f"{NATIVE_ASYNC} on uvloop")
         if on_uvloop:
             text += (
                 f" On uvloop: {on_uvloop['steady_cpu_pct']:.1f}% of a core in the steady "
@@ -243,12 +303,11 @@ def _async_findings(data: dict[str, Any]) -> str:
 
 
 def _ten_thousand(data: dict[str, Any]) -> list[str]:
-    c10k = data["results"].get("c10k", {})
-    ds = c10k.get("deltastream async", {}).get("median", {})
+    ds = median(data["results"], "c10k", NATIVE_ASYNC)
     if not ds:
         return []
     text = (
-        f"**10,000 streams.** deltastream async completed {ds['completed']:,.0f} of "
+        f"**10,000 streams.** deltastream native async completed {ds['completed']:,.0f} of "
         f"{ds['streams']:,.0f} with {ds['errors']:,.0f} errors. Its default pool opens "
         f"as many connections as the process may (RLIMIT_NOFILE, less 256 kept for "
         f"everything else), so all 10,000 run at once; openai-python's 1,000-connection "
@@ -263,6 +322,13 @@ def _ten_thousand(data: dict[str, Any]) -> list[str]:
             f"start-up or to raise `gc.set_threshold`; a library should not do it for "
             f"the application."
         )
+    dropin = median(data["results"], "c10k", DROPIN_ASYNC)
+    if dropin:
+        text += (
+            f" The drop-in, on the same transport and pool, completed "
+            f"{dropin['completed']:,.0f} with {dropin['errors']:,.0f} errors "
+            f"({dropin['unfinished']:,.0f} unfinished)."
+        )
     return [text]
 
 
@@ -271,7 +337,8 @@ def render(data: dict[str, Any]) -> str:
     table, values = _layer_table(results)
     parts = [
         "## Where the time goes",
-        "deltastream sync on the 100,000-chunk stream. First measured, layer by layer: "
+        "deltastream's native client (sync) on the 100,000-chunk stream, and what the "
+        "drop-in adds. First measured, layer by layer: "
         "each row reads the same body through one more layer of the stack, in its own "
         "fresh process, median of the runs; CPU µs per chunk. The first row is the "
         "transport deltastream used before it had its own (httpx2's default). The "
@@ -280,9 +347,14 @@ def render(data: dict[str, Any]) -> str:
         table,
     ]
     profile = data.get("profile", {}).get("sync")
+    dropin = data.get("profile", {}).get("dropin")
     if profile:
-        parts += ["### Profile of `Stream` (sync)", _profile_tables(profile)]
-        parts += ["### What it means", _sync_findings(values, profile)]
+        parts += ["### Profile of the native `Stream` (sync)", _profile_tables(profile)]
+        meaning = _sync_findings(values, profile)
+        extra = _dropin_findings(results, dropin, profile)
+        parts += ["### What it means", meaning + ("\n" + extra if extra else "")]
+    if dropin:
+        parts += ["### Profile of the drop-in's `Stream` (sync)", _profile_tables(dropin)]
     async_part = _async_findings(data)
     if async_part:
         parts.append(async_part)

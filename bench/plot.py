@@ -7,7 +7,12 @@ from typing import Any
 
 __all__ = ["plot"]
 
-_COLORS = {"deltastream": "#2a7de1", "openai-python": "#d9822b", "httpx2": "#6c757d"}
+_COLORS = {
+    "deltastream drop-in": "#8bb8ee",
+    "deltastream": "#2a7de1",
+    "openai-python": "#d9822b",
+    "httpx2": "#6c757d",
+}
 
 
 def _color(client: str) -> str:
@@ -24,7 +29,7 @@ def plot(results: dict[str, Any], clients: list[str], path: Path, title: str) ->
     import matplotlib.pyplot as plt
 
     workloads = [("big", "one stream of 100,000 chunks"), ("many", "1,000 streams of 100 chunks")]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), sharey=True)
     for ax, (section, label) in zip(axes, workloads, strict=True):
         names = [c for c in clients if results.get(section, {}).get(c, {}).get("median")]
         values = [results[section][c]["median"]["us_per_chunk"] for c in names]

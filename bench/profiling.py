@@ -31,7 +31,9 @@ LAYERS = [
     ("deltastream engine/_sse.py (SSE parsing)", "deltastream/engine/_sse.py"),
     ("deltastream engine/_decode.py (msgspec decode)", "deltastream/engine/_decode.py"),
     ("deltastream engine/_accumulate.py", "deltastream/engine/_accumulate.py"),
+    ("deltastream engine/_protocol.py (per-event loop)", "deltastream/engine/_protocol.py"),
     ("deltastream engine/_streams.py (Stream shell)", "deltastream/engine/_streams.py"),
+    ("deltastream dropin/ (openai's types, by pydantic-core)", "deltastream/dropin/"),
     ("deltastream transport/_h1.py (HTTP/1.1 framing)", "deltastream/transport/_h1.py"),
     ("deltastream transport (sockets, pool)", "deltastream/transport/_sync.py"),
     ("deltastream async transport (protocol, pool)", "deltastream/transport/_async.py"),
@@ -40,6 +42,8 @@ LAYERS = [
     ("httpcore2 (connection, reads)", "httpcore2/"),
     ("httpx2 (response iterators)", "httpx2/"),
     ("anyio", "anyio/"),
+    ("openai-python", "openai/"),
+    ("pydantic", "pydantic/"),
     ("benchmark loop", "bench/"),
 ]
 _IDLE = ("Condition.wait", "Event.wait", "select (selectors.py", "EpollSelector.select")

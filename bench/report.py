@@ -7,84 +7,64 @@ code or another machine rewrites it with its own numbers.
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from . import findings
+from . import alternation, findings, targets
+from .clients import (
+    DROPIN_ASYNC,
+    DROPIN_SYNC,
+    FLOOR_ASYNC,
+    FLOOR_SYNC,
+    HTTPX2_ASYNC,
+    HTTPX2_SYNC,
+    NATIVE_ASYNC,
+    NATIVE_NO_RETRIES,
+    NATIVE_SYNC,
+    OPENAI_ASYNC,
+    OPENAI_SYNC,
+)
+from .figures import DASH, RANGE, TIMES, fmt, median, per_run, ratio, runs, table
 from .plot import plot
 
-__all__ = ["DASH", "TIMES", "render", "write"]
-
-DASH = "\u2013"  # en dash: no figure
-TIMES = "\u00d7"  # multiplication sign, for ratios
-RANGE = "\u2013"  # en dash between the fastest and slowest run
+__all__ = ["SEQUENTIAL", "render", "write"]
 
 SEQUENTIAL = [
-    "deltastream sync",
-    "deltastream async",
-    "openai-python sync",
-    "openai-python async",
-    "httpx2 sse sync",
-    "httpx2 sse async",
-    "raw floor sync",
-    "raw floor async",
+    NATIVE_SYNC,
+    NATIVE_ASYNC,
+    DROPIN_SYNC,
+    DROPIN_ASYNC,
+    OPENAI_SYNC,
+    OPENAI_ASYNC,
+    HTTPX2_SYNC,
+    HTTPX2_ASYNC,
+    FLOOR_SYNC,
+    FLOOR_ASYNC,
 ]
 ASYNC = [c for c in SEQUENTIAL if c.endswith("async")]
 NO_RETRIES = "deltastream async, max_retries=0"
 
 
-def _median(results: dict[str, Any], section: str, client: str) -> dict[str, Any]:
-    median: dict[str, Any] = results.get(section, {}).get(client, {}).get("median", {})
-    return median
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return DASH
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
-
-
-def _ratio(value: float | None, base: float | None) -> str:
-    if not value or not base:
-        return DASH
-    return f"{value / base:.2f}{TIMES}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _openai_of(client: str) -> str:
-    return "openai-python async" if client.endswith("async") else "openai-python sync"
-
-
-def _runs(results: dict[str, Any], section: str, client: str) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = results.get(section, {}).get(client, {}).get("runs", [])
-    return runs
-
-
-def _per_run(results: dict[str, Any], section: str, client: str, key: str) -> list[float]:
-    """One figure from each run that has it."""
-    return [run[key] for run in _runs(results, section, client) if key in run]
+    return OPENAI_ASYNC if client.endswith("async") else OPENAI_SYNC
 
 
 def _spread(results: dict[str, Any], section: str, client: str, key: str) -> str:
     """Fastest and slowest run of one figure: how far the median could have moved."""
-    values = sorted(_per_run(results, section, client, key))
+    values = sorted(per_run(results, section, client, key))
     if len(values) < 2:
         return DASH
-    return f"{_fmt(values[0], 2)} {RANGE} {_fmt(values[-1], 2)}"
+    return f"{fmt(values[0], 2)} {RANGE} {fmt(values[-1], 2)}"
 
 
 def _failed(results: dict[str, Any], section: str, client: str) -> str:
-    errors = _per_run(results, section, client, "error")
+    errors = per_run(results, section, client, "error")
     return f"failed: {errors[0]}" if errors else "not run"
+
+
+def _name(client: str) -> str:
+    return f"**{client}**" if client.startswith("deltastream") else client
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -134,7 +114,7 @@ def _machine(data: dict[str, Any]) -> str:
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     memory = f"{m['memory_gib']:.0f} GiB" if m.get("memory_gib") else "unknown"
     modified = " (with uncommitted changes under src/)" if m.get("src_modified") else ""
-    runs = data["config"]["runs"]
+    count = data["config"]["runs"]
     sections = data["config"]["sections"]
     others = [
         f"{label}: {sections[name]['runs']}"
@@ -146,7 +126,7 @@ def _machine(data: dict[str, Any]) -> str:
             ("c10k", "the 10,000-stream test"),
             ("c10k busy", "the 10,000-stream test beside a busy process"),
         )
-        if name in sections and sections[name]["runs"] != runs
+        if name in sections and sections[name]["runs"] != count
     ]
     single = f" ({'; '.join(others)})" if others else ""
     return "\n".join(
@@ -157,9 +137,14 @@ def _machine(data: dict[str, Any]) -> str:
             f"- Python {m['python']} ({m['python_impl']}); {packages}",
             f"- deltastream at commit `{m['commit'] or 'unknown'}`{modified}; "
             f"run started {data['started']}, took {data['duration_s'] / 60:.1f} min",
-            f"- Each figure is the median of {runs} run{'s' if runs != 1 else ''}{single}, "
+            f"- Each figure is the median of {count} run{'s' if count != 1 else ''}{single}, "
             "each run a fresh process per client and workload, so CPU time and peak RSS "
-            "are that client's alone. Runs interleave the clients.",
+            "are that client's alone. Runs interleave the clients." + _together(sections),
+            "- deltastream is measured in both its faces: **native** "
+            "(`deltastream.Client`/`AsyncClient`, msgspec types, no pydantic) and "
+            "**drop-in** (`deltastream.OpenAI`/`AsyncOpenAI`: openai-python's client "
+            "classes whose streams run on deltastream's engine and hand out openai's own "
+            "pydantic types). Both run on deltastream's own HTTP transport.",
             "- The load server (`bench/server.py`, asyncio, HTTP/1.1 keep-alive, "
             "pre-rendered realistic `chat.completion.chunk` events, one HTTP chunk per "
             "event as a server that flushes every token sends them, ~64 KB per write) runs "
@@ -180,25 +165,45 @@ def _machine(data: dict[str, Any]) -> str:
     )
 
 
+def _together(sections: dict[str, Any]) -> str:
+    """The in-process alternation's plan, if it ran."""
+    found = [
+        sections[name]
+        for group in alternation.GROUPS
+        if (name := f"alternating {group}") in sections
+    ]
+    if not found:
+        return ""
+    job = found[0]
+    return (
+        f" The headline clients also took turns in one process ({len(found)} groups of "
+        f"clients, {job['runs']} run{'s' if job['runs'] != 1 else ''} of "
+        f"{job['rounds']} rounds each; see “The headline clients taking turns in one "
+        "process”)."
+    )
+
+
 def _throughput(results: dict[str, Any], section: str, title: str) -> str:
-    floor = _median(results, section, "raw floor sync").get("us_per_chunk")
+    floor = median(results, section, FLOOR_SYNC).get("us_per_chunk")
     rows = []
     for client in SEQUENTIAL:
-        m = _median(results, section, client)
+        m = median(results, section, client)
         if not m:
-            rows.append([client, _failed(results, section, client), "", "", "", "", "", ""])
+            rows.append([client, _failed(results, section, client)] + [""] * 7)
             continue
-        base = _median(results, section, _openai_of(client)).get("us_per_chunk")
+        base = median(results, section, _openai_of(client)).get("us_per_chunk")
+        native = NATIVE_ASYNC if client.endswith("async") else NATIVE_SYNC
         rows.append(
             [
-                f"**{client}**" if client.startswith("deltastream") else client,
-                _fmt(m["us_per_chunk"], 2),
+                _name(client),
+                fmt(m["us_per_chunk"], 2),
                 _spread(results, section, client, "us_per_chunk"),
-                _fmt(m["chunks_per_s"], 0),
-                _fmt(m["peak_rss_mb"]),
-                _ratio(m["us_per_chunk"], base),
-                _ratio(m["us_per_chunk"], floor),
-                _fmt(m.get("connections"), 0),
+                fmt(m["chunks_per_s"], 0),
+                fmt(m["peak_rss_mb"]),
+                ratio(m["us_per_chunk"], base),
+                ratio(m["us_per_chunk"], median(results, section, native).get("us_per_chunk")),
+                ratio(m["us_per_chunk"], floor),
+                fmt(m.get("connections"), 0),
             ]
         )
     header = [
@@ -208,26 +213,27 @@ def _throughput(results: dict[str, Any], section: str, title: str) -> str:
         "chunks/s",
         "peak RSS MB",
         "vs openai-python",
+        "vs native",
         "vs raw floor",
         "TCP connections",
     ]
-    return f"## {title}\n\n" + _table(header, rows)
+    return f"## {title}\n\n" + table(header, rows)
 
 
 def _ttfc(results: dict[str, Any]) -> str:
     rows = []
     for client in SEQUENTIAL:
-        m = _median(results, "ttfc", client)
+        m = median(results, "ttfc", client)
         if not m:
             rows.append([client, _failed(results, "ttfc", client), "", "", ""])
             continue
         rows.append(
             [
                 client,
-                _fmt(m["ttfc_ms"], 3),
-                _fmt(m["ttfc_p99_ms"], 3),
-                _fmt(m["cold_ttfc_ms"], 2),
-                _fmt(m["connections"], 0),
+                fmt(m["ttfc_ms"], 3),
+                fmt(m["ttfc_p99_ms"], 3),
+                fmt(m["cold_ttfc_ms"], 2),
+                fmt(m["connections"], 0),
             ]
         )
     header = [
@@ -238,7 +244,7 @@ def _ttfc(results: dict[str, Any]) -> str:
         "TCP connections for 100 sequential streams",
     ]
     note = ""
-    openai_sync = _median(results, "ttfc", "openai-python sync").get("connections", 0)
+    openai_sync = median(results, "ttfc", OPENAI_SYNC).get("connections", 0)
     if openai_sync > 1:
         note = (
             f"openai-python sync used {openai_sync:.0f} connections for 100 streams: its "
@@ -248,6 +254,11 @@ def _ttfc(results: dict[str, Any]) -> str:
             "sequential streams opens a new TCP connection: its “warm” TTFC includes a "
             "connect, and so do its figures for 1,000 sequential streams."
         )
+        if median(results, "ttfc", DROPIN_SYNC).get("connections") == 1:
+            note += (
+                " The drop-in is openai's client class, but its streams run on "
+                "deltastream's engine, which reads each body to its end: one connection."
+            )
     return "\n\n".join(
         [
             "## Time to first chunk and connection reuse",
@@ -255,136 +266,8 @@ def _ttfc(results: dict[str, Any]) -> str:
             "the first chunk in hand, over the 99 streams after the first (which opens "
             "the connection). Connections are counted by the server: those that "
             "carried at least one request during the job.",
-            _table(header, rows),
+            table(header, rows),
             note,
-        ]
-    )
-
-
-DS, OPENAI, FLOOR = "deltastream sync", "openai-python sync", "raw floor sync"
-
-
-def _targets(results: dict[str, Any]) -> str:
-    """The roadmap's targets (issue 7) against this run's medians."""
-
-    def us(section: str, client: str) -> float | None:
-        value: float | None = _median(results, section, client).get("us_per_chunk")
-        return value
-
-    def fastest(section: str, client: str) -> float | None:
-        return min(_per_run(results, section, client, "us_per_chunk"), default=None)
-
-    def check(ok: bool | None) -> str:
-        return DASH if ok is None else ("met" if ok else "**not met**")
-
-    rows: list[list[str]] = []
-    # (target, section, numerator, denominator, wanted, whether the ratio must stay below)
-    ratios = [
-        ("sync, long stream: CPU per chunk vs the raw floor", "big", DS, FLOOR, 1.5, True),
-        (
-            "sync, long stream: CPU per chunk, openai-python over deltastream",
-            "big",
-            OPENAI,
-            DS,
-            30,
-            False,
-        ),
-        ("sync, 1,000 streams of 100 chunks: vs the raw floor", "many", DS, FLOOR, 3, True),
-    ]
-    for target, section, top, bottom, wanted, below in ratios:
-        a, b = us(section, top), us(section, bottom)
-        if a and b:
-            rows.append(
-                [
-                    target,
-                    f"{'≤' if below else '≥'} {wanted:g}{TIMES}",
-                    _ratio(a, b),
-                    check(a / b <= wanted if below else a / b >= wanted),
-                    _ratio(fastest(section, top), fastest(section, bottom)),
-                ]
-            )
-    for client in ("deltastream sync", "deltastream async"):
-        connections = _median(results, "ttfc", client).get("connections")
-        if connections is not None:
-            rows.append(
-                [
-                    f"{client}: TCP connections for 100 sequential streams",
-                    "1",
-                    f"{connections:.0f}",
-                    check(connections == 1),
-                    DASH,
-                ]
-            )
-    c1000 = _median(results, "c1000", "deltastream async")
-    if c1000:
-        rows.append(
-            [
-                "1,000 paced streams: client CPU, % of one core (steady; whole run)",
-                "≤ 25",
-                f"{_fmt(c1000['steady_cpu_pct'])}; {_fmt(c1000['cpu_pct'])}",
-                check(c1000["steady_cpu_pct"] <= 25),
-                DASH,
-            ]
-        )
-        later = c1000.get("later_p99_ms")
-        rows.append(
-            [
-                "1,000 paced streams: added latency p99 ms, every chunk",
-                "≤ 20",
-                _fmt(c1000["latency_p99_ms"]),
-                check(c1000["latency_p99_ms"] <= 20),
-                DASH,
-            ]
-        )
-        if later is not None:
-            rows.append(
-                [
-                    "... after each stream's first chunk",
-                    "≤ 20",
-                    _fmt(later),
-                    check(later <= 20),
-                    DASH,
-                ]
-            )
-        for key, entry in results["c1000"].items():
-            variant = key.removeprefix("deltastream async ")
-            other = entry.get("median")
-            if variant != key and other:
-                rows.append(
-                    [
-                        f"... every chunk, {variant}",
-                        "≤ 20",
-                        _fmt(other["latency_p99_ms"]),
-                        check(other["latency_p99_ms"] <= 20),
-                        DASH,
-                    ]
-                )
-    for section, label in (("c10k", ""), ("c10k busy", " beside a busy process")):
-        for client in ("deltastream async", "deltastream async, max_retries=0"):
-            m = _median(results, section, client)
-            if not m or (section == "c10k" and client != "deltastream async"):
-                continue
-            suffix = ", max_retries=0" if client.endswith("=0") else ""
-            rows.append(
-                [
-                    f"10,000 streams at 1 chunk/s{label}{suffix}: completed, errors",
-                    "10,000, 0",
-                    f"{m['completed']:,.0f}, {m['errors']:,.0f}",
-                    check(m["completed"] == m["streams"] and m["errors"] == 0),
-                    DASH,
-                ]
-            )
-    if not rows:
-        return ""
-    return "\n\n".join(
-        [
-            "## Targets",
-            "The roadmap's targets (issue 7) against this run. Why a target is not met, "
-            "and what stands in the way, is under “Where the time goes”. Measured and "
-            "result are from the medians; the last column is the same ratio over each "
-            "client's fastest run, the figure least moved by the machine's own noise "
-            "(see “Machine and method”).",
-            _table(["target", "wanted", "measured", "result", "fastest runs"], rows),
         ]
     )
 
@@ -392,14 +275,13 @@ def _targets(results: dict[str, Any]) -> str:
 def _accumulation(results: dict[str, Any]) -> str:
     rows = []
     verdicts = []
-    for mode in ("sync", "async"):
-        client = f"deltastream {mode}"
-        plain = _median(results, "accumulation", f"{client} plain iteration").get("us_per_chunk")
-        rows.append([client, "plain iteration", _fmt(plain, 2), f"1.00{TIMES}"])
+    for client in (NATIVE_SYNC, NATIVE_ASYNC, DROPIN_SYNC, DROPIN_ASYNC):
+        plain = median(results, "accumulation", f"{client} plain iteration").get("us_per_chunk")
+        rows.append([client, "plain iteration", fmt(plain, 2), f"1.00{TIMES}"])
         for consumer in ("get_final_completion()", "text_deltas()"):
-            m = _median(results, "accumulation", f"{client} {consumer}")
+            m = median(results, "accumulation", f"{client} {consumer}")
             value = m.get("us_per_chunk")
-            rows.append([client, consumer, _fmt(value, 2), _ratio(value, plain)])
+            rows.append([client, consumer, fmt(value, 2), ratio(value, plain)])
             if value and plain:
                 verdicts.append(abs(value / plain - 1) <= 0.20)
     verdict = (
@@ -411,10 +293,11 @@ def _accumulation(results: dict[str, Any]) -> str:
         [
             "## Accumulation consumers (deltastream)",
             "The 100,000-chunk stream consumed three ways, the three interleaved in each "
-            "round of runs. deltastream accumulates every "
-            "chunk as it decodes it, so `get_final_completion()` only adds the final "
-            "join, and `text_deltas()` one generator step per chunk. " + verdict,
-            _table(["client", "consumer", "CPU µs/chunk", "vs plain iteration"], rows),
+            "round of runs. deltastream's engine accumulates every chunk as it decodes "
+            "it, so `get_final_completion()` only adds the final join (the drop-in then "
+            "builds openai's `ChatCompletion` from it once), and `text_deltas()` one "
+            "generator step per chunk. " + verdict,
+            table(["client", "consumer", "CPU µs/chunk", "vs plain iteration"], rows),
         ]
     )
 
@@ -425,25 +308,25 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
     if c1000:
         rows = []
         for client in results.get("c1000", {}):  # variant by variant, as bench/run.py ran them
-            m = _median(results, "c1000", client)
+            m = median(results, "c1000", client)
             if not m:
                 rows.append([client, _failed(results, "c1000", client)] + [""] * 12)
                 continue
             rows.append(
                 [
                     client,
-                    _fmt(m["cpu_pct"]),
-                    _fmt(m["steady_cpu_pct"]),
-                    _fmt(m["latency_p50_ms"], 2),
-                    _fmt(m["latency_p99_ms"], 1),
-                    _fmt(m.get("later_p99_ms"), 1),
-                    _fmt(m.get("first_chunk_p99_ms"), 1),
-                    _fmt(m.get("gc_s"), 2),
-                    f"{_fmt(m['loop_lag_p50_ms'], 2)} / {_fmt(m['loop_lag_p99_ms'], 1)}",
-                    _fmt(m["kb_per_stream"]),
-                    _fmt(m["peak_rss_mb"]),
-                    _fmt(m["completed"], 0),
-                    _fmt(m["errors"], 0),
+                    fmt(m["cpu_pct"]),
+                    fmt(m["steady_cpu_pct"]),
+                    fmt(m["latency_p50_ms"], 2),
+                    fmt(m["latency_p99_ms"], 1),
+                    fmt(m.get("later_p99_ms"), 1),
+                    fmt(m.get("first_chunk_p99_ms"), 1),
+                    fmt(m.get("gc_s"), 2),
+                    f"{fmt(m['loop_lag_p50_ms'], 2)} / {fmt(m['loop_lag_p99_ms'], 1)}",
+                    fmt(m["kb_per_stream"]),
+                    fmt(m["peak_rss_mb"]),
+                    fmt(m["completed"], 0),
+                    fmt(m["errors"], 0),
                 ]
             )
         header = [
@@ -476,18 +359,19 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
             "run the same job on uvloop's event loop; rows “started over 1 s” start the "
             "streams evenly over the first second instead of in one instant, as a "
             "server's requests arrive.",
-            _table(header, rows),
+            table(header, rows),
         ]
     c10k = config["sections"].get("c10k")
     if c10k:
-        clients = [*ASYNC[:1], NO_RETRIES, *ASYNC[1:]]
+        clients = [NATIVE_ASYNC, NATIVE_NO_RETRIES, *ASYNC[1:]]
         parts += [
             f"### {c10k['streams']:,} concurrent streams at {c10k['rate']:g} chunk/s",
             f"{c10k['n']} chunks each (~{c10k['n'] / c10k['rate']:.0f} s if served at "
             f"once); streams still running {c10k['deadline']:g} s after the start are "
             "cancelled and counted as unfinished. Default client settings: openai-python "
             "pools at most 1,000 connections (httpx2 is given the same limits); "
-            "deltastream as many as the process may open, less 256; the raw floor opens "
+            "deltastream (both faces, on its own transport) as many as the process may "
+            "open, less 256; the raw floor opens "
             "one connection per stream. "
             f"{c10k['runs']} run.",
             _c10k_table(results, "c10k", clients, c10k),
@@ -502,9 +386,45 @@ def _concurrency(results: dict[str, Any], config: dict[str, Any]) -> str:
             "deadline that counted loop time failed connections the kernel had made: "
             "with `max_retries=0` they were lost, with retries they were made again. "
             f"{busy['runs']} run.",
-            _c10k_table(results, "c10k busy", [*ASYNC[:1], NO_RETRIES], busy),
+            _c10k_table(results, "c10k busy", [NATIVE_ASYNC, NATIVE_NO_RETRIES], busy),
         ]
     return "\n\n".join(parts)
+
+
+def _per_stream(results: dict[str, Any]) -> str:
+    """What a stream costs besides its chunks: the short streams' CPU per chunk over the
+    long stream's, times the 100 chunks of a short stream."""
+    found = []
+    for client in (NATIVE_SYNC, DROPIN_SYNC, OPENAI_SYNC, FLOOR_SYNC):
+        many = median(results, "many", client).get("us_per_chunk")
+        big = median(results, "big", client).get("us_per_chunk")
+        if many and big:
+            found.append(f"{client} {(many - big) * 100:,.0f} µs")
+    if not found:
+        return ""
+    return (
+        "CPU per stream besides its chunks (request, response head, stream set-up and "
+        "end; this table's CPU per chunk less the long stream's, times 100): "
+        + ", ".join(found)
+        + "."
+    )
+
+
+def _first_stream(results: dict[str, Any]) -> str:
+    """A fresh process's first request carries one-time costs the later ones do not."""
+    native = median(results, "ttfc", NATIVE_SYNC).get("cold_ttfc_ms")
+    dropin = median(results, "ttfc", DROPIN_SYNC).get("cold_ttfc_ms")
+    if native is None or dropin is None:
+        return ""
+    return (
+        f" A fresh process's figure includes its client's first request: the first "
+        f"stream of the time-to-first-chunk test took {dropin:.1f} ms to its first chunk "
+        f"with the drop-in (openai-python's lazy imports and pydantic's schemas, built "
+        f"on first use) against {native:.1f} ms with the native client. Over 100,000 "
+        f"chunks that is up to {(dropin - native) / 100:.2f} µs per chunk of the "
+        "drop-in's figure here; the in-process rounds follow a warm-up stream and leave "
+        "it out."
+    )
 
 
 def _c10k_table(
@@ -512,12 +432,11 @@ def _c10k_table(
 ) -> str:
     rows = []
     for client in clients:
-        m = _median(results, section, client)
-        runs = _runs(results, section, client)
+        m = median(results, section, client)
         if not m:
             rows.append([client, _failed(results, section, client)] + [""] * 8)
             continue
-        kinds = runs[-1].get("error_kinds") or {}
+        kinds = runs(results, section, client)[-1].get("error_kinds") or {}
         detail = ", ".join(f"{k} {v:,}" for k, v in kinds.items()) or DASH
         rows.append(
             [
@@ -526,11 +445,11 @@ def _c10k_table(
                 f"{m['errors']:,.0f}",
                 detail,
                 f"{m['unfinished']:,.0f}",
-                _fmt(m["cpu_pct"]),
-                _fmt(m["kb_per_stream"]),
-                _fmt(m["latency_p50_ms"], 1),
-                _fmt(m.get("loop_lag_p99_ms"), 0),
-                _fmt(m.get("gc_s"), 1),
+                fmt(m["cpu_pct"]),
+                fmt(m["kb_per_stream"]),
+                fmt(m["latency_p50_ms"], 1),
+                fmt(m.get("loop_lag_p99_ms"), 0),
+                fmt(m.get("gc_s"), 1),
             ]
         )
     header = [
@@ -545,7 +464,7 @@ def _c10k_table(
         "loop lag p99 ms",
         "GC s",
     ]
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def _server_note(results: dict[str, Any]) -> str:
@@ -564,37 +483,66 @@ def _server_note(results: dict[str, Any]) -> str:
     )
 
 
+def _headline(results: dict[str, Any]) -> str:
+    def us(client: str) -> float | None:
+        value: float | None = median(results, "big", client).get("us_per_chunk")
+        return value
+
+    native, dropin, openai, floor = (
+        us(c) for c in (NATIVE_SYNC, DROPIN_SYNC, OPENAI_SYNC, FLOOR_SYNC)
+    )
+    if not (native and dropin and openai and floor):
+        return ""
+    text = (
+        f"On one 100,000-chunk stream (sync, fresh processes, median) deltastream's "
+        f"native client spends {native:.1f} µs of CPU per chunk, its drop-in "
+        f"(`deltastream.OpenAI`, openai's types) {dropin:.1f} µs, openai-python "
+        f"{openai:.1f} µs and the raw floor {floor:.1f} µs."
+    )
+    figures = [
+        (group, top, bottom, alternation.Rounds(results, group).ratio(top, bottom))
+        for group, top, bottom in (
+            ("sync", OPENAI_SYNC, DROPIN_SYNC),
+            ("sync", DROPIN_SYNC, NATIVE_SYNC),
+            ("native", NATIVE_SYNC, FLOOR_SYNC),
+        )
+    ]
+    shown = [
+        f"{alternation.label(top, bottom)} {spread.show(2, TIMES)}"
+        for _group, top, bottom, spread in figures
+        if spread
+    ]
+    if shown:
+        text += (
+            " Taking turns in one process (median of the per-round ratios, lowest "
+            f"{RANGE} highest round in brackets): " + "; ".join(shown) + "."
+        )
+    return text
+
+
 def render(data: dict[str, Any]) -> str:
     results = data["results"]
     config = data["config"]
-    big_ds = _median(results, "big", "deltastream sync").get("us_per_chunk")
-    big_oa = _median(results, "big", "openai-python sync").get("us_per_chunk")
-    big_floor = _median(results, "big", "raw floor sync").get("us_per_chunk")
-    headline = ""
-    if big_ds and big_oa and big_floor:
-        headline = (
-            f"On one 100,000-chunk stream deltastream (sync) spends {big_ds:.1f} µs of "
-            f"CPU per chunk, openai-python {big_oa:.1f} µs ({big_oa / big_ds:.1f}{TIMES} "
-            f"more), and the raw floor {big_floor:.1f} µs "
-            f"(deltastream is {big_ds / big_floor:.1f}{TIMES} the floor)."
-        )
+    headline = _headline(results)
     parts = [
         "# Benchmarks",
         "_Generated by `make bench` (`python -m bench.run`): do not edit by hand, the "
         "next run rewrites this file. Raw figures: `bench/results/latest.json` (not "
         "committed). Issue 7._",
         headline,
-        _targets(results),
+        targets.render(results),
         "![client CPU µs per chunk](benchmarks.png)",
         _machine(data),
         _throughput(results, "big", "One stream of 100,000 chunks")
         + "\n\n“vs openai-python”: this client's CPU per chunk over openai-python's in "
-        f"the same mode (sync or async); below 1{TIMES} is less CPU. “vs raw floor”: over the "
+        f"the same mode (sync or async); below 1{TIMES} is less CPU. “vs native”: over "
+        "deltastream's native client's in the same mode. “vs raw floor”: over the "
         f"sync raw floor's. “fastest {RANGE} slowest run”: the range of the runs whose median "
-        "is shown. " + _server_note(results),
+        "is shown. " + _server_note(results) + _first_stream(results),
         _throughput(results, "many", "1,000 sequential streams of 100 chunks")
         + "\n\nOne client, streams one after another; TCP connections are what the "
-        "server accepted for the 1,000 streams.",
+        "server accepted for the 1,000 streams. " + _per_stream(results),
+        alternation.render(results),
         _ttfc(results),
         _accumulation(results),
     ]

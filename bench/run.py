@@ -5,8 +5,12 @@ touches them all alike) and each figure is the median. The results go to
 ``bench/results/latest.json``; ``docs/benchmarks.md`` and ``docs/benchmarks.png`` are
 rewritten from them (``--no-docs`` leaves the docs alone).
 
-``--quick`` leaves out the concurrency sections (~5 minutes instead of ~11).
+``--quick`` leaves out the concurrency sections (~15-18 minutes instead of ~35).
 ``--only NAME`` runs that section alone (repeatable; the docs are left alone).
+
+Besides the fresh process per job, the "alternating" sections run the headline clients
+in one process, taking turns over several rounds: the ratio of two clients within a
+round is measured at one machine speed (see ``scenario_alternate`` in ``worker.py``).
 """
 
 from __future__ import annotations
@@ -20,20 +24,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import machine, profiling, report
+from . import alternation, machine, profiling, report
+from .alternation import TOGETHER
+from .clients import (
+    DROPIN_ASYNC,
+    DROPIN_SYNC,
+    FLOOR_ASYNC,
+    FLOOR_SYNC,
+    HTTPX2_ASYNC,
+    HTTPX2_SYNC,
+    NATIVE_ASYNC,
+    NATIVE_NO_RETRIES,
+    NATIVE_SYNC,
+    OPENAI_ASYNC,
+    OPENAI_SYNC,
+)
 from .harness import ROOT, JobFailed, LoadServer, run_job
 
 __all__ = ["SECTIONS", "Section", "main"]
 
-SYNC = ["deltastream sync", "openai-python sync", "httpx2 sse sync", "raw floor sync"]
-ASYNC = ["deltastream async", "openai-python async", "httpx2 sse async", "raw floor async"]
-SEQUENTIAL = [SYNC[0], ASYNC[0], SYNC[1], ASYNC[1], SYNC[2], ASYNC[2], SYNC[3], ASYNC[3]]
+SYNC = [NATIVE_SYNC, DROPIN_SYNC, OPENAI_SYNC, HTTPX2_SYNC, FLOOR_SYNC]
+ASYNC = [NATIVE_ASYNC, DROPIN_ASYNC, OPENAI_ASYNC, HTTPX2_ASYNC, FLOOR_ASYNC]
+SEQUENTIAL = [client for pair in zip(SYNC, ASYNC, strict=True) for client in pair]
 LAYERS = [
     "layer: httpcore2 transport",
     "layer: own transport",
     "layer: + SSEDecoder",
     "layer: + ChunkStream",
 ]
+# openai-python spends ~100 µs a chunk: a tenth of the stream is enough for its figure.
+ALTERNATE_N_OF = {OPENAI_SYNC: 10_000, OPENAI_ASYNC: 10_000}
+ALTERNATE_ROUNDS = 7
 
 
 @dataclass(frozen=True)
@@ -48,9 +69,22 @@ class Section:
     runs: int | None = None  # None: --runs
     extra_runs: int = 0  # on top of runs
     timeout: float = 300
+    together: bool = False  # all the clients in one process, taking turns (one job)
 
     def count(self, runs: int) -> int:
         return (self.runs or runs) + self.extra_runs
+
+    def jobs(self) -> list[tuple[str, dict[str, Any]]]:
+        """(key in the results, job) for one run of this section."""
+        found = []
+        for variant, extra in self.variants.items():
+            if self.together:
+                key = f"{TOGETHER} {variant}".strip()
+                found.append((key, self.job | extra | {"clients": self.clients}))
+                continue
+            for client in self.clients:
+                found.append((f"{client} {variant}".strip(), self.job | extra | {"client": client}))
+        return found
 
 
 C10K = {"scenario": "concurrent", "streams": 10_000, "n": 5, "rate": 1.0, "deadline": 30}
@@ -59,11 +93,28 @@ C10K = {"scenario": "concurrent", "streams": 10_000, "n": 5, "rate": 1.0, "deadl
 # moves a median of three by as much as the difference being measured.
 SECTIONS = [
     Section("big", SEQUENTIAL, {"scenario": "stream", "streams": 1, "n": 100_000}, extra_runs=2),
+    # The headline ratios again, the clients taking turns in one process: the two clients
+    # of a round's ratio ran seconds apart, not minutes, so the machine's speed moves
+    # them far less (see alternation.py).
+    *(
+        Section(
+            f"alternating {group}",
+            clients,
+            {
+                "scenario": "alternate",
+                "n": 100_000,
+                "rounds": ALTERNATE_ROUNDS,
+                "n_of": ALTERNATE_N_OF,
+            },
+            together=True,
+        )
+        for group, clients in alternation.GROUPS.items()
+    ),
     Section("many", SEQUENTIAL, {"scenario": "stream", "streams": 1000, "n": 100}, extra_runs=2),
     Section("ttfc", SEQUENTIAL, {"scenario": "ttfc", "streams": 100, "n": 10}),
     Section(
         "accumulation",
-        ["deltastream sync", "deltastream async"],
+        [NATIVE_SYNC, NATIVE_ASYNC, DROPIN_SYNC, DROPIN_ASYNC],
         {"scenario": "stream", "streams": 1, "n": 100_000},
         # Plain iteration again, in the same rounds: a ratio of runs made minutes apart
         # on this machine measures the machine as much as the consumer.
@@ -77,7 +128,7 @@ SECTIONS = [
     # Layer figures are differences of close numbers: two more runs for steadier medians.
     Section(
         "layers",
-        [*LAYERS, "deltastream sync", "raw floor sync"],
+        [*LAYERS, NATIVE_SYNC, DROPIN_SYNC, FLOOR_SYNC],
         {"scenario": "stream", "streams": 1, "n": 100_000, "framing": "coalesced"},
         extra_runs=2,
     ),
@@ -103,7 +154,7 @@ SECTIONS = [
     ),
     Section(
         "c10k",
-        [*ASYNC[:1], "deltastream async, max_retries=0", *ASYNC[1:]],
+        [NATIVE_ASYNC, NATIVE_NO_RETRIES, *ASYNC[1:]],
         C10K,
         concurrency=True,
         runs=1,
@@ -114,7 +165,7 @@ SECTIONS = [
     # loop time fails connections the kernel had made.
     Section(
         "c10k busy",
-        ["deltastream async", "deltastream async, max_retries=0"],
+        [NATIVE_ASYNC, NATIVE_NO_RETRIES],
         C10K | {"neighbour": True},
         concurrency=True,
         runs=1,
@@ -138,6 +189,14 @@ def _log(message: str) -> None:
 def _summary(result: dict[str, Any]) -> str:
     if "error" in result:
         return f"FAILED: {result['error']}"
+    if "clients" in result:  # clients taking turns: each one's median µs/chunk
+        return (
+            ", ".join(
+                f"{name} {statistics.median(figures['us_per_chunk']):.2f}"
+                for name, figures in result["clients"].items()
+            )
+            + " µs/chunk"
+        )
     for key, fmt in (
         ("us_per_chunk", "{:.2f} µs/chunk"),
         ("ttfc_ms", "ttfc {:.3f} ms"),
@@ -154,24 +213,21 @@ def _summary(result: dict[str, Any]) -> str:
 def run(server: LoadServer, sections: list[Section], runs: int) -> dict[str, Any]:
     """Rounds of every section's jobs; the results keyed by section, then client."""
     results: dict[str, dict[str, dict[str, Any]]] = {s.name: {} for s in sections}
-    total = sum(s.count(runs) * len(s.clients) * len(s.variants) for s in sections)
+    total = sum(s.count(runs) * len(s.jobs()) for s in sections)
     done = 0
     for round_ in range(max(s.count(runs) for s in sections)):
         for section in sections:
             if round_ >= section.count(runs):
                 continue
-            for variant, extra in section.variants.items():
-                for client in section.clients:
-                    key = f"{client} {variant}".strip()
-                    job = section.job | extra | {"client": client}
-                    try:
-                        result = run_job(server, job, timeout=section.timeout)
-                    except JobFailed as exc:
-                        result = {"error": str(exc)}
-                    entry = results[section.name].setdefault(key, {"runs": []})
-                    entry["runs"].append(result)
-                    done += 1
-                    _log(f"[{done}/{total}] {section.name}: {key}: {_summary(result)}")
+            for key, job in section.jobs():
+                try:
+                    result = run_job(server, job, timeout=section.timeout)
+                except JobFailed as exc:
+                    result = {"error": str(exc)}
+                entry = results[section.name].setdefault(key, {"runs": []})
+                entry["runs"].append(result)
+                done += 1
+                _log(f"[{done}/{total}] {section.name}: {key}: {_summary(result)}")
     for section_results in results.values():
         for entry in section_results.values():
             entry["median"] = _median(entry["runs"])
@@ -179,13 +235,17 @@ def run(server: LoadServer, sections: list[Section], runs: int) -> dict[str, Any
 
 
 def profiles(server: LoadServer, concurrency: bool) -> dict[str, Any]:
-    jobs = {"sync": (SECTIONS[0].job | {"client": "deltastream sync"}, "_sequential_sync")}
+    big = SECTIONS[0].job
+    jobs = {
+        "sync": (big | {"client": NATIVE_SYNC}, "_sequential_sync"),
+        "dropin": (big | {"client": DROPIN_SYNC}, "_sequential_sync"),
+    }
     if concurrency:
         c1000 = next(s for s in SECTIONS if s.name == "c1000")
         c10k = next(s for s in SECTIONS if s.name == "c10k")
-        jobs["async"] = (c1000.job | {"client": "deltastream async"}, "_concurrent")
+        jobs["async"] = (c1000.job | {"client": NATIVE_ASYNC}, "_concurrent")
         # the pool's trouble shows from the start: a shorter deadline profiles it as well
-        job10k = c10k.job | {"client": "deltastream async", "deadline": 15}
+        job10k = c10k.job | {"client": NATIVE_ASYNC, "deadline": 15}
         jobs["async10k"] = (job10k, "_concurrent")
     found = {}
     for name, (job, focus) in jobs.items():
@@ -201,17 +261,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/")
     parser.add_argument("--no-profile", action="store_true", help="skip the profile")
     parser.add_argument(
-        "--only", action="append", metavar="NAME", help="run this section alone (no docs)"
+        "--only",
+        action="append",
+        choices=[s.name for s in SECTIONS],
+        help="run only this section (repeatable); implies --no-docs and --no-profile",
     )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results" / "latest.json", help="JSON"
     )
     args = parser.parse_args(argv)
     sections = [s for s in SECTIONS if not (args.quick and s.concurrency)]
-    if args.only:
-        unknown = set(args.only) - {s.name for s in SECTIONS}
-        if unknown:
-            parser.error(f"no section {', '.join(sorted(unknown))}")
+    if args.only:  # a partial run: its figures would leave the docs' other tables empty
         sections = [s for s in SECTIONS if s.name in args.only]
         args.no_docs = args.no_profile = True
     started = time.time()

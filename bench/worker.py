@@ -18,6 +18,11 @@ Scenarios:
   each chunk's id), CPU share, memory per stream, and errors by kind. ``ramp``
   spreads the starts evenly over that many seconds instead of one instant;
   ``loop="uvloop"`` runs it on uvloop instead of asyncio's own loop.
+- ``alternate``: several ``clients`` in this one process, each on one stream of ``n``
+  chunks (or ``n_of[client]``), taking turns for ``rounds`` rounds (each round starts
+  one client further on, so none always runs first). Per client and round: CPU µs per
+  chunk. The clients' ratios within a round compare them on the same machine speed,
+  which on a shared machine moves more between fresh processes than within a round.
 """
 
 from __future__ import annotations
@@ -356,6 +361,80 @@ def scenario_concurrent(
         return runner.run(_concurrent(spec, port, **params))
 
 
+# -- clients taking turns in one process ----------------------------------------------------
+
+
+async def _amake(spec: ClientSpec, port: int) -> AsyncBenchClient:
+    client: AsyncBenchClient = spec.make(port)  # on the loop that will use it
+    return client
+
+
+async def _timed_async(client: AsyncBenchClient, n: int, headers: dict[str, str]) -> Result:
+    gc.collect()
+    cpu, wall = time.process_time(), time.perf_counter()
+    received = await _sequential_async(client, 1, n, "iter", headers)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"received": received, "cpu_s": cpu, "wall_s": wall}
+
+
+def _timed_sync(client: SyncBenchClient, n: int, headers: dict[str, str]) -> Result:
+    gc.collect()
+    cpu, wall = time.process_time(), time.perf_counter()
+    received = _sequential_sync(client, 1, n, "iter", headers)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"received": received, "cpu_s": cpu, "wall_s": wall}
+
+
+def scenario_alternate(
+    clients: list[str],
+    port: int,
+    n: int,
+    rounds: int,
+    n_of: dict[str, int] | None = None,
+    warmup: int = 1000,
+) -> Result:
+    """Each client in turn, ``rounds`` times, after one short warm-up stream each (it
+    connects and runs every first-call path)."""
+    specs = [CLIENTS[name] for name in clients]
+    sizes = {spec.name: (n_of or {}).get(spec.name, n) for spec in specs}
+    headers = {"x-bench-framing": "per-event"}
+    per_client: dict[str, dict[str, Any]] = {
+        spec.name: {"chunks": sizes[spec.name], "us_per_chunk": [], "wall_s": []} for spec in specs
+    }
+    with asyncio.Runner() as runner:
+        made: dict[str, Any] = {  # a SyncBenchClient or an AsyncBenchClient, by spec.kind
+            spec.name: spec.make(port) if spec.kind == "sync" else runner.run(_amake(spec, port))
+            for spec in specs
+        }
+
+        def once(spec: ClientSpec, chunks: int) -> Result:
+            client = made[spec.name]
+            if spec.kind == "sync":
+                result = _timed_sync(client, chunks, headers)
+            else:
+                result = runner.run(_timed_async(client, chunks, headers))
+            if spec.counts and result["received"] != chunks:
+                raise RuntimeError(f"{spec.name}: received {result['received']} of {chunks}")
+            return result
+
+        for spec in specs:
+            once(spec, warmup)
+        for round_ in range(rounds):
+            shift = round_ % len(specs)
+            for spec in specs[shift:] + specs[:shift]:
+                chunks = sizes[spec.name]
+                result = once(spec, chunks)
+                per_client[spec.name]["us_per_chunk"].append(result["cpu_s"] / chunks * 1e6)
+                per_client[spec.name]["wall_s"].append(result["wall_s"])
+        for spec in specs:
+            client = made[spec.name]
+            if spec.kind == "sync":
+                client.close()
+            else:
+                runner.run(client.aclose())
+    return {"rounds": rounds, "clients": per_client, "peak_rss_mb": peak_rss_mb()}
+
+
 # -- entry point ------------------------------------------------------------------------------
 
 SCENARIOS: dict[str, Callable[..., Result]] = {
@@ -367,9 +446,11 @@ SCENARIOS: dict[str, Callable[..., Result]] = {
 
 def run_job(job: dict[str, Any]) -> Result:
     params = dict(job)
+    name = params.pop("scenario")
+    if name == "alternate":  # several clients: named in the job's "clients"
+        return scenario_alternate(**params)
     spec = CLIENTS[params.pop("client")]
-    scenario = SCENARIOS[params.pop("scenario")]
-    return scenario(spec, **params)
+    return SCENARIOS[name](spec, **params)
 
 
 def main() -> None:
