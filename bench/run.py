@@ -125,6 +125,13 @@ SECTIONS = [
         },
         extra_runs=2,
     ),
+    # Peak memory of the partial result of a long stream of tiny deltas (issue 17).
+    Section(
+        "partial",
+        [NATIVE_SYNC, DROPIN_SYNC],
+        {"scenario": "partial", "n": 1_000_000},
+        runs=1,
+    ),
     # Layer figures are differences of close numbers: two more runs for steadier medians.
     Section(
         "layers",

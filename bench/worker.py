@@ -437,10 +437,44 @@ def scenario_alternate(
 
 # -- entry point ------------------------------------------------------------------------------
 
+# -- the partial result's memory ---------------------------------------------------------
+
+
+def scenario_partial(spec: ClientSpec, port: int, n: int) -> Result:
+    """One stream of ``n`` one-word deltas, read to its end and kept as the partial
+    result (the snapshot an error would carry): how much the process grew, against the
+    size of the text it holds. Sync clients that accumulate only."""
+    client = spec.make(port)
+    with client.stream(10) as warm:  # imports, pools and caches: not the partial's
+        for _ in warm:
+            pass
+    gc.collect()
+    before = peak_rss_mb()
+    with client.stream(n) as stream:
+        for _ in stream:
+            pass
+        snapshot: Any = stream.current_snapshot  # type: ignore[attr-defined]
+    grown = peak_rss_mb() - before
+    text = snapshot.choices[0].message.content or ""
+    client.close()
+    # Python holds text with any character past U+FFFF at 4 bytes a character (the
+    # payload has emoji): the string's own size is the fair measure, not its UTF-8.
+    held = sys.getsizeof(text) / 1e6
+    return {
+        "chunks": n,
+        "text_utf8_mb": len(text.encode()) / 1e6,
+        "text_str_mb": held,
+        "grown_mb": grown,
+        "grown_over_text": grown / held,
+        "bytes_per_delta": grown * 1e6 / n,
+    }
+
+
 SCENARIOS: dict[str, Callable[..., Result]] = {
     "stream": scenario_stream,
     "ttfc": scenario_ttfc,
     "concurrent": scenario_concurrent,
+    "partial": scenario_partial,
 }
 
 
