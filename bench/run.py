@@ -40,6 +40,7 @@ from .clients import (
     OPENAI_SYNC,
 )
 from .harness import ROOT, JobFailed, LoadServer, run_job
+from .payload import MIN_CHUNKS
 
 __all__ = ["SECTIONS", "Section", "main"]
 
@@ -112,6 +113,26 @@ SECTIONS = [
     ),
     Section("many", SEQUENTIAL, {"scenario": "stream", "streams": 1000, "n": 100}, extra_runs=2),
     Section("ttfc", SEQUENTIAL, {"scenario": "ttfc", "streams": 100, "n": 10}),
+    # What a request costs besides its chunks: 1,000 of the shortest stream (role,
+    # finish and usage chunks, no content).
+    Section(
+        "one request",
+        [c for c in SEQUENTIAL if c not in (HTTPX2_SYNC, HTTPX2_ASYNC)],
+        {"scenario": "stream", "streams": 1000, "n": MIN_CHUNKS},
+        extra_runs=2,
+    ),
+    Section(
+        "new client",
+        [NATIVE_SYNC, NATIVE_ASYNC, DROPIN_SYNC, DROPIN_ASYNC, OPENAI_SYNC, OPENAI_ASYNC],
+        {"scenario": "new_client", "clients": 200},
+    ),
+    # The long stream on uvloop, the native client beside the async floor.
+    Section(
+        "big on uvloop",
+        [NATIVE_ASYNC, FLOOR_ASYNC],
+        {"scenario": "stream", "streams": 1, "n": 100_000, "loop": "uvloop"},
+        extra_runs=2,
+    ),
     Section(
         "accumulation",
         [NATIVE_SYNC, NATIVE_ASYNC, DROPIN_SYNC, DROPIN_ASYNC],
@@ -207,6 +228,7 @@ def _summary(result: dict[str, Any]) -> str:
     for key, fmt in (
         ("us_per_chunk", "{:.2f} µs/chunk"),
         ("ttfc_ms", "ttfc {:.3f} ms"),
+        ("new_client_ms", "new client {:.3f} ms"),
         ("latency_p50_ms", "p50 {:.1f} ms"),
     ):
         if key in result:
@@ -261,6 +283,26 @@ def profiles(server: LoadServer, concurrency: bool) -> dict[str, Any]:
     return found
 
 
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra``'s sections in place of its own, and a record of when and
+    at which commit those were measured."""
+    merged = dict(base)
+    merged["results"] = base["results"] | extra["results"]
+    config = dict(base["config"])
+    config["sections"] = base["config"]["sections"] | extra["config"]["sections"]
+    merged["config"] = config
+    merged["merged"] = [
+        *base.get("merged", []),
+        {
+            "sections": list(extra["results"]),
+            "started": extra["started"],
+            "commit": extra["machine"]["commit"],
+            "duration_s": extra["duration_s"],
+        },
+    ]
+    return merged
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run deltastream's benchmarks.")
     parser.add_argument("--quick", action="store_true", help="leave out concurrency")
@@ -275,6 +317,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results" / "latest.json", help="JSON"
+    )
+    parser.add_argument(
+        "--into",
+        type=Path,
+        help="with --only: put this run's sections into that results file (a full run's) "
+        "and rewrite the docs from it",
     )
     args = parser.parse_args(argv)
     sections = [s for s in SECTIONS if not (args.quick and s.concurrency)]
@@ -299,10 +347,16 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1))
     _log(f"wrote {args.out}")
+    took = data["duration_s"]
+    if args.into:
+        data = _merge(json.loads(args.into.read_text()), data)
+        args.into.write_text(json.dumps(data, indent=1))
+        _log(f"merged into {args.into}")
+        args.no_docs = False
     if not args.no_docs:
         report.write(data, ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "benchmarks.png")
         _log("wrote docs/benchmarks.md and docs/benchmarks.png")
-    _log(f"took {data['duration_s'] / 60:.1f} min")
+    _log(f"took {took / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ Scenarios:
   chunks/s by the server: latency the client adds (arrival minus the send time in
   each chunk's id), CPU share, memory per stream, and errors by kind. ``ramp``
   spreads the starts evenly over that many seconds instead of one instant;
-  ``loop="uvloop"`` runs it on uvloop instead of asyncio's own loop.
+  ``loop="uvloop"`` runs it (and ``stream``, for async clients) on uvloop instead of
+  asyncio's own loop.
+- ``new_client``: build a client and close it, ``clients`` times after a first one;
+  the median wall time.
 - ``alternate``: several ``clients`` in this one process, each on one stream of ``n``
   chunks (or ``n_of[client]``), taking turns for ``rounds`` rounds (each round starts
   one client further on, so none always runs first). Per client and round: CPU µs per
@@ -109,6 +112,17 @@ async def _sequential_async(
     return total
 
 
+def _runner(loop: str) -> asyncio.Runner:
+    """An event loop runner: asyncio's own loop, or ``"uvloop"``."""
+    if loop == "uvloop":
+        import uvloop
+
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    if loop != "asyncio":
+        raise ValueError(f"unknown event loop {loop!r}")
+    return asyncio.Runner()
+
+
 def scenario_stream(
     spec: ClientSpec,
     port: int,
@@ -116,6 +130,7 @@ def scenario_stream(
     n: int,
     consumer: str = "iter",
     framing: str = "per-event",
+    loop: str = "asyncio",
 ) -> Result:
     headers = {"x-bench-framing": framing}
     gc.collect()
@@ -135,7 +150,8 @@ def scenario_stream(
             await client.aclose()
             return cpu, wall, received
 
-        cpu, wall, received = asyncio.run(main())
+        with _runner(loop) as runner:
+            cpu, wall, received = runner.run(main())
     expected = streams * n
     if spec.counts and received != expected:
         raise RuntimeError(f"{spec.name}: received {received} chunks, expected {expected}")
@@ -350,14 +366,7 @@ def scenario_concurrent(
 ) -> Result:
     if spec.kind != "async":
         raise ValueError("the concurrent scenario is for async clients")
-    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    if loop == "uvloop":
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    elif loop != "asyncio":
-        raise ValueError(f"unknown event loop {loop!r}")
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with _runner(loop) as runner:
         return runner.run(_concurrent(spec, port, **params))
 
 
@@ -453,7 +462,7 @@ def scenario_partial(spec: ClientSpec, port: int, n: int) -> Result:
     with client.stream(n) as stream:
         for _ in stream:
             pass
-        snapshot: Any = stream.current_snapshot  # type: ignore[attr-defined]
+        snapshot: Any = stream.current_snapshot
     grown = peak_rss_mb() - before
     text = snapshot.choices[0].message.content or ""
     client.close()
@@ -470,11 +479,47 @@ def scenario_partial(spec: ClientSpec, port: int, n: int) -> Result:
     }
 
 
+# -- a new client ----------------------------------------------------------------------------
+
+
+def scenario_new_client(spec: ClientSpec, port: int, clients: int) -> Result:
+    """Wall time to build a client and close it again, ``clients`` times after one
+    (which imports the library): what an application pays per client it makes, say one
+    per request or per tenant. Nothing is sent."""
+
+    def made_sync() -> float:
+        start = time.perf_counter()
+        spec.make(port).close()
+        return time.perf_counter() - start
+
+    async def made_async() -> float:
+        start = time.perf_counter()
+        client: AsyncBenchClient = spec.make(port)
+        await client.aclose()
+        return time.perf_counter() - start
+
+    async def times_async() -> list[float]:
+        return [await made_async() for _ in range(clients + 1)]
+
+    if spec.kind == "sync":
+        times = [made_sync() for _ in range(clients + 1)]
+    else:
+        times = asyncio.run(times_async())
+    warm = sorted(times[1:])
+    return {
+        "made": clients,
+        "first_ms": times[0] * 1e3,
+        "new_client_ms": percentile(warm, 0.5) * 1e3,
+        "new_client_p90_ms": percentile(warm, 0.9) * 1e3,
+    }
+
+
 SCENARIOS: dict[str, Callable[..., Result]] = {
     "stream": scenario_stream,
     "ttfc": scenario_ttfc,
     "concurrent": scenario_concurrent,
     "partial": scenario_partial,
+    "new_client": scenario_new_client,
 }
 
 
