@@ -303,34 +303,25 @@ def _ratio_row(label: str, wanted: float, top: float | None, bottom: float | Non
 def _request_rows(results: dict[str, Any]) -> list[list[str]]:
     """Issue 19's per-request targets: a request, warm time to first chunk, a new client."""
     rows: list[list[str]] = []
-    for client, floor, mode in (
-        (NATIVE_SYNC, FLOOR_SYNC, "sync"),
-        (NATIVE_ASYNC, FLOOR_ASYNC, "async"),
-    ):
-        one = median(results, "one request", client).get("us_per_chunk")
-        if one is not None:
-            rows.append(
-                _ratio_row(
-                    f"native {mode}, one request (the shortest stream): CPU over the raw floor's",
-                    2,
-                    one,
-                    median(results, "one request", floor).get("us_per_chunk"),
+    ratios = (  # section, figure, what it is, wanted
+        ("one request", "us_per_chunk", "one request (the shortest stream), CPU", 2),
+        ("ttfc", "ttfc_ms", "warm time to first chunk (p50)", 1.5),
+    )
+    for section, key, what, wanted in ratios:
+        for client, floor, mode in (
+            (NATIVE_SYNC, FLOOR_SYNC, "sync"),
+            (NATIVE_ASYNC, FLOOR_ASYNC, "async"),
+        ):
+            ours = median(results, section, client).get(key)
+            if ours is not None:
+                rows.append(
+                    _ratio_row(
+                        f"native {mode}, {what}: over the raw floor's",
+                        wanted,
+                        ours,
+                        median(results, section, floor).get(key),
+                    )
                 )
-            )
-    for client, floor, mode in (
-        (NATIVE_SYNC, FLOOR_SYNC, "sync"),
-        (NATIVE_ASYNC, FLOOR_ASYNC, "async"),
-    ):
-        ttfc = median(results, "ttfc", client).get("ttfc_ms")
-        if ttfc is not None:
-            rows.append(
-                _ratio_row(
-                    f"native {mode}: warm time to first chunk (p50) over the raw client's",
-                    1.5,
-                    ttfc,
-                    median(results, "ttfc", floor).get("ttfc_ms"),
-                )
-            )
     for client, face in ((NATIVE_SYNC, "native"), (DROPIN_SYNC, "drop-in")):
         made = median(results, "new client", client).get("new_client_ms")
         if made is not None:
