@@ -204,10 +204,11 @@ def _dropin_findings(
         f"4. **The drop-in** spends {dropin:.2f} µs per chunk, {dropin - native:.2f} µs "
         f"more than the native client on the same engine (fresh-process medians; the "
         f"in-process ratio is in “The headline clients taking turns in one process”). "
-        f"The engine decodes each event into its msgspec Structs as for the native "
-        f"client (they feed the accumulator, the deadlines and the checks); the drop-in "
-        f"then has pydantic-core validate the same bytes into openai's "
-        f"`ChatCompletionChunk`, one item at a time as the caller takes it."
+        f"Its chat streams decode each event once, straight from its bytes into "
+        f"openai's `ChatCompletionChunk` by pydantic-core (one item at a time, as the "
+        f"caller takes it), and the engine accumulates openai's chunks as they are; "
+        f"the difference is pydantic's objects against msgspec's Structs: building "
+        f"them, and reading their attributes in the accumulator."
     )
     if profile:
         face = _share(profile, "deltastream dropin")
