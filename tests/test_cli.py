@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -61,6 +62,30 @@ def test_chat_json_prints_one_chunk_per_line_and_stats(server_url: str) -> None:
     assert "time to first token: n/a" not in result.stderr
     assert "time to first token:" in result.stderr
     assert "tokens/s" in result.stderr
+
+
+def test_chat_sends_the_sampling_options_it_was_given(serve: Serve) -> None:
+    bodies: list[dict[str, object]] = []
+    events = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+    events += b'"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+    events += b"data: [DONE]\n\n"
+
+    def handler(seen: Seen) -> Reply:
+        bodies.append(json.loads(seen.body))
+        return Reply([response(events, b"Content-Type: text/event-stream\r\n")])
+
+    server = serve(handler)
+    options = ["--max-tokens", "7", "--temperature", "0.3", "--frequency-penalty", "0.5"]
+    result = run_cli("chat", "hi", *options, "--seed", "2", base_url=server.url + "/v1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "hi"
+    sent = bodies[0]
+    assert (sent["max_tokens"], sent["temperature"], sent["frequency_penalty"]) == (7, 0.3, 0.5)
+    assert sent["seed"] == 2
+    default = run_cli("chat", "hi", base_url=server.url + "/v1")
+    assert default.returncode == 0, default.stderr
+    assert "frequency_penalty" not in bodies[1]
+    assert "temperature" not in bodies[1]
 
 
 def test_chat_reports_errors_without_a_traceback_naming_the_url(server_url: str) -> None:

@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", default=None, help="a system message to send first")
     chat.add_argument("--max-tokens", type=int, default=None)
     chat.add_argument("--temperature", type=float, default=None)
+    chat.add_argument(
+        "--frequency-penalty",
+        type=float,
+        default=None,
+        help="-2.0 to 2.0; above 0 discourages repeating the same words",
+    )
     chat.add_argument("--seed", type=int, default=None)
     chat.add_argument("--stats", action="store_true", help="print TTFT and tokens/s at the end")
     chat.add_argument("--json", action="store_true", help="print each chunk as a JSON line")
@@ -178,6 +184,8 @@ def _chat(args: argparse.Namespace) -> int:
         extra["max_tokens"] = args.max_tokens
     if args.temperature is not None:
         extra["temperature"] = args.temperature
+    if args.frequency_penalty is not None:
+        extra["frequency_penalty"] = args.frequency_penalty
     if args.seed is not None:
         extra["seed"] = args.seed
     out = sys.stdout
