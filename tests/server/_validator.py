@@ -46,6 +46,11 @@ def validate(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
                 errors += validate(item, properties[name], f"{path}.{name}")
             elif schema.get("additionalProperties") is False:
                 errors.append(f"{path}: unexpected {name!r}")
+    if isinstance(value, list):
+        if len(value) > schema.get("maxItems", len(value)):
+            errors.append(f"{path}: more than {schema['maxItems']} items")
+        if len(value) < schema.get("minItems", 0):
+            errors.append(f"{path}: fewer than {schema['minItems']} items")
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
             errors += validate(item, schema["items"], f"{path}[{index}]")

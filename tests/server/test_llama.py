@@ -353,16 +353,27 @@ async def test_grammar_arguments_match_the_schema_in_100_seeded_runs(
     backend: LlamaBackend,
 ) -> None:
     """100 choices at temperature 1 (seeds 0-99), one request: every argument string
-    parses and matches the schema."""
+    parses and matches the schema (a bounded string, an enum, a boolean, an array of
+    bounded length: what the grammar enforces)."""
     schema = {
         "type": "object",
-        "properties": {"unit": {"enum": ["c", "f"]}},
-        "required": ["unit"],
+        "properties": {
+            "city": {"type": "string", "minLength": 1, "maxLength": 12},
+            "unit": {"enum": ["c", "f"]},
+            "alerts": {"type": "boolean"},
+            "days": {
+                "type": "array",
+                "items": {"enum": ["mon", "tue", "wed"]},
+                "minItems": 1,
+                "maxItems": 2,
+            },
+        },
+        "required": ["city", "unit", "alerts", "days"],
         "additionalProperties": False,
     }
     tool = {"type": "function", "function": {"name": "pick", "parameters": schema}}
     request = request_of(
-        tools=[tool], tool_choice="required", n=100, temperature=1.0, seed=0, max_tokens=24
+        tools=[tool], tool_choice="required", n=100, temperature=1.0, seed=0, max_tokens=80
     )
     pieces = await collect(await backend.start(request))
     arguments: dict[int, str] = {}
