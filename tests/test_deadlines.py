@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 import httpx2
 import pytest
@@ -20,6 +21,50 @@ def test_numbers_bound_every_phase_as_in_the_official_sdk() -> None:
 def test_httpx_timeouts_map_read_to_first_token_and_idle() -> None:
     t = Timeout.of(httpx2.Timeout(20.0, connect=2.0))
     assert (t.connect, t.first_token, t.idle) == (2.0, 20.0, 20.0)
+
+
+def phases(t: Timeout) -> tuple[object, ...]:
+    return (t.connect, t.first_token, t.idle, t.total, t.write, t.pool)
+
+
+@pytest.mark.parametrize(
+    ("made", "expected"),
+    [
+        (lambda: Timeout(10.0), (10.0, 10.0, 10.0, None, 10.0, 10.0)),
+        (lambda: Timeout(60.0, connect=5.0), (5.0, 60.0, 60.0, None, 60.0, 60.0)),
+        (lambda: Timeout(None), (None,) * 6),
+        (lambda: Timeout(None, idle=3.0), (None, None, 3.0, None, None, None)),
+        (
+            lambda: Timeout(connect=1.0, read=2.0, write=3.0, pool=4.0),
+            (1.0, 2.0, 2.0, None, 3.0, 4.0),
+        ),
+        (lambda: Timeout(read=9.0, idle=1.0), (5.0, 9.0, 1.0, None, 30.0, 300.0)),
+        (lambda: Timeout((1.0, 2.0, 3.0, 4.0)), (1.0, 2.0, 2.0, None, 3.0, 4.0)),
+        (lambda: Timeout(httpx2.Timeout(8.0, read=2.0)), (8.0, 2.0, 2.0, None, 8.0, 8.0)),
+        (lambda: Timeout(Timeout(total=4.0), idle=1.0), (5.0, 300.0, 1.0, 4.0, 30.0, 300.0)),
+    ],
+    ids=[
+        "seconds",
+        "seconds-and-one",
+        "none",
+        "none-and-one",
+        "four",
+        "read",
+        "tuple",
+        "httpx",
+        "ours",
+    ],
+)
+def test_httpx_timeout_forms_build_the_same_phases(made: Any, expected: tuple[object, ...]) -> None:
+    """Code written for httpx or openai builds ``Timeout`` as it builds theirs."""
+    assert phases(made()) == expected
+
+
+def test_a_copy_keeps_comments_count_unless_told() -> None:
+    counting = Timeout(comments_count=True)
+    assert Timeout(counting).comments_count
+    assert not Timeout(counting, comments_count=False).comments_count
+    assert Timeout(counting) == counting
 
 
 def test_defaults_suit_llm_streams() -> None:

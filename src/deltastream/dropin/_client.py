@@ -42,6 +42,7 @@ __all__ = ["AsyncAzureOpenAI", "AsyncOpenAI", "AzureOpenAI", "OpenAI", "accelera
 C = TypeVar("C", openai.OpenAI, openai.AsyncOpenAI)
 
 _OPENAI_HOST = "api.openai.com"
+_HTTPX_DEFAULT_SECONDS = 5.0  # httpx's (and httpx2's) default timeout, every phase
 _SENT_AT = "deltastream.sent_at"
 _RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"  # openai's mark of a raw-response call
 # Small request writes must not wait on Nagle's algorithm (about 40 ms on loopback).
@@ -50,14 +51,28 @@ _SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 def _prepare(kwargs: dict[str, Any], cls: type[Any], http_client: Any) -> dict[str, Any]:
     """openai's constructor arguments with deltastream's defaults filled in."""
-    if kwargs.get("timeout", openai.NOT_GIVEN) is openai.NOT_GIVEN:
+    given = kwargs.get("http_client")
+    # As in openai, a given HTTP client's own timeout counts unless it is httpx's
+    # default; in place of openai's default, deltastream's deadlines.
+    no_timeout = isinstance(kwargs.get("timeout", openai.NOT_GIVEN), openai.NotGiven)
+    if no_timeout and not _own_timeout(given):
         kwargs["timeout"] = DEFAULT_TIMEOUT
-    if kwargs.get("http_client") is None:
+    if given is None:
         kwargs["http_client"] = http_client
     if _keyless(kwargs) and _accepts(cls, "_enforce_credentials"):
         # (openai's copy() passes True unless told otherwise: a copy is keyless too.)
         kwargs["_enforce_credentials"] = False
     return kwargs
+
+
+def _own_timeout(http_client: Any) -> bool:
+    """Whether ``http_client`` has a timeout other than httpx's default (5 s for every
+    phase), which openai takes as the client's."""
+    timeout = getattr(http_client, "timeout", None)
+    if timeout is None:
+        return False
+    phases = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+    return phases != (_HTTPX_DEFAULT_SECONDS,) * 4
 
 
 def _keyless(kwargs: dict[str, Any]) -> bool:

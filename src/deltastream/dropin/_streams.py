@@ -20,7 +20,7 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
-from ..engine._deadlines import Timeout
+from ..engine._deadlines import NO_TIMEOUT, Timeout
 from ..engine._http import aensure_event_stream, ensure_event_stream
 from ..engine._protocol import ChunkStream, ResponseEventStream, StreamCore
 from ..engine._streams import BaseAsyncStream, BaseStream
@@ -240,10 +240,12 @@ def _settings(stream: Any, client: Any, response: httpx2.Response, options: Any)
 
 
 def _timeout(client: Any, options: Any) -> Timeout:
-    value = getattr(options, "timeout", None)
-    if value is None or isinstance(value, openai.NotGiven):
+    """The request's deadlines: its own ``timeout=`` or else the client's. None means
+    no deadline at all, as in openai."""
+    value = getattr(options, "timeout", openai.NOT_GIVEN)
+    if isinstance(value, openai.NotGiven):
         value = client.timeout
-    return Timeout.of(value)
+    return NO_TIMEOUT if value is None else Timeout.of(value)
 
 
 def _max_retries(client: Any, options: Any) -> int:

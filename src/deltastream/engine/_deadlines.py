@@ -29,18 +29,19 @@ connection is lost to whichever request took it, which sees a transport error.
 from __future__ import annotations
 
 import contextlib
+import enum
 import heapq
 import itertools
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Final
 
 import httpx2
 
 from ..transport import BODY_EXTENSION, shutdown_socket
 
-__all__ = ["DEFAULT_TIMEOUT", "Timeout", "Watch", "shut_down", "watchdog"]
+__all__ = ["DEFAULT_TIMEOUT", "NO_TIMEOUT", "Timeout", "Watch", "shut_down", "watchdog"]
 
 _COMPACT_MIN = 1024  # heap entries before finished watches are swept out
 
@@ -56,12 +57,61 @@ def _min(a: float | None, b: float | None) -> float | None:
     return min(a, b)
 
 
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+_UNSET: Final = _Unset.UNSET
+# Each phase's default: connecting is quick or broken, a reasoning model may think for
+# minutes before its first token, and a stream quiet for two minutes mid-answer is dead.
+# Waiting for a free connection when all the pool's are streaming is a queue, not a
+# fault, so it gets room (and is never retried: retrying only re-queues).
+_DEFAULTS: Final[dict[str, float | None]] = {
+    "connect": 5.0,
+    "first_token": 300.0,
+    "idle": 120.0,
+    "total": None,
+    "write": 30.0,
+    "pool": 300.0,
+}
+
+_Seconds = float | _Unset | None
+# Timeout's first argument, as httpx2.Timeout takes it
+_Four = tuple[float | None, float | None, float | None, float | None]
+_Whole = float | httpx2.Timeout | _Four | _Unset | None
+
+
+def _phases(
+    timeout: _Whole,
+) -> dict[str, float | None]:
+    """Each phase's deadline as ``timeout`` (``Timeout``'s first argument) sets it."""
+    if timeout is _UNSET:
+        return dict(_DEFAULTS)
+    if isinstance(timeout, Timeout):
+        return {name: getattr(timeout, name) for name in _DEFAULTS}
+    if isinstance(timeout, (httpx2.Timeout, tuple)):
+        other = httpx2.Timeout(timeout)
+        return {
+            "connect": other.connect,
+            "first_token": other.read,
+            "idle": other.read,
+            "total": None,
+            "write": other.write,
+            "pool": other.pool,
+        }
+    seconds = None if timeout is None else float(timeout)
+    return {name: None if name == "total" else seconds for name in _DEFAULTS}
+
+
 class Timeout(httpx2.Timeout):
     """Deadlines for one request, in seconds; None disables one.
 
-    The defaults suit LLM streams: connecting is quick or broken, a reasoning model
-    may think for minutes before its first token, and a stream that goes quiet for
-    two minutes mid-answer is dead.
+    ``Timeout()`` has defaults that suit LLM streams (5 s to connect, 300 s to the first
+    token, 120 s idle, no total). It also takes ``httpx2.Timeout``'s forms, so code
+    written for httpx or the official SDK keeps working: ``Timeout(10.0)`` bounds every
+    phase but ``total`` by 10 s (``Timeout(None)``: no deadline at all), a keyword
+    overrides one phase (``Timeout(60.0, connect=5.0)``), ``read=`` sets ``first_token``
+    and ``idle``, and an ``httpx2.Timeout`` (or a tuple) is read the same way.
 
     It is an ``httpx2.Timeout`` (``read`` is what bounds waiting for the response
     head: ``first_token``, capped by ``total``), so it passes through httpx2 and the
@@ -75,21 +125,40 @@ class Timeout(httpx2.Timeout):
 
     def __init__(
         self,
+        timeout: _Whole = _UNSET,
         *,
-        connect: float | None = 5.0,
-        first_token: float | None = 300.0,
-        idle: float | None = 120.0,
-        total: float | None = None,
-        write: float | None = 30.0,
-        # Waiting for a free connection when all the pool's are streaming: a queue, not
-        # a fault, so it gets room (and is never retried: retrying only re-queues).
-        pool: float | None = 300.0,
-        comments_count: bool = False,
+        connect: _Seconds = _UNSET,
+        read: _Seconds = _UNSET,
+        first_token: _Seconds = _UNSET,
+        idle: _Seconds = _UNSET,
+        total: _Seconds = _UNSET,
+        write: _Seconds = _UNSET,
+        pool: _Seconds = _UNSET,
+        comments_count: bool | None = None,
     ) -> None:
-        super().__init__(connect=connect, read=_min(first_token, total), write=write, pool=pool)
-        self.first_token = first_token
-        self.idle = idle
-        self.total = total
+        phases = _phases(timeout)
+        if read is not _UNSET:
+            phases["first_token"] = phases["idle"] = read
+        given = {
+            "connect": connect,
+            "first_token": first_token,
+            "idle": idle,
+            "total": total,
+            "write": write,
+            "pool": pool,
+        }
+        phases.update((name, value) for name, value in given.items() if value is not _UNSET)
+        super().__init__(
+            connect=phases["connect"],
+            read=_min(phases["first_token"], phases["total"]),
+            write=phases["write"],
+            pool=phases["pool"],
+        )
+        self.first_token = phases["first_token"]
+        self.idle = phases["idle"]
+        self.total = phases["total"]
+        if comments_count is None:
+            comments_count = isinstance(timeout, Timeout) and timeout.comments_count
         self.comments_count = comments_count
 
     def _key(self) -> tuple[object, ...]:
@@ -121,21 +190,10 @@ class Timeout(httpx2.Timeout):
     @classmethod
     def of(cls, value: float | httpx2.Timeout | None) -> Timeout:
         """Read what users pass as ``timeout=``: ours, httpx2's, or a number of seconds
-        (which, as in the official SDK, bounds every phase)."""
+        (which, as in the official SDK, bounds every phase). None: the defaults."""
         if value is None:
             return DEFAULT_TIMEOUT
-        if isinstance(value, Timeout):
-            return value
-        if isinstance(value, httpx2.Timeout):
-            return cls(
-                connect=value.connect,
-                first_token=value.read,
-                idle=value.read,
-                write=value.write,
-                pool=value.pool,
-            )
-        seconds = float(value)
-        return cls(connect=seconds, first_token=seconds, idle=seconds, write=seconds, pool=seconds)
+        return value if isinstance(value, Timeout) else cls(value)
 
     def transport(self) -> httpx2.Timeout:
         """The per-operation timeouts for httpx2. Until the headers are in only
@@ -151,6 +209,7 @@ class Timeout(httpx2.Timeout):
 
 
 DEFAULT_TIMEOUT = Timeout()
+NO_TIMEOUT = Timeout(None)
 
 
 class Watch:
