@@ -110,9 +110,9 @@ def __getattr__(name: str) -> Any:
         value = getattr(openai, name)
     except AttributeError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    from openai._utils import LazyProxy
-
-    if isinstance(value, LazyProxy):  # a resource of openai's module-level client
+    # A resource of openai's module-level client (``openai.chat``), not one of the names
+    # removed in v1 (``openai.ChatCompletion``), which openai also serves as proxies.
+    if type(value).__module__ == "openai._module_client":
         return _module_resource_class()(name)
     return value
 

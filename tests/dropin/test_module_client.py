@@ -36,3 +36,12 @@ def test_the_module_level_client_streams_on_the_engine(module_client: None) -> N
     assert text == stream.current_snapshot.choices[0].message.content
     assert [m.id for m in deltastream.models.list()]  # everything else is openai's own
     assert getattr(type(openai._client), "_deltastream_engine", False)
+
+
+def test_the_names_removed_in_v1_raise_openais_error() -> None:
+    """``openai.ChatCompletion.create(...)`` (v0) raises openai's error saying it was
+    removed, with ``import deltastream as openai`` too."""
+    assert deltastream.ChatCompletion is vars(openai)["ChatCompletion"]
+    with pytest.raises(openai.OpenAIError, match="no longer supported") as caught:
+        deltastream.ChatCompletion.create(model="m", messages=[])
+    assert type(caught.value).__name__ == "APIRemovedInV1"

@@ -60,4 +60,7 @@ def test_the_default_http_clients_and_the_module_client() -> None:
     assert issubclass(_base_client.AsyncHttpxClientWrapper, openai.DefaultAsyncHttpxClient)
     assert callable(openai._load_client)
     assert isinstance(openai.chat, LazyProxy)
+    # how deltastream tells the module client's resources from v0's removed names
+    assert type(openai.chat).__module__ == "openai._module_client"
+    assert type(vars(openai)["ChatCompletion"]).__module__ != "openai._module_client"
     assert openai._constants.RAW_RESPONSE_HEADER == "X-Stainless-Raw-Response"
