@@ -12,7 +12,8 @@ deltastream reports, so ``except openai.APIError`` catches every one::
          │   └─ openai.APITimeoutError
          │       └─ DeadlineError        a deadline passed (``deadline`` names which)
          └─ openai.APIResponseValidationError
-             └─ StreamDecodeError        a malformed or oversized event (``data``)
+             └─ StreamDecodeError        a malformed or oversized event (``data``);
+                                         also a json.JSONDecodeError
 
 Each of these is also a :class:`StreamError`. The engine raises its own errors
 (``deltastream.engine._errors``); :func:`translate` is the one place they become these.
@@ -22,6 +23,7 @@ its class and gets ``partial`` and ``events_received`` too.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx2
@@ -91,15 +93,30 @@ class DeadlineError(openai.APITimeoutError, StreamError):
         self.seconds = seconds
 
 
-class StreamDecodeError(openai.APIResponseValidationError, StreamError):
+class _JSONDecodeError(json.JSONDecodeError):
+    """``json.JSONDecodeError`` made to end a chain of cooperative ``__init__`` calls
+    (openai's errors call ``super().__init__(message)``); the fields are set after."""
+
+    def __init__(self, *args: object) -> None:
+        ValueError.__init__(self, *args)
+
+
+class StreamDecodeError(openai.APIResponseValidationError, StreamError, _JSONDecodeError):
     """An event could not be decoded: malformed JSON, or too large. ``data`` holds what
-    came."""
+    came.
+
+    It is also a ``json.JSONDecodeError`` (and so a ``ValueError``), what openai raises
+    for an event that is not JSON, so ``except json.JSONDecodeError`` still catches it.
+    """
 
     data: bytes
 
     def __init__(self, response: httpx2.Response, *, message: str, data: bytes) -> None:
         super().__init__(response, None, message=message)
         self.data = data
+        self.msg = message
+        self.doc = data.decode("utf-8", "replace")
+        self.pos = self.lineno = self.colno = 0
 
 
 def translate(error: BaseException, partial: Any, events_received: int) -> BaseException:

@@ -247,7 +247,7 @@ class ChunkStream(StreamCore):
         (up to ``[DONE]``), decoded one by one as they are handed over (``_out``)."""
         if self.lazy:
             for i, event in enumerate(events):
-                if event.raw_data == b"[DONE]":
+                if event.raw_data.startswith(b"[DONE]"):
                     self.done = True
                     return events[:i]
             return events
@@ -264,6 +264,9 @@ class ChunkStream(StreamCore):
                 try:  # _one(), inlined: this runs for every event
                     chunk = decode(raw)
                 except (EventDecodeError, InBandError):
+                    if raw.startswith(b"[DONE]"):  # "[DONE] ": openai ends there too
+                        self.done = True
+                        break
                     chunk = self._one(event)  # again, to raise or take the report's chunk
                 if event.event == "error":
                     self._check_error(event)
@@ -381,6 +384,9 @@ class ResponseEventStream(StreamCore):
                 try:
                     item = decode_response_event(raw, event.event)
                 except EventDecodeError as exc:
+                    if raw.startswith(b"[DONE]"):  # "[DONE] ": openai ends there too
+                        self.done = True
+                        break
                     error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
                     raise error from None
                 seq = item.sequence_number

@@ -555,7 +555,7 @@ class _RawEnds:
         if self.done:
             return
         raw = sse.raw_data
-        if raw == b"[DONE]" or sse.event == "error":
+        if raw.startswith(b"[DONE]") or sse.event == "error":
             self.done = True
             return
         kind: object = sse.event

@@ -1,0 +1,66 @@
+"""Corners where a program's outcome depends on how the stream's end and its bad events
+are read: the same bytes to openai's client and to the drop-in (httpx2's
+MockTransport), and the same outcome."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+import deltastream
+
+CHUNK = {
+    "id": "c",
+    "object": "chat.completion.chunk",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": None}],
+}
+GOOD = f"data: {json.dumps(CHUNK)}\n\n".encode()
+
+
+def client_of(cls: Any, body: bytes) -> Any:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    return cls(base_url="http://parity/v1", api_key="sk-test", http_client=http, max_retries=0)
+
+
+def texts(cls: Any, body: bytes) -> list[str | None]:
+    with client_of(cls, body) as client:
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        return [chunk.choices[0].delta.content for chunk in stream]
+
+
+@pytest.mark.parametrize("done", [b"[DONE] ", b"[DONE]  ", b"[DONE]\t"])
+def test_a_done_with_bytes_after_it_ends_the_stream_as_in_openai(done: bytes) -> None:
+    body = GOOD + b"data: " + done + b"\n\n" + GOOD  # nothing after the end is read
+    assert texts(openai.OpenAI, body) == ["a"]
+    assert texts(deltastream.OpenAI, body) == ["a"]
+
+
+def test_the_native_client_ends_there_too() -> None:
+    body = GOOD + b"data: [DONE] \n\n"
+    with client_of(deltastream.Client, body) as client:
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        assert [chunk.choices[0].delta.content for chunk in stream] == ["a"]
+
+
+def test_malformed_json_is_a_json_decode_error_as_in_openai() -> None:
+    body = GOOD + b"data: {not json\n\n"
+    with pytest.raises(json.JSONDecodeError):
+        texts(openai.OpenAI, body)
+    with pytest.raises(json.JSONDecodeError) as caught:
+        texts(deltastream.OpenAI, body)
+    error: Any = caught.value
+    assert isinstance(error, deltastream.StreamDecodeError)
+    assert isinstance(error, openai.APIResponseValidationError)
+    assert error.doc == "{not json"
+    assert error.data == b"{not json"
+    assert error.partial.choices[0].message.content == "a"
+    assert "malformed JSON" in str(error)
