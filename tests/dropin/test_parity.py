@@ -64,3 +64,23 @@ def test_malformed_json_is_a_json_decode_error_as_in_openai() -> None:
     assert error.data == b"{not json"
     assert error.partial.choices[0].message.content == "a"
     assert "malformed JSON" in str(error)
+
+
+def dumps(cls: Any, body: bytes) -> list[dict[str, Any]]:
+    with client_of(cls, body) as client:
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        return [chunk.model_dump() for chunk in stream]
+
+
+def test_a_chunk_without_id_or_created_is_handed_out_as_openai_builds_it() -> None:
+    """Some servers leave out ``id`` and ``created``: the chunk does not fit openai's
+    schema, and both build it leniently, with the missing fields None."""
+    sparse = {key: value for key, value in CHUNK.items() if key not in ("id", "created")}
+    body = f"data: {json.dumps(sparse)}\n\ndata: [DONE]\n\n".encode()
+    ours = dumps(deltastream.OpenAI, body)
+    assert ours == dumps(openai.OpenAI, body)
+    assert (ours[0]["id"], ours[0]["created"]) == (None, None)
+    with client_of(deltastream.OpenAI, body) as client:
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        final = stream.get_final_completion()
+    assert (final.id, final.created, final.choices[0].message.content) == (None, None, "a")

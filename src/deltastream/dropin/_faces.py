@@ -115,10 +115,9 @@ class ChatFace(_Face):
         return ExtrasChatAccumulator()
 
     def _fill(self, data: dict[str, Any]) -> dict[str, Any]:
-        """What the accumulator reads, where a server left it out (openai's lenient
-        building leaves a missing field missing): the engine's own defaults."""
-        for key, value in (("id", ""), ("created", 0), ("model", "")):
-            data.setdefault(key, value)
+        """What the accumulator walks, where a server left it out: a list of choices,
+        each with an index and a delta. (A missing ``id``, ``created`` or ``model`` is
+        None, as openai's lenient building leaves it, on the chunk and the snapshot.)"""
         choices = data.get("choices")
         if not isinstance(choices, list):
             choices = data["choices"] = []
