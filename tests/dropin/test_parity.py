@@ -12,6 +12,7 @@ import openai
 import pytest
 
 import deltastream
+import deltastream.native
 
 CHUNK = {
     "id": "c",
@@ -84,3 +85,28 @@ def test_a_chunk_without_id_or_created_is_handed_out_as_openai_builds_it() -> No
         stream = client.chat.completions.create(model="m", messages=[], stream=True)
         final = stream.get_final_completion()
     assert (final.id, final.created, final.choices[0].message.content) == (None, None, "a")
+
+
+@pytest.mark.parametrize("error", [{}, "", False, 0, None])
+def test_an_empty_error_field_is_not_an_error_report_as_in_openai(error: object) -> None:
+    """openai raises only for a truthy top-level ``error``; so do both faces."""
+    body = f"data: {json.dumps({**CHUNK, 'error': error})}\n\ndata: [DONE]\n\n".encode()
+    assert texts(openai.OpenAI, body) == ["a"]
+    assert texts(deltastream.OpenAI, body) == ["a"]
+    with client_of(deltastream.Client, body) as client:
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        assert [chunk.choices[0].delta.content for chunk in stream] == ["a"]
+
+
+def test_an_error_report_still_raises_on_both_faces() -> None:
+    report = {**CHUNK, "error": {"message": "overloaded", "code": 529}}
+    body = f"data: {json.dumps(report)}\n\ndata: [DONE]\n\n".encode()
+    with pytest.raises(openai.APIError, match="overloaded"):
+        texts(openai.OpenAI, body)
+    with pytest.raises(deltastream.APIStreamError, match="overloaded"):
+        texts(deltastream.OpenAI, body)
+    with (
+        client_of(deltastream.Client, body) as client,
+        pytest.raises(deltastream.native.APIStreamError, match="overloaded"),
+    ):
+        list(client.chat.completions.create(model="m", messages=[], stream=True))

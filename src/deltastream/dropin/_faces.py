@@ -107,7 +107,7 @@ class ChatFace(_Face):
         except pydantic.ValidationError:
             chunk = self._lenient(raw)
         extra = chunk.__pydantic_extra__
-        if extra and extra.get("error") is not None:
+        if extra and extra.get("error"):
             raise InBandError(chunk)
         return chunk
 

@@ -70,7 +70,7 @@ def decode_chat_event(raw: bytes) -> ChatCompletionChunk:
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 inside a string
         raise EventDecodeError(f"malformed JSON in stream event: {exc}", raw) from None
     setattr(chunk, "_raw", raw)  # noqa: B010 - RawModel has a __dict__ for exactly this
-    if chunk._error is not None:
+    if chunk._error:
         raise InBandError(chunk)
     return chunk
 
@@ -158,7 +158,8 @@ def in_band_error(raw: bytes) -> dict[str, Any] | None:
             obj = _any_decoder.decode(raw.decode("utf-8", "replace").encode())
         except msgspec.DecodeError:
             return None
-    if isinstance(obj, dict) and obj.get("error") is not None:
+    # As openai reads it: an empty or false ``error`` is not a report.
+    if isinstance(obj, dict) and obj.get("error"):
         return obj
     return None
 

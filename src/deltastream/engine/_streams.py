@@ -568,7 +568,7 @@ class _RawEnds:
                 if self.responses:
                     self.done = data.get("type") in _TERMINAL or data.get("type") == "error"
                 else:
-                    self.done = data.get("error") is not None
+                    self.done = bool(data.get("error"))
 
     @property
     def expected(self) -> str:
