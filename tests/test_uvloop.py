@@ -6,6 +6,8 @@ runs on uvloop only (see conftest); test_live covers the same paths on asyncio."
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import httpx2
@@ -87,3 +89,42 @@ async def test_cancel_from_another_thread_ends_a_waiting_read(server_url: str) -
             received = [chunk async for chunk in stream]
         assert time.monotonic() - started < 5
         assert len(received) == 2
+
+
+_LOOPS_IN_TURN = """
+import asyncio, sys, uvloop, deltastream
+url = sys.argv[1]
+messages = [{"role": "user", "content": "Hello!"}]
+native = deltastream.AsyncClient(base_url=url)
+dropin = deltastream.AsyncOpenAI(base_url=url, api_key="sk-test")
+
+async def both():
+    texts = []
+    for client in (native, dropin):
+        stream = await client.chat.completions.create(model="m", messages=messages, stream=True)
+        texts.append("".join([c.choices[0].delta.content or "" async for c in stream if c.choices]))
+    return texts
+
+first = uvloop.run(both())
+assert first[0] and first[0] == first[1], first
+for run in (asyncio.run, uvloop.run, uvloop.run):
+    assert run(both()) == first
+print("ok")
+"""
+
+
+def test_a_client_moves_on_from_a_closed_uvloop_loop(server_url: str) -> None:
+    """A loop that closes takes the client's connections with it; the next loop's first
+    request opens a new one (it raised ValueError: negative file descriptor, from
+    shutting down a socket uvloop had closed). In a process of its own: each
+    ``uvloop.run`` makes and closes a loop, which pytest's own loop would get in the
+    way of."""
+    ran = subprocess.run(
+        [sys.executable, "-c", _LOOPS_IN_TURN, server_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.strip() == "ok"

@@ -106,7 +106,10 @@ def shutdown_socket(sock: Any, how: int) -> None:
     try:
         sock.shutdown(how)
     except TypeError:
-        borrowed = socket.socket(fileno=sock.fileno())
+        fd = sock.fileno()
+        if fd < 0:  # its loop closed it already (a client moved on to a new loop)
+            return
+        borrowed = socket.socket(fileno=fd)
         try:
             borrowed.shutdown(how)
         finally:
