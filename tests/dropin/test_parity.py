@@ -62,6 +62,18 @@ def test_malformed_json_is_a_json_decode_error_as_in_openai() -> None:
     assert isinstance(error, deltastream.StreamDecodeError)
     assert isinstance(error, openai.APIResponseValidationError)
     assert error.doc == "{not json"
+    theirs: json.JSONDecodeError | None = None
+    try:
+        json.loads("{not json")
+    except json.JSONDecodeError as exc:
+        theirs = exc
+    assert theirs is not None
+    assert (error.msg, error.pos, error.lineno, error.colno) == (
+        theirs.msg,
+        theirs.pos,
+        theirs.lineno,
+        theirs.colno,
+    )
     assert error.data == b"{not json"
     assert error.partial.choices[0].message.content == "a"
     assert "malformed JSON" in str(error)

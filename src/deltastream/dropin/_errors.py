@@ -114,9 +114,20 @@ class StreamDecodeError(openai.APIResponseValidationError, StreamError, _JSONDec
     def __init__(self, response: httpx2.Response, *, message: str, data: bytes) -> None:
         super().__init__(response, None, message=message)
         self.data = data
-        self.msg = message
         self.doc = data.decode("utf-8", "replace")
-        self.pos = self.lineno = self.colno = 0
+        self.msg, self.pos, self.lineno, self.colno = _where(data, message)
+
+
+def _where(data: bytes, message: str) -> tuple[str, int, int, int]:
+    """``json.JSONDecodeError``'s fields (msg, pos, lineno, colno) for ``data``, as
+    ``json.loads`` finds them; the message and the start when it finds nothing wrong."""
+    try:
+        json.loads(data)
+    except json.JSONDecodeError as exc:
+        return exc.msg, exc.pos, exc.lineno, exc.colno
+    except (ValueError, RecursionError):  # not UTF-8, or nested past Python's limit
+        pass
+    return message, 0, 1, 1
 
 
 def translate(error: BaseException, partial: Any, events_received: int) -> BaseException:
