@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -84,6 +85,8 @@ def test_the_idle_deadline(server_url: str, how: str) -> None:
     assert isinstance(error.partial, ChatCompletion)
     assert error.partial.choices[0].message.content
     assert error.events_received == 3
+    # raised from a read timeout, as openai's is, not from the socket the watchdog shut
+    assert isinstance(error.__cause__, httpx2.ReadTimeout)
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,14 @@ class _StreamBase(Generic[T]):
             error = transport_error(exc, self.response.request)
         return self._core.fail(error)
 
+    def _cause(self, exc: httpx2.TransportError) -> BaseException:
+        """What a failed read's error is raised from: the transport's error, or, when a
+        deadline passed, a read timeout, as httpx would raise it (the transport's error
+        would only tell of the watchdog shutting the socket down, as if the peer had)."""
+        if self._watch.expired is None:
+            return exc
+        return httpx2.ReadTimeout("timed out", request=self.response.request)
+
     def _end(self) -> None:
         if self._cancelled:
             return
@@ -286,7 +294,7 @@ class BaseStream(_StreamBase[T]):
             failure = self._failure(exc)
             if failure is None:
                 return
-            raise self._raw_failure(cast(APIError, failure), delivered) from exc
+            raise self._raw_failure(cast(APIError, failure), delivered) from self._cause(exc)
         finally:
             watchdog.unwatch(watch)
             response.close()
@@ -343,7 +351,7 @@ class BaseStream(_StreamBase[T]):
                         error = self._failure(exc)
                         if error is None:
                             return
-                        raise error from exc
+                        raise error from self._cause(exc)
                 else:
                     if core.done:
                         watch.drain_by(time.monotonic() + DRAIN_GRACE)
@@ -454,7 +462,7 @@ class BaseAsyncStream(_StreamBase[T]):
             failure = self._failure(exc)
             if failure is None:
                 return
-            raise self._raw_failure(cast(APIError, failure), delivered) from exc
+            raise self._raw_failure(cast(APIError, failure), delivered) from self._cause(exc)
         finally:
             watchdog.unwatch(watch)
             await response.aclose()
@@ -511,7 +519,7 @@ class BaseAsyncStream(_StreamBase[T]):
                         error = self._failure(exc)
                         if error is None:
                             return
-                        raise error from exc
+                        raise error from self._cause(exc)
                 else:
                     if core.done:
                         watch.drain_by(time.monotonic() + DRAIN_GRACE)
