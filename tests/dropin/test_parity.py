@@ -122,3 +122,27 @@ def test_an_error_report_still_raises_on_both_faces() -> None:
         pytest.raises(deltastream.native.APIStreamError, match="overloaded"),
     ):
         list(client.chat.completions.create(model="m", messages=[], stream=True))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"message": "boom", "type": "server_error", "code": "c"},
+        {"type": "server_error"},
+        {"message": 42},
+        {"message": ""},
+        "overloaded",
+        ["a"],
+    ],
+    ids=["message", "no-message", "number", "empty", "string", "list"],
+)
+def test_an_error_report_has_openais_message_and_body(error: object) -> None:
+    body = f"data: {json.dumps({'error': error})}\n\ndata: [DONE]\n\n".encode()
+    with pytest.raises(openai.APIError) as theirs:
+        texts(openai.OpenAI, body)
+    with pytest.raises(deltastream.APIStreamError) as ours:
+        texts(deltastream.OpenAI, body)
+    assert ours.value.message == theirs.value.message
+    assert str(ours.value) == str(theirs.value)
+    assert ours.value.body == theirs.value.body
+    assert (ours.value.code, ours.value.type) == (theirs.value.code, theirs.value.type)

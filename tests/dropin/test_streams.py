@@ -110,6 +110,9 @@ def test_mid_stream_failures_are_openais_with_the_partial(
     assert isinstance(error.partial, ChatCompletion)
     assert error.partial.choices[0].message.content
     assert error.events_received > 0
+    if error_type is deltastream.StreamConnectionError:
+        assert str(error) == "Connection error."  # openai's words; the cause says what broke
+        assert isinstance(error.__cause__, httpx2.TransportError)
 
 
 def test_an_error_in_the_stream_has_openais_body(server_url: str) -> None:

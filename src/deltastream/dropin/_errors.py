@@ -31,6 +31,10 @@ import openai
 
 from ..engine import _errors as engine
 
+# openai's messages, where the drop-in says what openai says
+_STREAM_ERROR = "An error occurred during streaming"
+_CONNECTION_ERROR = "Connection error."
+
 __all__ = [
     "APIStreamError",
     "DeadlineError",
@@ -148,7 +152,7 @@ def _translated(error: BaseException) -> BaseException:
         return error
     message, request = error.message, error.request
     if isinstance(error, engine.APIStreamError):
-        return APIStreamError(message, request, body=_inner(error.body))
+        return _stream_error(error)
     if isinstance(error, engine.StreamDecodeError):
         return StreamDecodeError(error.response, message=message, data=error.data)
     if isinstance(error, engine.StreamGapError):
@@ -162,17 +166,21 @@ def _translated(error: BaseException) -> BaseException:
             request, message=message, deadline=error.deadline, seconds=error.seconds
         )
     if isinstance(error, engine.APIConnectionError):
-        return StreamConnectionError(message=message, request=request)
+        # openai's words; what broke is the transport's error, the cause
+        return StreamConnectionError(message=_CONNECTION_ERROR, request=request)
     if isinstance(error, engine.APIResponseValidationError):
         return openai.APIResponseValidationError(error.response, error.body, message=message)
     return error
 
 
-def _inner(body: object) -> object:
-    """The error object itself, as openai gives it in ``body``: ``{"error": {...}}``
-    becomes ``{...}``."""
-    if isinstance(body, dict):
-        inner = body.get("error")
-        if isinstance(inner, dict):
-            return inner
-    return body
+def _stream_error(error: engine.APIStreamError) -> APIStreamError:
+    """The error report as openai reads one: ``body`` is the ``error`` value itself and
+    the message its ``message``, or openai's words when it has none."""
+    body = error.body
+    if not (isinstance(body, dict) and "error" in body):  # an ``event: error`` of its own
+        return APIStreamError(error.message, error.request, body=body)
+    inner = body["error"]
+    message = inner.get("message") if isinstance(inner, dict) else None
+    if not isinstance(message, str) or not message:
+        message = _STREAM_ERROR
+    return APIStreamError(message, error.request, body=inner)
