@@ -122,3 +122,14 @@ def test_an_unwatched_socket_is_never_touched() -> None:
         writer.sendall(b"still open")
         assert reader.recv(10) == b"still open"
         assert watch.expired is None
+
+
+def test_equal_to_httpxs_timeout_when_it_bounds_the_same() -> None:
+    assert Timeout(60.0, connect=5.0) == httpx2.Timeout(60.0, connect=5.0)
+    assert httpx2.Timeout(60.0, connect=5.0) == Timeout(60.0, connect=5.0)
+    assert Timeout(None) == httpx2.Timeout(None)
+    # what httpx's cannot say: reads bounded apart, a total, comments counted
+    assert Timeout(5.0, idle=1.0) != httpx2.Timeout(5.0)
+    assert Timeout(5.0, total=9.0) != httpx2.Timeout(5.0)
+    assert Timeout(5.0, comments_count=True) != httpx2.Timeout(5.0)
+    assert Timeout(5.0) != httpx2.Timeout(6.0)

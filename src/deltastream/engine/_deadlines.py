@@ -173,9 +173,16 @@ class Timeout(httpx2.Timeout):
         )
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Timeout):
-            return NotImplemented
-        return self._key() == other._key()
+        if isinstance(other, Timeout):
+            return self._key() == other._key()
+        if isinstance(other, httpx2.Timeout):
+            # The same as httpx's when it bounds what httpx's would: each read alike
+            # (``first_token`` and ``idle``), no total, comments not counted.
+            same_reads = self.idle == self.first_token and self.total is None
+            mine = (self.connect, self.read, self.write, self.pool)
+            theirs = (other.connect, other.read, other.write, other.pool)
+            return same_reads and not self.comments_count and mine == theirs
+        return NotImplemented
 
     def __hash__(self) -> int:
         return hash(self._key())
