@@ -146,3 +146,24 @@ def test_an_error_report_has_openais_message_and_body(error: object) -> None:
     assert str(ours.value) == str(theirs.value)
     assert ours.value.body == theirs.value.body
     assert (ours.value.code, ours.value.type) == (theirs.value.code, theirs.value.type)
+
+
+def test_a_lone_surrogate_escape_arrives_as_in_openai() -> None:
+    """A server that splits an emoji's UTF-16 surrogate pair across two events sends
+    each half as a lone escape: JSON that msgspec refuses and Python's parser (openai's)
+    reads. Both faces hand the halves over."""
+    halves = []
+    for half in ("\\ud83d", "\\ude00"):
+        event = json.dumps(CHUNK).replace('"content": "a"', f'"content": "{half}"')
+        halves.append(f"data: {event}\n\n")
+    body = ("".join(halves) + "data: [DONE]\n\n").encode()
+    expected = ["\ud83d", "\ude00"]
+    assert texts(openai.OpenAI, body) == expected
+    assert texts(deltastream.OpenAI, body) == expected
+    with client_of(deltastream.Client, body) as client:
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        chunks = list(stream)
+        final = stream.current_snapshot.choices[0].message.content
+    assert [chunk.choices[0].delta.content for chunk in chunks] == expected
+    assert chunks[0].to_dict()["choices"][0]["delta"]["content"] == "\ud83d"
+    assert final == "\ud83d\ude00"

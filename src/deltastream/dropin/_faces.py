@@ -24,13 +24,11 @@ from openai.types.responses import Response, ResponseStreamEvent
 from openai.types.responses.response_output_item import ResponseOutputItem
 
 from ..engine._accumulate import ExtrasChatAccumulator
-from ..engine._decode import EventDecodeError, InBandError, normalise
+from ..engine._decode import EventDecodeError, InBandError, normalise, parse_json
 from ..engine._protocol import StreamCore
 from ._errors import translate
 
 __all__ = ["ChatFace", "ResponsesFace"]
-
-_json = msgspec.json.Decoder()
 
 
 def _validator(type_: Any) -> Any:
@@ -65,10 +63,7 @@ class _Face:
         self._response = response
 
     def _lenient(self, raw: bytes) -> Any:
-        try:
-            data = _json.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise EventDecodeError(f"malformed JSON in stream event: {exc}", raw) from None
+        data = parse_json(raw)
         if not isinstance(data, dict):
             raise EventDecodeError("stream event is not a JSON object", raw)
         return self._client._process_response_data(

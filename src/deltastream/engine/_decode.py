@@ -9,6 +9,7 @@ it raises :class:`EventDecodeError` with the offending bytes.
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import msgspec
@@ -33,6 +34,7 @@ __all__ = [
     "decode_response_event",
     "in_band_error",
     "normalise",
+    "parse_json",
 ]
 
 T = TypeVar("T", bound=RawModel)
@@ -67,8 +69,8 @@ def decode_chat_event(raw: bytes) -> ChatCompletionChunk:
         chunk = _chunk_decoder.decode(raw)
     except msgspec.ValidationError:
         chunk = _decode_leniently(raw, ChatCompletionChunk)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 inside a string
-        raise EventDecodeError(f"malformed JSON in stream event: {exc}", raw) from None
+    except (msgspec.DecodeError, UnicodeDecodeError):  # see parse_json
+        chunk = _decode_leniently(raw, ChatCompletionChunk)
     setattr(chunk, "_raw", raw)  # noqa: B010 - RawModel has a __dict__ for exactly this
     if chunk._error:
         raise InBandError(chunk)
@@ -87,10 +89,8 @@ def decode_chat_chunk(raw: bytes) -> ChatCompletionChunk:
 def decode_chat_completion(raw: bytes) -> ChatCompletion:
     try:
         completion = _completion_decoder.decode(raw)
-    except msgspec.ValidationError:
-        completion = _decode_leniently(raw, ChatCompletion)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise EventDecodeError(f"malformed JSON in response body: {exc}", raw) from None
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        completion = _decode_leniently(raw, ChatCompletion, "response body")
     setattr(completion, "_raw", raw)  # noqa: B010
     return completion
 
@@ -101,19 +101,14 @@ def decode_response_event(raw: bytes, event_name: str | None = None) -> Response
     leniently, and only malformed JSON raises."""
     try:
         event: ResponseStreamEvent = _event_decoder.decode(raw)
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         event = _decode_event_slowly(raw, event_name)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise EventDecodeError(f"malformed JSON in stream event: {exc}", raw) from None
     setattr(event, "_raw", raw)  # noqa: B010
     return event
 
 
 def _decode_event_slowly(raw: bytes, event_name: str | None) -> ResponseStreamEvent:
-    try:
-        obj = _any_decoder.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 inside a string
-        raise EventDecodeError(f"malformed JSON in stream event: {exc}", raw) from None
+    obj = parse_json(raw, "stream event")
     if not isinstance(obj, dict):
         raise EventDecodeError("stream event is not a JSON object", raw)
     kind = obj.get("type")
@@ -136,10 +131,8 @@ def _decode_event_slowly(raw: bytes, event_name: str | None) -> ResponseStreamEv
 def decode_response(raw: bytes) -> Response:
     try:
         response = _response_decoder.decode(raw)
-    except msgspec.ValidationError:
-        response = _decode_leniently(raw, Response)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise EventDecodeError(f"malformed JSON in response body: {exc}", raw) from None
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        response = _decode_leniently(raw, Response, "response body")
     setattr(response, "_raw", raw)  # noqa: B010
     return response
 
@@ -164,13 +157,28 @@ def in_band_error(raw: bytes) -> dict[str, Any] | None:
     return None
 
 
-def _decode_leniently(raw: bytes, type_: type[T]) -> T:
+def _decode_leniently(raw: bytes, type_: type[T], what: str = "stream event") -> T:
+    obj = parse_json(raw, what)
     try:
-        obj = _any_decoder.decode(raw)
         return msgspec.convert(normalise(obj), type_, strict=False)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except msgspec.ValidationError as exc:
         name = type_.__name__
         raise EventDecodeError(f"event is not a valid {name}: {exc}", raw) from None
+
+
+def parse_json(raw: bytes, what: str = "stream event") -> Any:
+    """``raw`` as JSON, or :class:`EventDecodeError` saying what is malformed.
+
+    msgspec first; what it refuses, Python's own parser reads as openai (which parses
+    with ``json``) does: a lone UTF-16 surrogate escape, as servers that split an
+    emoji's surrogate pair across two events send. Invalid UTF-8 is refused by both."""
+    try:
+        return _any_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        try:
+            return json.loads(raw, parse_constant=_not_json)
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
+            raise EventDecodeError(f"malformed JSON in {what}: {exc}", raw) from None
 
 
 def normalise(obj: Any) -> Any:
@@ -215,3 +223,8 @@ def _texts(value: Any) -> list[str]:
     if isinstance(value, list):
         return [p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)]
     return []
+
+
+def _not_json(name: str) -> Any:
+    """``json.loads`` reads NaN and Infinity, which JSON does not have: refused here."""
+    raise ValueError(f"{name} is not JSON")

@@ -7,6 +7,7 @@ not model are not lost: top-level objects keep the raw JSON they were decoded fr
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
@@ -42,5 +43,8 @@ class RawModel(BaseModel, kw_only=True, dict=True, gc=True):
         raw: bytes | None = self.__dict__.get("_raw")
         if raw is None:
             return super().to_dict()
-        result: dict[str, Any] = msgspec.json.decode(raw)
+        try:
+            result: dict[str, Any] = msgspec.json.decode(raw)
+        except msgspec.DecodeError:  # a lone surrogate escape, which only json reads
+            result = json.loads(raw)
         return result
