@@ -31,6 +31,7 @@ __all__ = ["AsyncStream", "Stream", "engine_stream_class"]
 T = TypeVar("T")
 
 _RETRIEVE = re.compile(r"^/?responses/([^/?]+)$")
+_OVER = frozenset({"completed", "failed", "cancelled", "incomplete"})  # a response's end
 
 
 class Stream(BaseStream[T], openai.Stream[T]):
@@ -50,13 +51,18 @@ class Stream(BaseStream[T], openai.Stream[T]):
         self._cast_to, self._client, self._options = cast_to, client, options
         settings = _settings(self, client, response, options)
         resume: Callable[[str, int | None], httpx2.Response] | None = None
+        finished: Callable[[str], bool] | None = None
         if settings.pop("resumable"):
 
             def resume(response_id: str, after: int | None) -> httpx2.Response:
                 request = _resume_request(options, response_id, after)
                 return ensure_event_stream(client.get(**request, stream=True))
 
-        BaseStream.__init__(self, response, resume=resume, **settings)
+            def finished(response_id: str) -> bool:
+                stored: Response = client.get(**_status_request(options, response_id))
+                return stored.status in _OVER
+
+        BaseStream.__init__(self, response, resume=resume, finished=finished, **settings)
 
     @property
     def current_snapshot(self) -> Any:
@@ -98,13 +104,18 @@ class AsyncStream(BaseAsyncStream[T], openai.AsyncStream[T]):
         self._cast_to, self._client, self._options = cast_to, client, options
         settings = _settings(self, client, response, options)
         resume: Callable[[str, int | None], Awaitable[httpx2.Response]] | None = None
+        finished: Callable[[str], Awaitable[bool]] | None = None
         if settings.pop("resumable"):
 
             async def resume(response_id: str, after: int | None) -> httpx2.Response:
                 request = _resume_request(options, response_id, after)
                 return await aensure_event_stream(await client.get(**request, stream=True))
 
-        BaseAsyncStream.__init__(self, response, resume=resume, **settings)
+            async def finished(response_id: str) -> bool:
+                stored: Response = await client.get(**_status_request(options, response_id))
+                return stored.status in _OVER
+
+        BaseAsyncStream.__init__(self, response, resume=resume, finished=finished, **settings)
 
     @property
     def current_snapshot(self) -> Any:
@@ -269,6 +280,15 @@ def _resumable(options: Any) -> tuple[bool, str | None]:
 
 def _path(response_id: str) -> str:
     return f"/responses/{quote(response_id, safe='')}"
+
+
+def _status_request(options: Any, response_id: str) -> dict[str, Any]:
+    """``client.get()``'s arguments that read the stored response (to learn whether
+    it is over), with the request's own headers (not openai's marks of a raw-response
+    or helper call, which would change what ``get`` returns)."""
+    given = options.headers if isinstance(options.headers, dict) else {}
+    headers = {k: v for k, v in given.items() if not k.lower().startswith("x-stainless-")}
+    return {"path": _path(response_id), "cast_to": Response, "options": {"headers": headers}}
 
 
 def _resume_request(options: Any, response_id: str, after: int | None) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class _StreamBase(Generic[T]):
     _watch: Watch
     _require_done: bool
     _resume: Any  # (response id, starting_after) -> the stream opened again; or None
+    _finished: Any  # response id -> whether the response is over; or None
 
     def _setup(
         self,
@@ -110,6 +111,10 @@ class _StreamBase(Generic[T]):
         if response_id is None:
             return None
         return response_id, accumulator.last_sequence
+
+    def _nothing_asked_for(self) -> bool:
+        """No event has come, on a stream that can tell whether its response is over."""
+        return self._finished is not None and self._core.events_received == 0
 
     def _switch_to(self, response: httpx2.Response) -> None:
         """Go on reading from ``response``, a resumed stream (the old one is closed)."""
@@ -213,14 +218,18 @@ class BaseStream(_StreamBase[T]):
         max_resumes: int = 0,
         response_id: str | None = None,
         face: Face | None = None,
+        finished: Callable[[str], bool] | None = None,
     ) -> None:
         """``resume(response_id, starting_after)`` (Responses streams) opens the stream
         again after its connection ends early or goes silent past ``idle``, at most
         ``max_resumes`` times; events already delivered are not delivered again.
-        ``face`` presents the engine's items, errors and snapshots in another face's
-        types (see ``_protocol.Face``)."""
+        ``finished(response_id)`` says whether the response is over: a stream that
+        ends cleanly before any event, of a finished response, had nothing after the
+        cursor it asked from, and is empty, not cut. ``face`` presents the engine's
+        items, errors and snapshots in another face's types (see ``_protocol.Face``)."""
         self._setup(response, timeout, require_done, max_event_size, core, face)
         self._resume = resume
+        self._finished = finished
         self._max_resumes, self._response_id = max_resumes, response_id
         self._items = self._iter_items()
 
@@ -361,6 +370,8 @@ class BaseStream(_StreamBase[T]):
                     if point is None:
                         self._end()
                         return
+                    if self._nothing_asked_for() and _probe(self._finished, point[0]):
+                        return
                 finally:
                     if isinstance(body, Generator):
                         body.close()
@@ -391,10 +402,12 @@ class BaseAsyncStream(_StreamBase[T]):
         max_resumes: int = 0,
         response_id: str | None = None,
         face: Face | None = None,
+        finished: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """See :class:`BaseStream`."""
         self._setup(response, timeout, require_done, max_event_size, core, face)
         self._resume = resume
+        self._finished = finished
         self._max_resumes, self._response_id = max_resumes, response_id
         self._items = self._iter_items()
 
@@ -529,6 +542,8 @@ class BaseAsyncStream(_StreamBase[T]):
                     if point is None:
                         self._end()
                         return
+                    if self._nothing_asked_for() and await _aprobe(self._finished, point[0]):
+                        return
                 finally:
                     if isinstance(body, AsyncGenerator):
                         await body.aclose()
@@ -626,3 +641,24 @@ async def _adrain(body: AsyncIterator[bytes]) -> None:
                 break
     except httpx2.TransportError:
         pass
+
+
+def _probe(finished: Callable[[str], bool] | None, response_id: str) -> bool:
+    """Whether the response is over, as ``finished`` says; False if it cannot say (the
+    stream is then resumed, whose errors tell what is wrong)."""
+    if finished is None:
+        return False
+    try:
+        return finished(response_id)
+    except Exception:
+        return False
+
+
+async def _aprobe(finished: Callable[[str], Awaitable[bool]] | None, response_id: str) -> bool:
+    """See :func:`_probe`."""
+    if finished is None:
+        return False
+    try:
+        return await finished(response_id)
+    except Exception:
+        return False

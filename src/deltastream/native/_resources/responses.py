@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncResponses", "RequestCallOptions", "ResponseCreateParams", "Responses"]
 
 _PATH = "/responses"
+_CURSOR_PARAMS = frozenset({"stream", "starting_after"})
+_OVER = frozenset({"completed", "failed", "cancelled", "incomplete"})  # a response's end
 
 ResponseInput = str | Iterable[Mapping[str, Any]]
 
@@ -140,6 +142,16 @@ def _read(http: httpx2.Client, request: RequestOptions) -> Response:
     return _response(response, data)
 
 
+def _status_request(request: RequestOptions, response_id: str) -> RequestOptions:
+    """The request that reads the stored response ``response_id`` (is it over?)."""
+    base = request.url[: request.url.rindex(_PATH)]
+    params = {k: v for k, v in (request.params or {}).items() if k not in _CURSOR_PARAMS}
+    url = f"{base}{_PATH}/{quote(response_id, safe='')}"
+    return dataclasses.replace(
+        request, method="GET", url=url, body=None, params=params or None, stream=False
+    )
+
+
 def _resume_request(request: RequestOptions, response_id: str, after: int | None) -> RequestOptions:
     """The request that streams ``response_id`` again from after event ``after`` (None:
     from where the request first asked)."""
@@ -157,6 +169,9 @@ def _stream(
     def resume(response_id: str, after: int | None) -> httpx2.Response:
         return ensure_event_stream(send(http, _resume_request(request, response_id, after)))
 
+    def finished(response_id: str) -> bool:
+        return _read(http, _status_request(request, response_id)).status in _OVER
+
     return Stream(
         ensure_event_stream(send(http, request)),
         timeout=request.timeout,
@@ -165,6 +180,7 @@ def _stream(
         resume=resume if resumable else None,
         max_resumes=request.max_retries,
         response_id=response_id,
+        finished=finished if resumable else None,
     )
 
 
@@ -189,6 +205,9 @@ async def _astream(
             await asend(http, _resume_request(request, response_id, after))
         )
 
+    async def finished(response_id: str) -> bool:
+        return (await _aread(http, _status_request(request, response_id))).status in _OVER
+
     return AsyncStream(
         await aensure_event_stream(await asend(http, request)),
         timeout=request.timeout,
@@ -197,6 +216,7 @@ async def _astream(
         resume=resume if resumable else None,
         max_resumes=request.max_retries,
         response_id=response_id,
+        finished=finished if resumable else None,
     )
 
 
