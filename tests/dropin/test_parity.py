@@ -167,3 +167,16 @@ def test_a_lone_surrogate_escape_arrives_as_in_openai() -> None:
     assert [chunk.choices[0].delta.content for chunk in chunks] == expected
     assert chunks[0].to_dict()["choices"][0]["delta"]["content"] == "\ud83d"
     assert final == "\ud83d\ude00"
+
+
+def test_an_oversized_event_is_a_decode_error_that_says_so() -> None:
+    """Past the 16 MiB limit the event is not kept, so there is nothing for
+    ``json.loads`` to point into: ``msg`` is deltastream's own message."""
+    body = GOOD + b"data: " + b"x" * (17 * 1024 * 1024) + b"\n\n"
+    with pytest.raises(deltastream.StreamDecodeError) as caught:
+        texts(deltastream.OpenAI, body)
+    error: Any = caught.value
+    assert "max_event_size" in error.msg
+    assert error.msg == error.message
+    assert (error.data, error.pos) == (b"", 0)
+    assert error.partial.choices[0].message.content == "a"

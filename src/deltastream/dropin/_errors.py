@@ -124,7 +124,10 @@ class StreamDecodeError(openai.APIResponseValidationError, StreamError, _JSONDec
 
 def _where(data: bytes, message: str) -> tuple[str, int, int, int]:
     """``json.JSONDecodeError``'s fields (msg, pos, lineno, colno) for ``data``, as
-    ``json.loads`` finds them; the message and the start when it finds nothing wrong."""
+    ``json.loads`` finds them; the message and the start when it finds nothing wrong,
+    or there is nothing (an oversized event is not kept)."""
+    if not data:
+        return message, 0, 1, 1
     try:
         json.loads(data)
     except json.JSONDecodeError as exc:
