@@ -76,14 +76,11 @@ _DEFAULTS: Final[dict[str, float | None]] = {
 }
 
 _Seconds = float | _Unset | None
-# Timeout's first argument, as httpx2.Timeout takes it
 _Four = tuple[float | None, float | None, float | None, float | None]
-_Whole = float | httpx2.Timeout | _Four | _Unset | None
+_Whole = float | httpx2.Timeout | _Four | _Unset | None  # the first argument, as httpx's
 
 
-def _phases(
-    timeout: _Whole,
-) -> dict[str, float | None]:
+def _phases(timeout: _Whole) -> dict[str, float | None]:
     """Each phase's deadline as ``timeout`` (``Timeout``'s first argument) sets it."""
     if timeout is _UNSET:
         return dict(_DEFAULTS)
