@@ -23,7 +23,7 @@ from openai.types.responses import Response, ResponseStreamEvent
 from ..engine._deadlines import NO_TIMEOUT, Timeout
 from ..engine._http import aensure_event_stream, ensure_event_stream
 from ..engine._protocol import ChunkStream, ResponseEventStream, StreamCore
-from ..engine._streams import BaseAsyncStream, BaseStream
+from ..engine._streams import FINISHED_STATUSES, BaseAsyncStream, BaseStream
 from ._faces import ChatFace, ResponsesFace, _Face
 
 __all__ = ["AsyncStream", "Stream", "engine_stream_class"]
@@ -31,7 +31,6 @@ __all__ = ["AsyncStream", "Stream", "engine_stream_class"]
 T = TypeVar("T")
 
 _RETRIEVE = re.compile(r"^/?responses/([^/?]+)$")
-_OVER = frozenset({"completed", "failed", "cancelled", "incomplete"})  # a response's end
 
 
 class Stream(BaseStream[T], openai.Stream[T]):
@@ -60,7 +59,7 @@ class Stream(BaseStream[T], openai.Stream[T]):
 
             def finished(response_id: str) -> bool:
                 stored: Response = client.get(**_status_request(options, response_id))
-                return stored.status in _OVER
+                return stored.status in FINISHED_STATUSES
 
         BaseStream.__init__(self, response, resume=resume, finished=finished, **settings)
 
@@ -113,7 +112,7 @@ class AsyncStream(BaseAsyncStream[T], openai.AsyncStream[T]):
 
             async def finished(response_id: str) -> bool:
                 stored: Response = await client.get(**_status_request(options, response_id))
-                return stored.status in _OVER
+                return stored.status in FINISHED_STATUSES
 
         BaseAsyncStream.__init__(self, response, resume=resume, finished=finished, **settings)
 

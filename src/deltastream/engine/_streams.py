@@ -49,7 +49,13 @@ from ._protocol import ChunkStream, Face, ResponseEventStream, StreamCore
 from ._sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
 from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
 
-__all__ = ["BaseAsyncStream", "BaseStream", "ChunkStream", "ResponseEventStream"]
+__all__ = [
+    "FINISHED_STATUSES",
+    "BaseAsyncStream",
+    "BaseStream",
+    "ChunkStream",
+    "ResponseEventStream",
+]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
@@ -59,6 +65,8 @@ _DRAIN_LIMIT = 64 * 1024  # what we read past [DONE] to keep the connection reus
 # connection goes back to the pool; past it, it is dropped rather than waited for.
 DRAIN_GRACE = 0.05
 _TEXT_DELTA = "response.output_text.delta"
+# A stored response with one of these statuses is over: no event will follow.
+FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"})
 
 
 class _StreamBase(Generic[T]):
@@ -643,21 +651,17 @@ async def _adrain(body: AsyncIterator[bytes]) -> None:
         pass
 
 
-def _probe(finished: Callable[[str], bool] | None, response_id: str) -> bool:
+def _probe(finished: Callable[[str], bool], response_id: str) -> bool:
     """Whether the response is over, as ``finished`` says; False if it cannot say (the
     stream is then resumed, whose errors tell what is wrong)."""
-    if finished is None:
-        return False
     try:
         return finished(response_id)
     except Exception:
         return False
 
 
-async def _aprobe(finished: Callable[[str], Awaitable[bool]] | None, response_id: str) -> bool:
+async def _aprobe(finished: Callable[[str], Awaitable[bool]], response_id: str) -> bool:
     """See :func:`_probe`."""
-    if finished is None:
-        return False
     try:
         return await finished(response_id)
     except Exception:

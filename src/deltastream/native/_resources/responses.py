@@ -21,6 +21,7 @@ from ...engine._http import (
     send,
 )
 from ...engine._protocol import ResponseEventStream
+from ...engine._streams import FINISHED_STATUSES
 from ...engine.types.responses import Response, ResponseStreamEvent
 from .._streams import AsyncStream, Stream
 
@@ -31,7 +32,6 @@ __all__ = ["AsyncResponses", "RequestCallOptions", "ResponseCreateParams", "Resp
 
 _PATH = "/responses"
 _CURSOR_PARAMS = frozenset({"stream", "starting_after"})
-_OVER = frozenset({"completed", "failed", "cancelled", "incomplete"})  # a response's end
 
 ResponseInput = str | Iterable[Mapping[str, Any]]
 
@@ -142,25 +142,28 @@ def _read(http: httpx2.Client, request: RequestOptions) -> Response:
     return _response(response, data)
 
 
+def _stored(
+    request: RequestOptions, response_id: str, params: dict[str, Any] | None
+) -> RequestOptions:
+    """A GET of the stored response ``response_id``, on the same server as ``request``."""
+    base = request.url[: request.url.rindex(_PATH)]
+    url = f"{base}{_PATH}/{quote(response_id, safe='')}"
+    return dataclasses.replace(request, method="GET", url=url, body=None, params=params)
+
+
 def _status_request(request: RequestOptions, response_id: str) -> RequestOptions:
     """The request that reads the stored response ``response_id`` (is it over?)."""
-    base = request.url[: request.url.rindex(_PATH)]
     params = {k: v for k, v in (request.params or {}).items() if k not in _CURSOR_PARAMS}
-    url = f"{base}{_PATH}/{quote(response_id, safe='')}"
-    return dataclasses.replace(
-        request, method="GET", url=url, body=None, params=params or None, stream=False
-    )
+    return dataclasses.replace(_stored(request, response_id, params or None), stream=False)
 
 
 def _resume_request(request: RequestOptions, response_id: str, after: int | None) -> RequestOptions:
     """The request that streams ``response_id`` again from after event ``after`` (None:
     from where the request first asked)."""
-    base = request.url[: request.url.rindex(_PATH)]
     params = {**(request.params or {}), "stream": "true"}
     if after is not None:
         params["starting_after"] = after
-    url = f"{base}{_PATH}/{quote(response_id, safe='')}"
-    return dataclasses.replace(request, method="GET", url=url, body=None, params=params)
+    return _stored(request, response_id, params)
 
 
 def _stream(
@@ -170,7 +173,7 @@ def _stream(
         return ensure_event_stream(send(http, _resume_request(request, response_id, after)))
 
     def finished(response_id: str) -> bool:
-        return _read(http, _status_request(request, response_id)).status in _OVER
+        return _read(http, _status_request(request, response_id)).status in FINISHED_STATUSES
 
     return Stream(
         ensure_event_stream(send(http, request)),
@@ -206,7 +209,8 @@ async def _astream(
         )
 
     async def finished(response_id: str) -> bool:
-        return (await _aread(http, _status_request(request, response_id))).status in _OVER
+        stored = await _aread(http, _status_request(request, response_id))
+        return stored.status in FINISHED_STATUSES
 
     return AsyncStream(
         await aensure_event_stream(await asend(http, request)),
