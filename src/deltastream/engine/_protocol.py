@@ -247,7 +247,7 @@ class ChunkStream(StreamCore):
         (up to ``[DONE]``), decoded one by one as they are handed over (``_out``)."""
         if self.lazy:
             for i, event in enumerate(events):
-                if event.raw_data.startswith(b"[DONE]"):
+                if event.raw_data == b"[DONE]":  # "[DONE] " is found when decoded
                     self.done = True
                     return events[:i]
             return events
@@ -297,6 +297,9 @@ class ChunkStream(StreamCore):
                 try:  # _one(), inlined: this runs for every event
                     chunk = decode(event.raw_data)
                 except (EventDecodeError, InBandError):
+                    if event.raw_data.startswith(b"[DONE]"):  # "[DONE] ": openai ends there too
+                        self.done = True
+                        return
                     chunk = self._one(event)
                 if event.event == "error":
                     self._check_error(event)
