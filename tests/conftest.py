@@ -35,10 +35,17 @@ from ._raw_server import (
     raw_servers,
     self_signed_certificate,
 )
+from ._wire import WIRE_DIR, missing
 
 # The async transport's own tests run under uvloop as well: its transports are not
 # asyncio's classes, and its sockets refuse some calls asyncio's allow.
 _BOTH_LOOPS = {"test_atransport.py", "test_connection_ownership.py", "test_lifecycle.py"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    problem = missing()
+    if problem is not None:  # say so once, before every test that reads them fails
+        raise pytest.UsageError(problem)
 
 
 def pytest_asyncio_loop_factories(
@@ -56,9 +63,6 @@ def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     import uvloop
 
     return uvloop.new_event_loop
-
-
-WIRE_DIR = (Path(__file__).parents[1] / ".." / "shared" / "wire").resolve()
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,6 @@ byte at a time.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -18,9 +16,9 @@ import deltastream
 import deltastream.native
 from deltastream.engine._protocol import ChunkStream
 from deltastream.engine.types import ChatCompletion, ChatCompletionChunk
+from tests._wire import WIRE_DIR, manifest
 
-WIRE = Path(__file__).resolve().parents[1] / ".." / "shared" / "wire"
-MANIFEST = json.loads((WIRE / "MANIFEST.json").read_text())
+MANIFEST = manifest()
 CHAT = [c for c in MANIFEST["captures"] if c["api"] == "chat.completions"]
 
 
@@ -145,7 +143,7 @@ def test_recorded_chat_stream_byte_by_byte(capture: dict[str, Any]) -> None:
     request = httpx2.Request("POST", "http://replay/v1/chat/completions")
     core = ChunkStream(httpx2.Response(200, request=request))
     outcome = Outcome()
-    data = (WIRE / capture["file"]).read_bytes()
+    data = (WIRE_DIR / capture["file"]).read_bytes()
     try:
         for i in range(len(data)):
             outcome.chunks.extend(core.feed(data[i : i + 1]))

@@ -4,8 +4,6 @@ openai's types) where a stream reports one."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -14,9 +12,9 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
 import deltastream
+from tests._wire import manifest
 
-WIRE = Path(__file__).resolve().parents[2] / ".." / "shared" / "wire"
-MANIFEST = json.loads((WIRE / "MANIFEST.json").read_text())
+MANIFEST = manifest()
 CHAT = [c for c in MANIFEST["captures"] if c["api"] == "chat.completions"]
 RESPONSES = [c for c in MANIFEST["captures"] if c["api"] == "responses"]
 _RESPONSE_EVENT_TYPES = tuple(type_ for type_ in ResponseStreamEvent.__args__[0].__args__)  # type: ignore[attr-defined]

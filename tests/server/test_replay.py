@@ -8,11 +8,11 @@ import httpx2
 import pytest
 
 from deltastream.server._body import split_blocks
+from tests._wire import WIRE_DIR
 
 from ._raw import dechunk, raw_post
 from ._sse import parse_sse
 
-WIRE_DIR = (Path(__file__).parents[2] / ".." / "shared" / "wire").resolve()
 ALL_FILES = sorted(path.relative_to(WIRE_DIR).as_posix() for path in WIRE_DIR.rglob("*.sse"))
 SMALL_FILES = ["openai/chat-finish-length.sse", "openai/responses-text.sse"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from deltastream.server._replay_cli import is_responses_stream, replay_file_main
+from tests._wire import WIRE_DIR
 
-WIRE_DIR = (Path(__file__).parents[2] / ".." / "shared" / "wire").resolve()
 CHAT_FILES = sorted(p.relative_to(WIRE_DIR).as_posix() for p in WIRE_DIR.rglob("*.sse"))
 CHAT_FILES = [
     name for name in CHAT_FILES if not is_responses_stream((WIRE_DIR / name).read_bytes())
