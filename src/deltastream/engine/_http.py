@@ -19,6 +19,7 @@ import msgspec
 
 from ..transport import BODY_EXTENSION, RESEND_STALE_EXTENSION
 from ._deadlines import DEFAULT_TIMEOUT, Timeout
+from ._direct import adirect_send, build, direct_send, lane
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -67,29 +68,38 @@ class RequestOptions:
         *,
         resend_stale: bool = False,
         within: float | None = None,
-    ) -> httpx2.Request:
-        """The request; ``resend_stale``: the transport may send it again on a fresh
-        connection when a reused one turns out to be closed (the retry policy would).
-        ``within``: the seconds left of the ``total`` deadline, which caps each phase's
-        timeout (the request records which deadline each one is, for the error)."""
-        headers = dict(self.headers)
+    ) -> tuple[httpx2.Request, Any]:
+        """The request, and the transport to hand it to directly (None: through
+        ``http.send``; see ``_direct``). ``resend_stale``: the transport may send it
+        again on a fresh connection when a reused one turns out to be closed (the
+        retry policy would). ``within``: the seconds left of the ``total`` deadline,
+        which caps each phase's timeout (the request records which deadline each one
+        is, for the error)."""
+        headers = self.headers
         content = None
         if self.body is not None:
             content = _json.encode(self.body)
-            headers["Content-Type"] = "application/json"
+            headers = {**headers, "Content-Type": "application/json"}
         timeouts, names = _phase_timeouts(self.timeout, within)
         extensions: dict[str, Any] = {DEADLINES_EXTENSION: names}
         if resend_stale:
             extensions[RESEND_STALE_EXTENSION] = True
-        return http.build_request(
+        url = _parsed_url(self.url)
+        transport = None if content is None else lane(http, url, self.params)
+        if transport is not None:
+            assert content is not None
+            request = build(http, self.method, url, headers, content, timeouts, extensions)
+            return request, transport
+        request = http.build_request(
             self.method,
-            _parsed_url(self.url),
+            url,
             content=content,
             params=self.params,
             headers=headers,
             timeout=timeouts,
             extensions=extensions,
         )
+        return request, None
 
 
 DEADLINES_EXTENSION = "deltastream.deadlines"  # phase -> (deadline name, seconds)
@@ -229,7 +239,8 @@ class Attempts:
         total = options.timeout.total
         self.deadline_at = None if total is None else self.started_at + total
 
-    def request(self, http: httpx2.Client | httpx2.AsyncClient) -> httpx2.Request:
+    def request(self, http: httpx2.Client | httpx2.AsyncClient) -> tuple[httpx2.Request, Any]:
+        """The next attempt's request, and the transport it goes to directly (or None)."""
         within = None if self.deadline_at is None else self.deadline_at - time.monotonic()
         retries_left = self.attempt < self.options.max_retries
         return self.options.build(http, resend_stale=retries_left, within=within)
@@ -286,10 +297,13 @@ def send(
     """
     attempts = Attempts(options)
     while True:
-        request = attempts.request(http)
+        request, direct = attempts.request(http)
         sent_at = time.monotonic()
         try:
-            response = http.send(request, stream=True)
+            if direct is None:
+                response = http.send(request, stream=True)
+            else:
+                response = direct_send(http, direct, request)
         except httpx2.TransportError as exc:
             error, delay = attempts.after_transport_error(exc, request)
             if delay is None:
@@ -316,10 +330,13 @@ async def asend(
     """The async twin of :func:`send`."""
     attempts = Attempts(options)
     while True:
-        request = attempts.request(http)
+        request, direct = attempts.request(http)
         sent_at = time.monotonic()
         try:
-            response = await http.send(request, stream=True)
+            if direct is None:
+                response = await http.send(request, stream=True)
+            else:
+                response = await adirect_send(http, direct, request)
         except httpx2.TransportError as exc:
             error, delay = attempts.after_transport_error(exc, request)
             if delay is None:

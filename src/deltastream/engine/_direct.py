@@ -1,0 +1,170 @@
+"""The direct lane: a request handed straight to deltastream's transport when the
+httpx2 client around it would add nothing on the way.
+
+``httpx2.Client.build_request`` and ``send`` merge the client's headers, cookies and
+query parameters into every request, then pass it through auth, redirect, event-hook,
+cookie and logging layers. For the common client (ours, unconfigured) none of them
+changes a byte, and together they cost more than the transport's whole exchange
+(docs/benchmarks.md, "one request"). So :func:`lane` checks, per request and cheaply,
+that the client would add nothing; then :func:`build` makes the request httpx2 would
+make (its merged header list is computed once by httpx2 itself, per header set, and
+reused) and :func:`finish` does to the response what httpx2's ``send`` would.
+
+Anything else (auth, event hooks, stored cookies, client-level query parameters,
+``httpx2`` logging at INFO, another transport, a subclass that overrides the sending
+methods, a closed client) goes the long way through httpx2, unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx2
+from httpx2._client import BoundAsyncStream, BoundSyncStream, ClientState
+
+from ..transport import AsyncHTTP11Transport, HTTP11Transport
+
+__all__ = ["adirect_send", "build", "direct_send", "lane"]
+
+_httpx_log = logging.getLogger("httpx2")
+# The methods a client subclass could override to change what is sent.
+_SENDING = ("send", "_send_handling_auth", "_send_handling_redirects", "_send_single_request")
+_BASES: tuple[type[Any], ...] = (httpx2.Client, httpx2.AsyncClient)
+_plain_types: dict[type[Any], bool] = {}
+# (client headers, origin, request headers) -> the header list httpx2 would send, minus
+# Content-Length. A client has a handful of header sets; the bound is for the odd one.
+_merged: dict[tuple[Any, ...], httpx2.Headers] = {}
+_MERGED_LIMIT = 256
+_CONTENT_LENGTH = "Content-Length"
+
+
+def _plain_type(cls: type[Any]) -> bool:
+    known = _plain_types.get(cls)
+    if known is None:
+        base = httpx2.Client if issubclass(cls, httpx2.Client) else httpx2.AsyncClient
+        known = all(getattr(cls, name) is getattr(base, name) for name in _SENDING)
+        _plain_types[cls] = known
+    return known
+
+
+def lane(
+    http: httpx2.Client | httpx2.AsyncClient, url: httpx2.URL, params: object
+) -> HTTP11Transport | AsyncHTTP11Transport | None:
+    """Our transport, if ``http`` would add nothing to a request for ``url``; else None."""
+    if (
+        params
+        or http._auth is not None
+        or http._state is ClientState.CLOSED
+        or http._params
+        or any(http._event_hooks.values())
+        or len(http._cookies.jar)
+        or url.userinfo
+        or _httpx_log.isEnabledFor(logging.INFO)
+        or not _plain_type(type(http))
+    ):
+        return None
+    transport = http._transport_for_url(url)
+    if isinstance(transport, HTTP11Transport | AsyncHTTP11Transport):
+        return transport
+    return None
+
+
+def build(
+    http: httpx2.Client | httpx2.AsyncClient,
+    method: str,
+    url: httpx2.URL,
+    headers: Mapping[str, str],
+    content: bytes,
+    timeout: httpx2.Timeout,
+    extensions: dict[str, Any],
+) -> httpx2.Request:
+    """The request ``http.build_request`` would make with ``content=content``."""
+    key = (tuple(http._headers.raw), url.netloc, method, tuple(headers.items()))
+    merged = _merged.get(key)
+    if merged is None:
+        model = http.build_request(method, url, headers=headers, content=b"")
+        merged = httpx2.Headers(model.headers)
+        del merged[_CONTENT_LENGTH]
+        if len(_merged) >= _MERGED_LIMIT:
+            _merged.clear()
+        _merged[key] = merged
+    sent = httpx2.Headers(merged)
+    sent[_CONTENT_LENGTH] = str(len(content))
+    extensions["timeout"] = timeout.as_dict()
+    request = httpx2.Request(
+        method, url, headers=sent, stream=httpx2.ByteStream(content), extensions=extensions
+    )
+    request._content = content
+    return request
+
+
+def _finish(
+    http: httpx2.Client | httpx2.AsyncClient, request: httpx2.Request, response: httpx2.Response
+) -> bool:
+    """What httpx2's ``send`` does to a response; True when it is a redirect to follow
+    (then ``response.next_request`` is the request to follow it with)."""
+    response.request = request
+    response.default_encoding = http._default_encoding
+    if "set-cookie" in response.headers:
+        http._cookies.extract_cookies(response)
+    if not response.has_redirect_location:
+        return False
+    # Rare: the rest is httpx2's own redirect loop, from where its send would be.
+    if http.follow_redirects:
+        response.next_request = http._build_redirect_request(request, response)
+        return True
+    with contextlib.suppress(httpx2.RemoteProtocolError):
+        response.next_request = http._build_redirect_request(request, response)
+    return False
+
+
+def direct_send(
+    http: httpx2.Client, transport: HTTP11Transport, request: httpx2.Request
+) -> httpx2.Response:
+    """``http.send(request, stream=True)``, on a client :func:`lane` chose."""
+    http._state = ClientState.OPENED
+    start = time.perf_counter()
+    try:
+        response = transport.handle_request(request)
+    except httpx2.RequestError as exc:
+        exc.request = request
+        raise
+    response.stream = BoundSyncStream(response.stream, start=start)  # type: ignore[arg-type]
+    try:
+        if not _finish(http, request, response):
+            return response
+        response.read()
+    except BaseException:
+        response.close()
+        raise
+    follow, response.next_request = response.next_request, None
+    assert follow is not None
+    return http._send_handling_redirects(follow, follow_redirects=True, history=[response])
+
+
+async def adirect_send(
+    http: httpx2.AsyncClient, transport: AsyncHTTP11Transport, request: httpx2.Request
+) -> httpx2.Response:
+    """The async twin of :func:`direct_send`."""
+    http._state = ClientState.OPENED
+    start = time.perf_counter()
+    try:
+        response = await transport.handle_async_request(request)
+    except httpx2.RequestError as exc:
+        exc.request = request
+        raise
+    response.stream = BoundAsyncStream(response.stream, start=start)  # type: ignore[arg-type]
+    try:
+        if not _finish(http, request, response):
+            return response
+        await response.aread()
+    except BaseException:
+        await response.aclose()
+        raise
+    follow, response.next_request = response.next_request, None
+    assert follow is not None
+    return await http._send_handling_redirects(follow, follow_redirects=True, history=[response])
