@@ -80,6 +80,16 @@ def test_request_head_refuses_newlines_in_headers(name: bytes, value: bytes) -> 
         request_head(b"GET", b"/", [(b"Host", b"h"), (name, value)])
 
 
+def test_request_head_refuses_newlines_in_the_target() -> None:
+    with pytest.raises(httpx2.LocalProtocolError, match="newline in request target"):
+        request_head(b"GET", b"/a\r\nInjected: 1", [(b"Host", b"h")])
+
+
+def test_request_head_is_the_request_line_and_headers() -> None:
+    head = request_head(b"POST", b"/v1", [(b"Host", b"h"), (b"Content-Length", b"2")])
+    assert head == b"POST /v1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n"
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [

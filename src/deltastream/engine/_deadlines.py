@@ -300,6 +300,18 @@ class Watch:
         self.drain_until = until
         watchdog.poke(self)
 
+    def soonest(self) -> float | None:
+        """The earliest any of its deadlines can fall, as far as is known now: the
+        watchdog's first look. Before the first event the idle deadline cannot fall
+        before ``started + idle``, so counting it here spares the event that starts it
+        a trip through the watchdog's lock (an early look only finds it still ahead)."""
+        deadline = self.next_deadline()
+        when = None if deadline is None else deadline[0]
+        idle = self.timeout.idle
+        if self.first_at is None and self.drain_until is None and idle is not None:
+            return self.started + idle if when is None else min(when, self.started + idle)
+        return when
+
     def next_deadline(self, now: float | None = None) -> tuple[float, str, float] | None:
         """(when, name, seconds) of the earliest deadline in force, or None. While the
         consumer holds control, the idle one is an idle from ``now`` (when given): the
@@ -361,11 +373,11 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
 
     def watch(self, watch: Watch) -> None:
-        deadline = watch.next_deadline()
-        if watch.sock is None or deadline is None:
+        when = watch.soonest()
+        if watch.sock is None or when is None:
             return  # nothing to enforce, or no socket to enforce it on
         with self._cond:
-            self._push(watch, deadline[0])
+            self._push(watch, when)
 
     def poke(self, watch: Watch) -> None:
         """The watch's deadline may have moved earlier (the idle one now applies)."""

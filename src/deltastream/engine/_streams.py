@@ -36,6 +36,7 @@ from typing import Any, Generic, Self, TypeVar, cast
 import httpx2
 import msgspec
 
+from ..transport import BODY_EXTENSION
 from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, shut_down, watchdog
 from ._errors import (
     APIError,
@@ -371,8 +372,9 @@ class BaseStream(_StreamBase[T]):
                         raise error from self._cause(exc)
                 else:
                     if core.done:
-                        watch.drain_by(time.monotonic() + DRAIN_GRACE)
-                        _drain(body)
+                        if _body_open(self.response):
+                            watch.drain_by(time.monotonic() + DRAIN_GRACE)
+                            _drain(body)
                         return
                     point = self._resume_point()
                     if point is None:
@@ -543,8 +545,9 @@ class BaseAsyncStream(_StreamBase[T]):
                         raise error from self._cause(exc)
                 else:
                     if core.done:
-                        watch.drain_by(time.monotonic() + DRAIN_GRACE)
-                        await _adrain(body)
+                        if _body_open(self.response):
+                            watch.drain_by(time.monotonic() + DRAIN_GRACE)
+                            await _adrain(body)
                         return
                     point = self._resume_point()
                     if point is None:
@@ -627,6 +630,13 @@ def _truncated(response: httpx2.Response, ends: _RawEnds, delivered: int) -> API
         ),
         request=response.request,
     )
+
+
+def _body_open(response: httpx2.Response) -> bool:
+    """Whether more of the body may come: from our transports, not once it has ended
+    (then there is nothing to drain, nor a deadline to set for it)."""
+    body = response.extensions.get(BODY_EXTENSION)
+    return getattr(body, "holds_connection", True) is not False
 
 
 def _drain(body: Iterator[bytes]) -> None:

@@ -29,12 +29,12 @@ import httpx2
 
 from ._channel import Channel, shutdown_transport
 from ._common import (
-    BODY_EXTENSION,
     READ_SIZE,
     BodyState,
     NetworkStream,
     StaleConnection,
     default_limits,
+    make_response,
     may_resend,
     nothing_came,
     origin_of,
@@ -42,7 +42,7 @@ from ._common import (
     timeouts_of,
 )
 from ._dial import adial, aresolve
-from ._h1 import ResponseStart, encode_chunk, request_head
+from ._h1 import ResponseStart, declares_chunked, encode_chunk, request_head
 from ._pool import Origin, Slots
 from ._proxy import ProxyRoute, TunnelReply
 from ._tls import TLSConfig
@@ -184,6 +184,12 @@ class _ResponseBody(httpx2.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._state.close()
+
+    @property
+    def holds_connection(self) -> bool:
+        """Whether the body still has its connection (else it ended, or was closed:
+        either way nothing more will be read)."""
+        return self._state.conn is not None
 
     def shutdown(self, how: int) -> None:
         """See ``_sync._ResponseBody.shutdown``: only while this body holds the
@@ -371,17 +377,7 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
         sock = transport.get_extra_info("socket") if transport else None
         ssl_object = transport.get_extra_info("ssl_object") if transport else None
         stream = _ResponseBody(state, request)
-        return httpx2.Response(
-            head.status,
-            headers=head.headers,
-            stream=stream,
-            extensions={
-                "http_version": head.http_version,
-                "reason_phrase": head.reason,
-                "network_stream": NetworkStream(sock, ssl_object),
-                BODY_EXTENSION: stream,
-            },
-        )
+        return make_response(head, stream, NetworkStream(sock, ssl_object))
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -399,7 +395,7 @@ async def _send(
     time_limit: float | None,
 ) -> None:
     head = request_head(method, target, headers)
-    chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+    chunked = declares_chunked(headers)
     body = request.stream
     try:
         if isinstance(body, httpx2.ByteStream) and not chunked:

@@ -12,7 +12,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 import httpx2
 
-from ._h1 import BodyDecoder
+from ._h1 import BodyDecoder, ResponseHead
 from ._pool import Origin
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "NetworkStream",
     "StaleConnection",
     "default_limits",
+    "make_response",
     "may_resend",
     "nothing_came",
     "origin_of",
@@ -137,6 +138,27 @@ class NetworkStream:
 
 
 C = TypeVar("C")
+
+
+def make_response(
+    head: ResponseHead, stream: Any, network_stream: NetworkStream
+) -> httpx2.Response:
+    """The ``httpx2.Response`` for a parsed head, its body ``stream`` the body's."""
+    response = httpx2.Response(
+        head.status,
+        headers=head.headers,
+        stream=stream,
+        extensions={
+            "http_version": head.http_version,
+            "reason_phrase": head.reason,
+            "network_stream": network_stream,
+            BODY_EXTENSION: stream,
+        },
+    )
+    if head.all_ascii:
+        # What httpx2 would find by decoding every header on the first lookup.
+        response.headers.encoding = "ascii"
+    return response
 
 
 class BodyState(Generic[C]):

@@ -14,7 +14,7 @@ Every buffer is bounded: a response head by ``MAX_HEAD``, a chunk-size line by
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import httpx2
 
@@ -24,6 +24,7 @@ __all__ = [
     "BodyDecoder",
     "ResponseHead",
     "ResponseStart",
+    "declares_chunked",
     "encode_chunk",
     "request_head",
 ]
@@ -41,15 +42,28 @@ def _error(message: str) -> httpx2.RemoteProtocolError:
     return httpx2.RemoteProtocolError(message)
 
 
-def request_head(method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+def request_head(method: bytes, target: bytes, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
     """The request line and header block, ending with the blank line."""
     lines = [method + b" " + target + b" HTTP/1.1"]
-    for name, value in headers:
-        if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name:
-            raise httpx2.LocalProtocolError(f"Illegal newline in header {name!r}")
-        lines.append(name + b": " + value)
+    lines += [name + b": " + value for name, value in headers]
     lines.append(b"\r\n")
-    return b"\r\n".join(lines)
+    block = b"\r\n".join(lines)
+    # Each line break is one CR and one LF: any more came from a name, a value or the target.
+    breaks = len(headers) + 2
+    if block.count(b"\n") != breaks or block.count(b"\r") != breaks:
+        for name, value in headers:
+            if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name:
+                raise httpx2.LocalProtocolError(f"Illegal newline in header {name!r}")
+        raise httpx2.LocalProtocolError(f"Illegal newline in request target {target!r}")
+    return block
+
+
+def declares_chunked(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the request's headers say its body is sent in chunks."""
+    return any(
+        len(name) == 17 and name.lower() == b"transfer-encoding" and value.lower() == b"chunked"
+        for name, value in headers
+    )
 
 
 def encode_chunk(data: bytes) -> bytes:
@@ -60,12 +74,19 @@ def encode_chunk(data: bytes) -> bytes:
 class ResponseHead:
     """A parsed status line and header block."""
 
-    __slots__ = ("_framing", "headers", "http_version", "reason", "status")
+    __slots__ = ("_framing", "all_ascii", "headers", "http_version", "reason", "status")
 
     def __init__(
-        self, status: int, reason: bytes, http_version: bytes, headers: list[tuple[bytes, bytes]]
+        self,
+        status: int,
+        reason: bytes,
+        http_version: bytes,
+        headers: list[tuple[bytes, bytes]],
+        *,
+        all_ascii: bool = False,
     ) -> None:
         self.status = status
+        self.all_ascii = all_ascii  # known to be ASCII only (else unknown)
         self.reason = reason
         self.http_version = http_version
         self.headers = headers
@@ -115,7 +136,7 @@ class ResponseHead:
             if not colon or not name or name != name.strip():
                 raise _error(f"Invalid header line {line[:100]!r}")
             headers.append((name, value.strip(b" \t")))
-        return cls(int(code), reason, version, headers), rest
+        return cls(int(code), reason, version, headers, all_ascii=head.isascii()), rest
 
     def values(self, name: bytes) -> list[bytes]:
         """Every value of header ``name`` (lower case), comma-separated lists split and

@@ -45,12 +45,12 @@ from typing import Any
 import httpx2
 
 from ._common import (
-    BODY_EXTENSION,
     READ_SIZE,
     BodyState,
     NetworkStream,
     StaleConnection,
     default_limits,
+    make_response,
     may_resend,
     nothing_came,
     origin_of,
@@ -59,7 +59,7 @@ from ._common import (
     timeouts_of,
 )
 from ._dial import dial, resolve
-from ._h1 import ResponseStart, encode_chunk, request_head
+from ._h1 import ResponseStart, declares_chunked, encode_chunk, request_head
 from ._pool import Origin, Slots
 from ._proxy import ProxyRoute, TunnelReply
 from ._tls import TLSConfig
@@ -233,6 +233,12 @@ class _ResponseBody(httpx2.SyncByteStream):
     def close(self) -> None:
         self._state.close()
 
+    @property
+    def holds_connection(self) -> bool:
+        """Whether the body still has its connection (else it ended, or was closed:
+        either way nothing more will be read)."""
+        return self._state.conn is not None
+
     def shutdown(self, how: int) -> None:
         """Shut the connection down while this body holds it, from any thread (the
         deadline watchdog, ``Stream.cancel``); once released it belongs to the pool and
@@ -360,17 +366,7 @@ class HTTP11Transport(httpx2.BaseTransport):
         if decoder.complete:  # nothing more to read: the connection is free now
             state.finish(reusable and not decoder.leftover)
         stream = _ResponseBody(state, request)
-        return httpx2.Response(
-            head.status,
-            headers=head.headers,
-            stream=stream,
-            extensions={
-                "http_version": head.http_version,
-                "reason_phrase": head.reason,
-                "network_stream": NetworkStream(sock),
-                BODY_EXTENSION: stream,
-            },
-        )
+        return make_response(head, stream, NetworkStream(sock))
 
     def close(self) -> None:
         self._pool.close()
@@ -386,7 +382,7 @@ def _send(
 ) -> None:
     sock.settimeout(timeout)
     head = request_head(method, target, headers)
-    chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+    chunked = declares_chunked(headers)
     body = request.stream
     try:
         if isinstance(body, httpx2.ByteStream) and not chunked:
