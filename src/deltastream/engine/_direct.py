@@ -61,7 +61,7 @@ def lane(
         or http._state is ClientState.CLOSED
         or http._params
         or any(http._event_hooks.values())
-        or len(http._cookies.jar)
+        or http._cookies.jar._cookies  # type: ignore[attr-defined]  # len() walks it all
         or url.userinfo
         or _httpx_log.isEnabledFor(logging.INFO)
         or not _plain_type(type(http))

@@ -27,6 +27,7 @@ from ._errors import (
     APITimeoutError,
     status_error,
 )
+from ._pacing import start_turn
 from ._retry import retry_delay, should_retry
 
 __all__ = [
@@ -330,6 +331,7 @@ async def asend(
     """The async twin of :func:`send`."""
     attempts = Attempts(options)
     while True:
+        await start_turn()
         request, direct = attempts.request(http)
         sent_at = time.monotonic()
         try:

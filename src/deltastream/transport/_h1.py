@@ -362,7 +362,7 @@ class ResponseStart:
     def reusable(self, head: ResponseHead, request_headers: list[tuple[bytes, bytes]]) -> bool:
         """Whether the connection may carry another request after this response."""
         asks_close = any(
-            name.lower() == b"connection" and b"close" in value.lower()
+            len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower()
             for name, value in request_headers
         )
         if head.values(b"transfer-encoding") and (

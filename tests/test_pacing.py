@@ -1,0 +1,100 @@
+"""Request starts are spread over the event loop's turns (engine/_pacing.py): a burst of
+them cannot make one long turn that holds up every running stream. Pure asyncio: a
+ticker counts the loop's turns, tasks record the turn in which they were let through."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+
+from deltastream.engine._pacing import STARTS_PER_TURN, start_turn
+
+
+class Ticker:
+    """Counts the loop's turns: a callback that queues itself for the next one."""
+
+    def __init__(self) -> None:
+        self.turn = 0
+        self._handle: asyncio.Handle | None = None
+
+    def start(self) -> None:
+        self._handle = asyncio.get_running_loop().call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self.turn += 1
+        self._handle = asyncio.get_running_loop().call_soon(self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_a_burst_of_starts_is_let_through_a_few_per_turn_in_order(loop_kind: str) -> None:
+    starts = 5 * STARTS_PER_TURN + 3
+    passed: list[tuple[int, int]] = []  # (task, turn)
+
+    async def main() -> None:
+        ticker = Ticker()
+        ticker.start()
+
+        async def one(index: int) -> None:
+            await start_turn()
+            passed.append((index, ticker.turn))
+
+        await asyncio.gather(*(one(i) for i in range(starts)))
+        ticker.stop()
+
+    run(main(), loop_kind)
+    assert [index for index, _ in passed] == list(range(starts))  # first come, first started
+    per_turn = Counter(turn for _, turn in passed)
+    assert max(per_turn.values()) == STARTS_PER_TURN
+    assert len(per_turn) >= starts // STARTS_PER_TURN  # spread over that many turns at least
+
+
+def test_a_lone_start_does_not_wait() -> None:
+    async def main() -> bool:
+        other_ran = False
+
+        def other() -> None:
+            nonlocal other_ran
+            other_ran = True
+
+        asyncio.get_running_loop().call_soon(other)
+        await start_turn()
+        return other_ran
+
+    assert asyncio.run(main()) is False  # returned without giving the loop a turn
+
+
+def test_a_start_cancelled_while_waiting_leaves_the_others_their_turns() -> None:
+    async def main() -> list[int]:
+        done: list[int] = []
+
+        async def one(index: int) -> None:
+            await start_turn()
+            done.append(index)
+
+        tasks = [asyncio.create_task(one(i)) for i in range(3 * STARTS_PER_TURN)]
+        await asyncio.sleep(0)  # all have asked; the first turn's are through
+        tasks[STARTS_PER_TURN + 1].cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return done
+
+    done = asyncio.run(main())
+    assert len(done) == 3 * STARTS_PER_TURN - 1
+    assert STARTS_PER_TURN + 1 not in done
+
+
+def run(coroutine: Coroutine[Any, Any, None], loop_kind: str) -> None:
+    if loop_kind == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coroutine)
+    else:
+        asyncio.run(coroutine)
