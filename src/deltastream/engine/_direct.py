@@ -40,6 +40,7 @@ _plain_types: dict[type[Any], bool] = {}
 _merged: dict[tuple[Any, ...], httpx2.Headers] = {}
 _MERGED_LIMIT = 256
 _CONTENT_LENGTH = "Content-Length"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})  # what has_redirect_location accepts
 
 
 def _plain_type(cls: type[Any]) -> bool:
@@ -111,7 +112,8 @@ def _finish(
     response.default_encoding = http._default_encoding
     if "set-cookie" in response.headers:
         http._cookies.extract_cookies(response)
-    if not response.has_redirect_location:
+    # httpx2's own test looks its codes up through an enum metaclass: first the cheap one.
+    if response.status_code not in _REDIRECTS or not response.has_redirect_location:
         return False
     # Rare: the rest is httpx2's own redirect loop, from where its send would be.
     if http.follow_redirects:

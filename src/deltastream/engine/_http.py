@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -361,7 +361,7 @@ def iter_body(response: httpx2.Response) -> Iterator[bytes]:
     content-encoded, straight from it: httpx2's decoder and chunker layers would add
     four objects and as many steps per read and change nothing."""
     body = response.extensions.get(BODY_EXTENSION)
-    if isinstance(body, Iterable) and _untouched(response):
+    if isinstance(body, httpx2.SyncByteStream) and _untouched(response):
         return iter(body)
     return response.iter_bytes()
 
@@ -369,7 +369,7 @@ def iter_body(response: httpx2.Response) -> Iterator[bytes]:
 def aiter_body(response: httpx2.Response) -> AsyncIterator[bytes]:
     """:func:`iter_body` for async responses."""
     body = response.extensions.get(BODY_EXTENSION)
-    if isinstance(body, AsyncIterable) and _untouched(response):
+    if isinstance(body, httpx2.AsyncByteStream) and _untouched(response):
         return aiter(body)
     return response.aiter_bytes()
 
