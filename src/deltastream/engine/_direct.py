@@ -33,7 +33,6 @@ __all__ = ["adirect_send", "build", "direct_send", "lane"]
 _httpx_log = logging.getLogger("httpx2")
 # The methods a client subclass could override to change what is sent.
 _SENDING = ("send", "_send_handling_auth", "_send_handling_redirects", "_send_single_request")
-_BASES: tuple[type[Any], ...] = (httpx2.Client, httpx2.AsyncClient)
 _plain_types: dict[type[Any], bool] = {}
 # (client headers, origin, request headers) -> the header list httpx2 would send, minus
 # Content-Length. A client has a handful of header sets; the bound is for the odd one.
