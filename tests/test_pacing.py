@@ -9,9 +9,13 @@ from collections import Counter
 from collections.abc import Coroutine
 from typing import Any
 
+import httpx2
+import openai
 import pytest
 
+import deltastream
 from deltastream.engine._pacing import STARTS_PER_TURN, start_turn
+from deltastream.transport import async_http_client
 
 
 class Ticker:
@@ -88,6 +92,51 @@ def test_a_start_cancelled_while_waiting_leaves_the_others_their_turns() -> None
     done = asyncio.run(main())
     assert len(done) == 3 * STARTS_PER_TURN - 1
     assert STARTS_PER_TURN + 1 not in done
+
+
+def _client(face: str, url: str, http: httpx2.AsyncClient) -> Any:
+    if face == "native":
+        return deltastream.AsyncClient(base_url=url, api_key="k", http_client=http)
+    if face == "drop-in":
+        return deltastream.AsyncOpenAI(base_url=url, api_key="k", http_client=http)
+    return deltastream.accelerate(openai.AsyncOpenAI(base_url=url, api_key="k", http_client=http))
+
+
+@pytest.mark.parametrize("face", ["native", "drop-in", "accelerated"])
+async def test_a_burst_of_real_requests_is_sent_a_few_per_turn(server_url: str, face: str) -> None:
+    ticker = Ticker()
+    ticker.start()
+    sent_in: list[int] = []  # the turn in which each request went to the transport
+
+    async def sent(request: httpx2.Request) -> None:
+        sent_in.append(ticker.turn)
+
+    http = async_http_client(event_hooks={"request": [sent], "response": []})
+    client = _client(face, server_url, http)
+    messages = [{"role": "user", "content": "hi"}]
+
+    async def one() -> None:
+        stream = await client.chat.completions.create(
+            model="m", messages=messages, stream=True, max_tokens=2
+        )
+        async with stream:
+            async for _ in stream:
+                pass
+
+    starts = 3 * STARTS_PER_TURN + 1
+    await asyncio.gather(*(one() for _ in range(starts)))
+    ticker.stop()
+    await http.aclose()
+    assert len(sent_in) == starts
+    assert max(Counter(sent_in).values()) <= STARTS_PER_TURN
+
+
+def test_outside_asyncio_nothing_is_paced() -> None:
+    # Another event loop (trio) drives the coroutine with no asyncio loop running.
+    for _ in range(2 * STARTS_PER_TURN):
+        coroutine = start_turn()
+        with pytest.raises(StopIteration):
+            coroutine.send(None)
 
 
 def run(coroutine: Coroutine[Any, Any, None], loop_kind: str) -> None:

@@ -22,6 +22,10 @@ def test_the_client_hooks_the_engine_overrides(cls: Any) -> None:
     assert all(p.kind is p.KEYWORD_ONLY for name, p in process.items() if name != "self")
     # called with each request just before it is sent
     assert list(inspect.signature(cls._prepare_request).parameters) == ["self", "request"]
+    # called with each attempt's options before the request is built (the async
+    # clients' start pacing waits there), returning the options to use
+    assert list(inspect.signature(cls._prepare_options).parameters) == ["self", "options"]
+    assert inspect.iscoroutinefunction(cls._prepare_options) is (cls is openai.AsyncOpenAI)
     # builds an event leniently, as openai's own streams do
     assert {"data", "cast_to", "response"} <= set(
         inspect.signature(cls._process_response_data).parameters

@@ -32,6 +32,7 @@ from openai.resources.responses import AsyncResponses, Responses
 from ..engine._deadlines import DEFAULT_TIMEOUT
 from ..engine._errors import APIError as EngineAPIError
 from ..engine._http import aensure_event_stream, ensure_event_stream
+from ..engine._pacing import start_turn
 from ..transport import async_http_client, sync_http_client
 from ._errors import translate
 from ._helpers import AsyncChatResource, AsyncResponsesResource, ChatResource, ResponsesResource
@@ -167,6 +168,10 @@ class AsyncEngine:
     def responses(self) -> AsyncResponses:
         return AsyncResponsesResource(self)  # type: ignore[arg-type]
 
+    async def _prepare_options(self, options: Any) -> Any:
+        await start_turn()  # before openai builds the request (see engine/_pacing.py)
+        return await super()._prepare_options(options)  # type: ignore[misc]
+
     async def _prepare_request(self, request: httpx2.Request) -> None:
         await super()._prepare_request(request)  # type: ignore[misc]
         _stamp(request)
@@ -260,6 +265,10 @@ def _accelerated_class(cls: type[Any]) -> type[Any]:
     methods: dict[str, Any]
     if issubclass(cls, openai.AsyncOpenAI):
 
+        async def aoptions(self: Any, options: Any) -> Any:
+            await start_turn()
+            return await cls._prepare_options(self, options)
+
         async def aprepare(self: Any, request: httpx2.Request) -> None:
             await cls._prepare_request(self, request)
             _stamp(request)
@@ -268,6 +277,7 @@ def _accelerated_class(cls: type[Any]) -> type[Any]:
             return await cls._process_response(self, **await _async_kwargs(kwargs))
 
         methods = {
+            "_prepare_options": aoptions,
             "_prepare_request": aprepare,
             "_process_response": aprocess,
             "chat": AsyncEngine.__dict__["chat"],
