@@ -86,9 +86,7 @@ class RequestOptions:
         if resend_stale:
             extensions[RESEND_STALE_EXTENSION] = True
         url = _parsed_url(self.url)
-        transport = None if content is None else lane(http, url, self.params)
-        if transport is not None:
-            assert content is not None
+        if content is not None and (transport := lane(http, url, self.params)) is not None:
             request = build(http, self.method, url, headers, content, timeouts, extensions)
             return request, transport
         request = http.build_request(

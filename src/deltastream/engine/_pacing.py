@@ -34,6 +34,16 @@ class _Gate:
         self.scheduled = False  # a call of _next_turn is queued
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
 
+    async def enter(self) -> None:
+        if self.used < STARTS_PER_TURN and not self.waiting:
+            self.used += 1
+            self._schedule()
+            return
+        future = self.loop.create_future()
+        self.waiting.append(future)
+        self._schedule()
+        await future
+
     def _next_turn(self) -> None:
         self.scheduled = False
         self.used = 0
@@ -65,11 +75,4 @@ async def start_turn() -> None:
     gate: _Gate | None = getattr(_local, "gate", None)
     if gate is None or gate.loop is not loop:
         gate = _local.gate = _Gate(loop)
-    if gate.used < STARTS_PER_TURN and not gate.waiting:
-        gate.used += 1
-        gate._schedule()
-        return
-    future = loop.create_future()
-    gate.waiting.append(future)
-    gate._schedule()
-    await future
+    await gate.enter()

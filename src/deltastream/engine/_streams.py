@@ -636,7 +636,7 @@ def _body_open(response: httpx2.Response) -> bool:
     """Whether more of the body may come: from our transports, not once it has ended
     (then there is nothing to drain, nor a deadline to set for it)."""
     body = response.extensions.get(BODY_EXTENSION)
-    return getattr(body, "holds_connection", True) is not False
+    return bool(getattr(body, "holds_connection", True))
 
 
 def _drain(body: Iterator[bytes]) -> None:
