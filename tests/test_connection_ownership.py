@@ -3,8 +3,11 @@ connections back (or close them) on every path. Against the real local server.""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx2
 import pytest
@@ -87,3 +90,75 @@ async def test_a_stream_ending_after_the_client_closed_closes_its_connection_asy
     await client.close()
     await stream.until_done()
     assert wait_for_open_connections(private_url, 0, within=1.0) == 0
+
+
+@pytest.fixture
+def no_collector() -> Iterator[None]:
+    """Reference counting alone: an object in a reference cycle stays until the cyclic
+    collector runs, which these tests keep from running."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+SYNC_FACES: dict[str, Callable[[str], Any]] = {
+    "native": lambda url: deltastream.Client(base_url=url),
+    "drop-in": lambda url: deltastream.OpenAI(base_url=url, api_key="unused"),
+}
+ASYNC_FACES: dict[str, Callable[[str], Any]] = {
+    "native": lambda url: deltastream.AsyncClient(base_url=url),
+    "drop-in": lambda url: deltastream.AsyncOpenAI(base_url=url, api_key="unused"),
+}
+
+
+@pytest.mark.parametrize("face", SYNC_FACES)
+def test_leaving_a_loop_over_a_stream_closes_its_connection_at_once(
+    private_url: str, face: str, no_collector: None
+) -> None:
+    with SYNC_FACES[face](private_url) as client:
+        stream: Any = client.chat.completions.create(model="m", messages=STORY, stream=True)
+        for i, _chunk in enumerate(stream):
+            if i == 2:
+                break
+        assert wait_for_open_connections(private_url, 1, within=1.0) == 1
+        del stream  # abandoned mid-answer: its generator ends, and the body with it
+        assert wait_for_open_connections(private_url, 0, within=1.0) == 0
+        # The loop alone held the stream: leaving it lets go of everything.
+        for i, _chunk in enumerate(
+            client.chat.completions.create(model="m", messages=STORY, stream=True)
+        ):
+            if i == 2:
+                break
+        assert wait_for_open_connections(private_url, 0, within=1.0) == 0
+
+
+@pytest.mark.parametrize("face", ASYNC_FACES)
+async def test_leaving_a_loop_over_a_stream_closes_its_connection_at_once_async(
+    private_url: str, face: str, no_collector: None
+) -> None:
+    async with ASYNC_FACES[face](private_url) as client:
+        stream: Any = await client.chat.completions.create(model="m", messages=STORY, stream=True)
+        i = 0
+        async for _chunk in stream:
+            i += 1
+            if i == 3:
+                break
+        del stream  # the loop finalizes the generator in a task of its own
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+        assert wait_for_open_connections(private_url, 0, within=1.0) == 0
+
+
+def test_a_stream_iterated_after_its_object_is_gone_reads_to_the_end(private_url: str) -> None:
+    """The generator a loop holds works on when nothing else holds its stream."""
+    with deltastream.Client(base_url=private_url) as client:
+        reference = "".join(
+            client.chat.completions.create(model="m", messages=STORY, stream=True).text_deltas()
+        )
+        chunks = iter(client.chat.completions.create(model="m", messages=STORY, stream=True))
+        gc.collect()
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == reference

@@ -102,6 +102,19 @@ class _StreamBase(Generic[T]):
         self._max_resumes = 0
         self._response_id: str | None = None
 
+    def _twin(self) -> Self:
+        """Another instance of this stream's class over the same state (the very same
+        ``__dict__``), for the stream's generator to run on. A generator running on the
+        stream itself would close a cycle (stream, generator, stream) that only the
+        cyclic collector breaks: a stream left in the middle of an answer would keep
+        its connection open until the collector happened to run. The generator lives in
+        a slot (``_items``), outside the shared dict, so nothing the twin holds leads
+        back to it: the stream and its generator go as soon as nothing holds them, and
+        a loop that holds only the generator still has all it needs."""
+        twin = object.__new__(type(self))
+        twin.__dict__ = self.__dict__
+        return twin
+
     def _resume_point(self) -> tuple[str, int | None] | None:
         """(response id, last sequence number handed over) to open a resumable stream
         again from, after its connection ended early or went silent past ``idle``; None
@@ -215,6 +228,8 @@ class _StreamBase(Generic[T]):
 class BaseStream(_StreamBase[T]):
     """A streamed response, iterated synchronously. Use it as a context manager."""
 
+    __slots__ = ("_items",)  # see _StreamBase._twin
+
     def __init__(
         self,
         response: httpx2.Response,
@@ -240,7 +255,7 @@ class BaseStream(_StreamBase[T]):
         self._resume = resume
         self._finished = finished
         self._max_resumes, self._response_id = max_resumes, response_id
-        self._items = self._iter_items()
+        self._items = self._twin()._iter_items()
 
     def __iter__(self) -> Iterator[T]:
         return self._items
@@ -400,6 +415,8 @@ class BaseStream(_StreamBase[T]):
 class BaseAsyncStream(_StreamBase[T]):
     """A streamed response, iterated with ``async for``. Use ``async with``."""
 
+    __slots__ = ("_items",)  # see _StreamBase._twin
+
     def __init__(
         self,
         response: httpx2.Response,
@@ -419,7 +436,7 @@ class BaseAsyncStream(_StreamBase[T]):
         self._resume = resume
         self._finished = finished
         self._max_resumes, self._response_id = max_resumes, response_id
-        self._items = self._iter_items()
+        self._items = self._twin()._iter_items()
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._items
