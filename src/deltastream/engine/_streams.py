@@ -365,6 +365,7 @@ class BaseStream(_StreamBase[T]):
                         if fed or any_bytes:
                             watch.progress(now)
                         metrics.on_read(now, len(data), fed)
+                        del data  # not held while the next read waits
                         if fed:
                             watch.pause()
                             for item in items:
@@ -540,6 +541,7 @@ class BaseAsyncStream(_StreamBase[T]):
                         if fed or any_bytes:
                             watch.progress(now)
                         metrics.on_read(now, len(data), fed)
+                        del data  # not held while the next read waits
                         if fed:
                             watch.pause()
                             for item in items:

@@ -162,6 +162,7 @@ class _ResponseBody(httpx2.AsyncByteStream):
         first = state.take_first()
         if first:
             yield first
+        del first  # an open stream holds no bytes between reads
         conn = state.conn
         if conn is None:
             return
@@ -170,12 +171,12 @@ class _ResponseBody(httpx2.AsyncByteStream):
             timeout = timeouts_of(self._request).get("read")
             while True:
                 try:
-                    data = await read(timeout)
+                    body, ended = state.step(await read(timeout))
                 except TimeoutError as exc:
                     raise httpx2.ReadTimeout("timed out reading the body") from exc
-                body, ended = state.step(data)
                 if body:
                     yield body
+                    body = b""  # not held while the next read waits
                 if ended:
                     return
         except BaseException:

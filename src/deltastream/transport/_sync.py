@@ -207,6 +207,7 @@ class _ResponseBody(httpx2.SyncByteStream):
         first = state.take_first()
         if first:
             yield first
+        del first  # an open stream holds no bytes between reads
         conn = state.conn
         if conn is None:
             return
