@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import deltastream
 import deltastream.native
 from deltastream.engine._accumulate import ResponseAccumulator
-from deltastream.engine._decode import EventDecodeError, decode_response_event
+from deltastream.engine._decode import EventDecodeError, decode_chat_event, decode_response_event
 from deltastream.engine.types import (
     Response,
     ResponseStreamEvent,
@@ -102,6 +103,20 @@ def test_known_events_of_a_loose_shape_are_converted_and_bad_json_raises() -> No
 def test_unknown_fields_survive_to_dict() -> None:
     payload = lifecycle("response.created", status="queued", brand_new={"k": 1})
     assert decode(payload).to_dict() == payload
+
+
+def test_decoded_objects_keep_their_json_in_a_slot_and_are_not_tracked_by_the_gc() -> None:
+    """A stream makes one of these per event: a __dict__ each would cost more than the
+    object, and each would count towards the cyclic collector's next pass."""
+    chunk = decode_chat_event(
+        b'{"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+        b'"choices":[],"x_new":1}'
+    )
+    payload = lifecycle("response.created", status="queued")
+    for decoded in (chunk, decode(payload)):
+        assert not hasattr(decoded, "__dict__")
+        assert not gc.is_tracked(decoded)
+    assert chunk.to_dict()["x_new"] == 1
 
 
 # -- accumulation ----------------------------------------------------------------------

@@ -71,7 +71,7 @@ def decode_chat_event(raw: bytes) -> ChatCompletionChunk:
         chunk = _decode_leniently(raw, ChatCompletionChunk)
     except (msgspec.DecodeError, UnicodeDecodeError):  # see parse_json
         chunk = _decode_leniently(raw, ChatCompletionChunk)
-    setattr(chunk, "_raw", raw)  # noqa: B010 - RawModel has a __dict__ for exactly this
+    setattr(chunk, "_raw", raw)  # noqa: B010 - RawModel has a slot for exactly this
     if chunk._error:
         raise InBandError(chunk)
     return chunk

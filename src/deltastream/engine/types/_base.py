@@ -36,11 +36,18 @@ class BaseModel(
         return self.to_json()
 
 
-class RawModel(BaseModel, kw_only=True, dict=True, gc=True):
+class _RawSlot:
+    # The raw JSON in a slot: a per-object __dict__ would cost more than the object
+    # itself (~300 bytes), and make every chunk one more object for the cyclic
+    # collector to track (a slot holding bytes cannot close a cycle).
+    __slots__ = ("_raw",)
+
+
+class RawModel(BaseModel, _RawSlot, kw_only=True, gc=False):
     """A top-level object that remembers the JSON it was decoded from (``_raw``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        raw: bytes | None = self.__dict__.get("_raw")
+        raw: bytes | None = getattr(self, "_raw", None)
         if raw is None:
             return super().to_dict()
         try:
