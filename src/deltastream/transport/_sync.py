@@ -217,14 +217,14 @@ class _ResponseBody(httpx2.SyncByteStream):
             sock.settimeout(timeouts_of(self._request).get("read"))
             while True:
                 try:
-                    data = recv(READ_SIZE)
+                    body, ended = state.step(recv(READ_SIZE))
                 except TimeoutError as exc:
                     raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
                 except OSError as exc:
                     raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
-                body, ended = state.step(data)
                 if body:
                     yield body
+                    body = b""  # not held while the next read waits
                 if ended:
                     return
         except BaseException:
