@@ -147,8 +147,7 @@ async def test_leaving_a_loop_over_a_stream_closes_its_connection_at_once_async(
             if i == 3:
                 break
         del stream  # the loop finalizes the generator in a task of its own
-        for _ in range(5):
-            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # (wait_for_open_connections blocks the loop)
         assert wait_for_open_connections(private_url, 0, within=1.0) == 0
 
 
