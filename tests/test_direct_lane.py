@@ -15,7 +15,7 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream.engine._direct import lane
+from deltastream.engine._direct import build, lane
 from deltastream.transport import sync_http_client
 
 from ._helpers import chunk_json, sse_body
@@ -248,4 +248,30 @@ def test_a_transport_error_carries_its_request() -> None:
     cause = caught.value.__cause__
     assert isinstance(cause, httpx2.ConnectError)
     assert cause.request.url == "http://127.0.0.1:9/v1/chat/completions"
+    client.close()
+
+
+def _state(obj: object) -> dict[str, Any]:
+    """An httpx2 object's attributes, headers as their (name, lowered, value) list."""
+    found = dict(vars(obj))
+    for name, value in list(found.items()):
+        if isinstance(value, httpx2.Headers):
+            found[name] = (value._list, value.encoding)
+        elif isinstance(value, httpx2.ByteStream):
+            found[name] = b"".join(value)
+    return found
+
+
+def test_the_request_built_by_hand_is_the_one_httpx2_builds() -> None:
+    # build() sets a Request's attributes itself rather than run its constructor: a
+    # release of httpx2 that adds or renames one must fail here, not in a user's code.
+    client = deltastream.Client(base_url="http://127.0.0.1:9/v1", api_key="k")
+    url = httpx2.URL("http://127.0.0.1:9/v1/chat/completions")
+    content = b'{"model":"m"}'
+    timeout = httpx2.Timeout(5.0)
+    ours = build(client._http, "POST", url, {"X-Trace": "1"}, content, timeout, {})
+    theirs = client._http.build_request(
+        "POST", url, headers={"X-Trace": "1"}, content=content, timeout=timeout
+    )
+    assert _state(ours) == _state(theirs)
     client.close()

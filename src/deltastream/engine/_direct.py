@@ -36,9 +36,11 @@ _SENDING = ("send", "_send_handling_auth", "_send_handling_redirects", "_send_si
 _plain_types: dict[type[Any], bool] = {}
 # (client headers, origin, request headers) -> the header list httpx2 would send, minus
 # Content-Length. A client has a handful of header sets; the bound is for the odd one.
-_merged: dict[tuple[Any, ...], httpx2.Headers] = {}
+_merged: dict[tuple[Any, ...], tuple[list[tuple[bytes, bytes, bytes]], str]] = {}
 _MERGED_LIMIT = 256
 _CONTENT_LENGTH = "Content-Length"
+_Headers = httpx2.Headers
+_Request = httpx2.Request
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})  # what has_redirect_location accepts
 
 
@@ -83,21 +85,29 @@ def build(
     extensions: dict[str, Any],
 ) -> httpx2.Request:
     """The request ``http.build_request`` would make with ``content=content``."""
-    key = (tuple(http._headers.raw), url.netloc, method, tuple(headers.items()))
+    key = (tuple(http._headers._list), url.netloc, method, tuple(headers.items()))
     merged = _merged.get(key)
     if merged is None:
         model = http.build_request(method, url, headers=headers, content=b"")
-        merged = httpx2.Headers(model.headers)
-        del merged[_CONTENT_LENGTH]
+        del model.headers[_CONTENT_LENGTH]
+        merged = (model.headers._list, model.headers.encoding)
         if len(_merged) >= _MERGED_LIMIT:
             _merged.clear()
         _merged[key] = merged
-    sent = httpx2.Headers(merged)
-    sent[_CONTENT_LENGTH] = str(len(content))
+    header_list, encoding = merged
+    sent = _Headers.__new__(_Headers)
+    sent._list = [*header_list, (b"Content-Length", b"content-length", b"%d" % len(content))]
+    sent._encoding = encoding
     extensions["timeout"] = timeout.as_dict()
-    request = httpx2.Request(
-        method, url, headers=sent, stream=httpx2.ByteStream(content), extensions=extensions
-    )
+    # What httpx2.Request(method, url, headers=sent, stream=ByteStream(content),
+    # extensions=extensions) sets, without its checks and copies: every part is
+    # known good (tests/test_direct_lane.py holds the two to the same attributes).
+    request = _Request.__new__(_Request)
+    request.method = method
+    request.url = url
+    request.headers = sent
+    request.extensions = extensions
+    request.stream = httpx2.ByteStream(content)
     request._content = content
     return request
 
