@@ -18,7 +18,9 @@ import httpx2
 import pytest
 
 import deltastream
-from deltastream.transport._common import NetworkStream
+from deltastream.transport import BODY_EXTENSION
+from deltastream.transport._common import NetworkStream, make_response
+from deltastream.transport._h1 import ResponseHead
 from deltastream.transport._sync import HTTP11Transport
 
 from ._raw_server import (
@@ -859,3 +861,38 @@ def test_a_chat_stream_from_the_local_server(server_url: str, http_client: str) 
             assert final.choices[0].message.content == text
             assert final.choices[0].finish_reason == "stop"
     assert sockets[0] is sockets[1]  # the second stream reused the first one's connection
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Id: a\r\nX-Id: b\r\n\r\n",
+        b"HTTP/1.1 404 Not Found\r\nX-Note: caf\xc3\xa9\r\n\r\n",  # not ASCII
+    ],
+)
+def test_the_response_built_by_hand_is_the_one_httpx2_builds(raw: bytes) -> None:
+    # make_response sets a Response's attributes itself rather than run its
+    # constructor: a release of httpx2 that adds or renames one must fail here.
+    parsed = ResponseHead.parse(raw)
+    assert parsed is not None
+    head = parsed[0]
+    network = NetworkStream(None)
+    body = httpx2.ByteStream(b"")
+    ours = make_response(head, body, network)
+    theirs = httpx2.Response(
+        head.status,
+        headers=head.headers,
+        stream=body,
+        extensions={
+            "http_version": head.http_version,
+            "reason_phrase": head.reason,
+            "network_stream": network,
+            BODY_EXTENSION: body,
+        },
+    )
+    state = dict(vars(ours))
+    expected = dict(vars(theirs))
+    assert state.pop("headers")._list == expected.pop("headers")._list
+    assert state == expected
+    assert ours.headers.encoding == theirs.headers.encoding
+    assert ours.headers.multi_items() == theirs.headers.multi_items()

@@ -143,22 +143,38 @@ C = TypeVar("C")
 def make_response(
     head: ResponseHead, stream: Any, network_stream: NetworkStream
 ) -> httpx2.Response:
-    """The ``httpx2.Response`` for a parsed head, its body ``stream`` the body's."""
-    response = httpx2.Response(
-        head.status,
-        headers=head.headers,
-        stream=stream,
-        extensions={
-            "http_version": head.http_version,
-            "reason_phrase": head.reason,
-            "network_stream": network_stream,
-            BODY_EXTENSION: stream,
-        },
-    )
-    if head.all_ascii:
-        # What httpx2 would find by decoding every header on the first lookup.
-        response.headers.encoding = "ascii"
+    """The ``httpx2.Response`` for a parsed head, its body ``stream`` the body's.
+
+    What ``httpx2.Response(status, headers=..., stream=stream, extensions=...)`` sets,
+    without its copies and checks: the head was parsed here, so its header list is
+    already the bytes httpx2 would store (tests/test_transport_response.py holds the
+    two to the same attributes)."""
+    headers = _Headers.__new__(_Headers)
+    headers._list = [(name, name.lower(), value) for name, value in head.headers]
+    # What httpx2 would find by decoding every header on the first lookup.
+    headers._encoding = "ascii" if head.all_ascii else None
+    response = _Response.__new__(_Response)
+    response.status_code = head.status
+    response.headers = headers
+    response._request = None
+    response.next_request = None
+    response.extensions = {
+        "http_version": head.http_version,
+        "reason_phrase": head.reason,
+        "network_stream": network_stream,
+        BODY_EXTENSION: stream,
+    }
+    response.history = []
+    response.is_closed = False
+    response.is_stream_consumed = False
+    response.default_encoding = "utf-8"
+    response.stream = stream
+    response._num_bytes_downloaded = 0
     return response
+
+
+_Headers = httpx2.Headers
+_Response = httpx2.Response
 
 
 class BodyState(Generic[C]):
