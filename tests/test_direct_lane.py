@@ -17,6 +17,7 @@ import pytest
 import deltastream
 from deltastream.engine._direct import build, lane
 from deltastream.transport import sync_http_client
+from deltastream.transport._common import PREPARED_HEAD, outgoing
 
 from ._helpers import chunk_json, sse_body
 from ._raw_server import Reply, Seen, Serve, response
@@ -273,5 +274,22 @@ def test_the_request_built_by_hand_is_the_one_httpx2_builds() -> None:
     theirs = client._http.build_request(
         "POST", url, headers={"X-Trace": "1"}, content=content, timeout=timeout
     )
-    assert _state(ours) == _state(theirs)
+    state = _state(ours)
+    prepared = state.pop(PREPARED_HEAD)
+    assert state == _state(theirs)
+    # The head it carries, encoded once per URL and header set, is the one the
+    # transport would encode from httpx2's request.
+    assert (prepared.method, prepared.head, False, prepared.asks_close) == outgoing(theirs, None)
+    client.close()
+
+
+def test_a_redirect_does_not_inherit_the_prepared_head(serve: Serve) -> None:
+    # httpx2 copies a request's extensions into the redirect's request: the prepared
+    # head (of the first URL) must not go with them.
+    server = serve(_redirecting)
+    client = deltastream.Client(base_url=f"{server.url}/v1", api_key="k")
+    assert text_of(client) == "hi"
+    first, second = server.seen
+    assert first.target == "/v1/chat/completions"
+    assert second.target == "/v2/chat/completions"
     client.close()

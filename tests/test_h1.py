@@ -17,6 +17,7 @@ from deltastream.transport._h1 import (
     BodyDecoder,
     ResponseHead,
     ResponseStart,
+    asks_to_close,
     encode_chunk,
     request_head,
 )
@@ -759,7 +760,8 @@ def test_response_start_reusable(
     response_headers: bytes, request_headers: list[tuple[bytes, bytes]], expected: bool
 ) -> None:
     head = make_head(b"Content-Length: 0\r\n" + response_headers)
-    assert ResponseStart(b"GET").reusable(head, request_headers) is expected
+    asks_close = asks_to_close(request_headers)
+    assert ResponseStart(b"GET").reusable(head, asks_close) is expected
 
 
 # --- properties --------------------------------------------------------------------

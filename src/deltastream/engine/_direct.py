@@ -27,6 +27,8 @@ import httpx2
 from httpx2._client import BoundAsyncStream, BoundSyncStream, ClientState
 
 from ..transport import AsyncHTTP11Transport, HTTP11Transport
+from ..transport._common import PREPARED_HEAD, PreparedHead
+from ..transport._h1 import asks_to_close, declares_chunked, request_head
 
 __all__ = ["adirect_send", "build", "direct_send", "lane"]
 
@@ -34,9 +36,9 @@ _httpx_log = logging.getLogger("httpx2")
 # The methods a client subclass could override to change what is sent.
 _SENDING = ("send", "_send_handling_auth", "_send_handling_redirects", "_send_single_request")
 _plain_types: dict[type[Any], bool] = {}
-# (client headers, origin, request headers) -> the header list httpx2 would send, minus
-# Content-Length. A client has a handful of header sets; the bound is for the odd one.
-_merged: dict[tuple[Any, ...], tuple[list[tuple[bytes, bytes, bytes]], str]] = {}
+# (URL, method, client headers, request headers) -> what those requests share (see
+# _Template). A client has a handful of each; the bound is for the odd one.
+_merged: dict[tuple[Any, ...], _Template] = {}
 _MERGED_LIMIT = 256
 _CONTENT_LENGTH = "Content-Length"
 _Headers = httpx2.Headers
@@ -85,19 +87,19 @@ def build(
     extensions: dict[str, Any],
 ) -> httpx2.Request:
     """The request ``http.build_request`` would make with ``content=content``."""
-    key = (tuple(http._headers._list), url.netloc, method, tuple(headers.items()))
+    # The URL by identity (``_http`` keeps one object per URL string): its entry holds
+    # it, so the id cannot pass to another URL while the entry lives.
+    key = (id(url), method, tuple(http._headers._list), tuple(headers.items()))
     merged = _merged.get(key)
     if merged is None:
-        model = http.build_request(method, url, headers=headers, content=b"")
-        del model.headers[_CONTENT_LENGTH]
-        merged = (model.headers._list, model.headers.encoding)
+        merged = _template(http, method, url, headers)
         if len(_merged) >= _MERGED_LIMIT:
             _merged.clear()
         _merged[key] = merged
-    header_list, encoding = merged
     sent = _Headers.__new__(_Headers)
-    sent._list = [*header_list, (b"Content-Length", b"content-length", b"%d" % len(content))]
-    sent._encoding = encoding
+    length = b"%d" % len(content)
+    sent._list = [*merged.header_list, (b"Content-Length", b"content-length", length)]
+    sent._encoding = merged.encoding
     extensions["timeout"] = timeout.as_dict()
     # What httpx2.Request(method, url, headers=sent, stream=ByteStream(content),
     # extensions=extensions) sets, without its checks and copies: every part is
@@ -109,7 +111,47 @@ def build(
     request.extensions = extensions
     request.stream = httpx2.ByteStream(content)
     request._content = content
+    if merged.head_start is not None:
+        head = merged.head_start + b"Content-Length: " + length + b"\r\n\r\n"
+        setattr(request, PREPARED_HEAD, PreparedHead(merged.method, head, merged.asks_close))
     return request
+
+
+class _Template:
+    """What every request with one key shares: httpx2's merged header list (without
+    Content-Length), and the head those headers encode to, up to Content-Length."""
+
+    __slots__ = ("asks_close", "encoding", "head_start", "header_list", "method", "url")
+
+    def __init__(
+        self,
+        url: httpx2.URL,
+        method: bytes,
+        headers: httpx2.Headers,
+    ) -> None:
+        self.url = url  # held: the key has its id
+        self.method = method
+        self.header_list = headers._list
+        self.encoding = headers.encoding
+        raw = headers.raw
+        self.asks_close = asks_to_close(raw)
+        self.head_start: bytes | None = None
+        if not declares_chunked(raw):
+            # Else the transport encodes it, and raises, as for any request.
+            with contextlib.suppress(httpx2.LocalProtocolError):
+                # The head without its blank line; each request adds Content-Length.
+                self.head_start = request_head(method, url.raw_path, raw)[:-2]
+
+
+def _template(
+    http: httpx2.Client | httpx2.AsyncClient,
+    method: str,
+    url: httpx2.URL,
+    headers: Mapping[str, str],
+) -> _Template:
+    model = http.build_request(method, url, headers=headers, content=b"")
+    del model.headers[_CONTENT_LENGTH]
+    return _Template(url, method.encode("ascii"), model.headers)
 
 
 def _finish(

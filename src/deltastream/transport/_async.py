@@ -38,11 +38,11 @@ from ._common import (
     may_resend,
     nothing_came,
     origin_of,
-    request_headers,
+    outgoing,
     timeouts_of,
 )
 from ._dial import adial, aresolve
-from ._h1 import ResponseStart, declares_chunked, encode_chunk, request_head
+from ._h1 import ResponseStart, encode_chunk
 from ._pool import Origin, Slots
 from ._proxy import ProxyRoute, TunnelReply
 from ._tls import TLSConfig
@@ -329,17 +329,14 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
     ) -> httpx2.Response:
         """See ``HTTP11Transport._exchange``."""
         timeouts = timeouts_of(request)
-        method = request.method.encode("ascii")
-        headers = request_headers(request)
-        target = request.url.raw_path
-        if self._proxy is not None and conn.origin[0] == b"http":
-            target, headers = self._proxy.forward(request.url, headers)
+        forward = self._proxy.forward if self._proxy and conn.origin[0] == b"http" else None
         channel = conn.channel
-        start = ResponseStart(method)
         send_error: httpx2.TransportError | None = None
         try:
+            method, head_bytes, chunked, asks_close = outgoing(request, forward)
+            start = ResponseStart(method)
             try:
-                await _send(channel, request, method, target, headers, timeouts.get("write"))
+                await _send(channel, request, head_bytes, chunked, timeouts.get("write"))
             except (httpx2.WriteError, httpx2.WriteTimeout) as exc:
                 if not channel.answered():
                     if resend and isinstance(exc, httpx2.WriteError):
@@ -370,7 +367,7 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
             raise
         head, decoder, first = started
         # After an early answer the server has not read the rest of the request.
-        reusable = start.reusable(head, headers) and send_error is None
+        reusable = start.reusable(head, asks_close) and send_error is None
         state = BodyState(conn, decoder, first, reusable, pool.release)
         if decoder.complete:  # nothing more to read: the connection is free now
             state.finish(reusable and not decoder.leftover)
@@ -390,13 +387,10 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
 async def _send(
     channel: Channel,
     request: httpx2.Request,
-    method: bytes,
-    target: bytes,
-    headers: list[tuple[bytes, bytes]],
+    head: bytes,
+    chunked: bool,
     time_limit: float | None,
 ) -> None:
-    head = request_head(method, target, headers)
-    chunked = declares_chunked(headers)
     body = request.stream
     try:
         if isinstance(body, httpx2.ByteStream) and not chunked:

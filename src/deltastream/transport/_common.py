@@ -12,7 +12,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 import httpx2
 
-from ._h1 import BodyDecoder, ResponseHead
+from ._h1 import BodyDecoder, ResponseHead, asks_to_close, declares_chunked, request_head
 from ._pool import Origin
 
 __all__ = [
@@ -21,11 +21,13 @@ __all__ = [
     "RESEND_STALE_EXTENSION",
     "BodyState",
     "NetworkStream",
+    "PreparedHead",
     "StaleConnection",
     "default_limits",
     "make_response",
     "may_resend",
     "nothing_came",
+    "outgoing",
     "origin_of",
     "request_headers",
     "shutdown_socket",
@@ -73,7 +75,41 @@ def timeouts_of(request: httpx2.Request) -> dict[str, float | None]:
 
 
 def request_headers(request: httpx2.Request) -> list[tuple[bytes, bytes]]:
-    return [(name, value) for name, value in request.headers.raw]
+    return request.headers.raw  # a new list each time
+
+
+class PreparedHead:
+    """A request's head, encoded by whoever built the request (the engine's direct
+    lane, which encodes the part shared by every request to a URL once). Set on the
+    request as ``PREPARED_HEAD``: an attribute, not an extension, so a request made
+    from it (a redirect, which copies extensions) does not inherit it."""
+
+    __slots__ = ("asks_close", "head", "method")
+
+    def __init__(self, method: bytes, head: bytes, asks_close: bool) -> None:
+        self.method = method
+        self.head = head  # ends with the blank line; the body has a Content-Length
+        self.asks_close = asks_close
+
+
+PREPARED_HEAD = "_deltastream_head"
+
+
+def outgoing(
+    request: httpx2.Request, forward: Callable[..., Any] | None
+) -> tuple[bytes, bytes, bool, bool]:
+    """(method, head, chunked, asks_close) of ``request``. ``forward``: the proxy's
+    rewrite of the target and headers, for a request forwarded through it."""
+    prepared: PreparedHead | None = getattr(request, PREPARED_HEAD, None)
+    if prepared is not None and forward is None:
+        return prepared.method, prepared.head, False, prepared.asks_close
+    method = request.method.encode("ascii")
+    headers = request_headers(request)
+    target = request.url.raw_path
+    if forward is not None:
+        target, headers = forward(request.url, headers)
+    chunked = declares_chunked(headers)
+    return method, request_head(method, target, headers), chunked, asks_to_close(headers)
 
 
 def may_resend(request: httpx2.Request) -> bool:

@@ -24,6 +24,7 @@ __all__ = [
     "BodyDecoder",
     "ResponseHead",
     "ResponseStart",
+    "asks_to_close",
     "declares_chunked",
     "encode_chunk",
     "request_head",
@@ -66,6 +67,14 @@ def declares_chunked(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     )
 
 
+def asks_to_close(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the request's headers ask the server to close the connection after it."""
+    return any(
+        len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower()
+        for name, value in headers
+    )
+
+
 def encode_chunk(data: bytes) -> bytes:
     """``data`` as one HTTP/1.1 chunk, for request bodies of unknown length."""
     return b"%x\r\n%s\r\n" % (len(data), data)
@@ -95,7 +104,10 @@ class ResponseHead:
         for name, value in headers:
             if len(name) in _FRAMING_LENGTHS and (key := name.lower()) in _FRAMING:
                 tokens = framing.setdefault(key, [])
-                tokens.extend(part.strip().lower() for part in value.split(b","))
+                if b"," in value:
+                    tokens.extend(part.strip().lower() for part in value.split(b","))
+                else:
+                    tokens.append(value.strip().lower())
         self._framing = framing
 
     @classmethod
@@ -244,6 +256,11 @@ class BodyDecoder:
                 pos = _whole_chunks(buffer, pos, parts)
                 if pos >= size:
                     break
+                if buffer.startswith(_LAST_CHUNK, pos):  # the usual end: no trailers
+                    self.complete = True
+                    self.leftover = buffer[pos + len(_LAST_CHUNK) :]
+                    pos = size
+                    break
             if remaining:
                 take = remaining if remaining <= size - pos else size - pos
                 parts.append(buffer[pos : pos + take])
@@ -295,6 +312,7 @@ class BodyDecoder:
 
 
 _X = (b"x", b"X")
+_LAST_CHUNK = b"0\r\n\r\n"
 _SIZES: dict[bytes, int] = {}  # size lines seen, parsed: token events repeat their sizes
 _SIZES_KEPT = 4096
 
@@ -359,12 +377,9 @@ class ResponseStart:
         rest, self._buffer = self._buffer, b""
         return head, decoder, decoder.feed(rest) if rest else b""
 
-    def reusable(self, head: ResponseHead, request_headers: list[tuple[bytes, bytes]]) -> bool:
-        """Whether the connection may carry another request after this response."""
-        asks_close = any(
-            len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower()
-            for name, value in request_headers
-        )
+    def reusable(self, head: ResponseHead, asks_close: bool) -> bool:
+        """Whether the connection may carry another request after this response
+        (``asks_close``: the request said ``Connection: close``)."""
         if head.values(b"transfer-encoding") and (
             head.http_version == b"HTTP/1.0" or head.values(b"content-length")
         ):

@@ -54,12 +54,12 @@ from ._common import (
     may_resend,
     nothing_came,
     origin_of,
-    request_headers,
+    outgoing,
     shutdown_socket,
     timeouts_of,
 )
 from ._dial import dial, resolve
-from ._h1 import ResponseStart, declares_chunked, encode_chunk, request_head
+from ._h1 import ResponseStart, encode_chunk
 from ._pool import Origin, Slots
 from ._proxy import ProxyRoute, TunnelReply
 from ._tls import TLSConfig
@@ -319,17 +319,14 @@ class HTTP11Transport(httpx2.BaseTransport):
         connection is a reused one and the request may go out again if it was stale
         (raises ``StaleConnection``)."""
         timeouts = timeouts_of(request)
-        method = request.method.encode("ascii")
-        headers = request_headers(request)
-        target = request.url.raw_path
-        if self._proxy is not None and conn.origin[0] == b"http":
-            target, headers = self._proxy.forward(request.url, headers)
+        forward = self._proxy.forward if self._proxy and conn.origin[0] == b"http" else None
         sock = conn.sock
-        start = ResponseStart(method)
         send_error: httpx2.TransportError | None = None
         try:
+            method, head_bytes, chunked, asks_close = outgoing(request, forward)
+            start = ResponseStart(method)
             try:
-                _send(sock, request, method, target, headers, timeouts.get("write"))
+                _send(sock, request, head_bytes, chunked, timeouts.get("write"))
             except (httpx2.WriteError, httpx2.WriteTimeout) as exc:
                 if not readable_now(sock):
                     if resend and isinstance(exc, httpx2.WriteError):
@@ -362,7 +359,7 @@ class HTTP11Transport(httpx2.BaseTransport):
             raise
         head, decoder, first = started
         # After an early answer the server has not read the rest of the request.
-        reusable = start.reusable(head, headers) and send_error is None
+        reusable = start.reusable(head, asks_close) and send_error is None
         state = BodyState(conn, decoder, first, reusable, self._pool.release)
         if decoder.complete:  # nothing more to read: the connection is free now
             state.finish(reusable and not decoder.leftover)
@@ -376,14 +373,11 @@ class HTTP11Transport(httpx2.BaseTransport):
 def _send(
     sock: socket.socket,
     request: httpx2.Request,
-    method: bytes,
-    target: bytes,
-    headers: list[tuple[bytes, bytes]],
+    head: bytes,
+    chunked: bool,
     timeout: float | None,
 ) -> None:
     sock.settimeout(timeout)
-    head = request_head(method, target, headers)
-    chunked = declares_chunked(headers)
     body = request.stream
     try:
         if isinstance(body, httpx2.ByteStream) and not chunked:
