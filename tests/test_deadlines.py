@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import Any
@@ -133,3 +134,51 @@ def test_equal_to_httpxs_timeout_when_it_bounds_the_same() -> None:
     assert Timeout(5.0, total=9.0) != httpx2.Timeout(5.0)
     assert Timeout(5.0, comments_count=True) != httpx2.Timeout(5.0)
     assert Timeout(5.0) != httpx2.Timeout(6.0)
+
+
+class _Exploding:
+    """A stream target whose shutdown fails in a way nothing expects."""
+
+    def shutdown(self, how: int) -> None:
+        raise RuntimeError("boom")
+
+
+def test_a_watchdog_thread_that_dies_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The thread is started by the first watch and then only checked for being None:
+    # if it dies, it must say so, or no deadline would ever be enforced again.
+    monkeypatch.setattr("threading.excepthook", lambda args: None)
+    doomed = Watch(Timeout(first_token=0.01), time.monotonic(), _Exploding())
+    watchdog.watch(doomed)
+    deadline = time.monotonic() + 5
+    while watchdog._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert watchdog._thread is None
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        watch = Watch(Timeout(first_token=0.05), time.monotonic(), reader)
+        watchdog.watch(watch)
+        reader.settimeout(10)
+        assert reader.recv(10) == b""  # a new thread shut it down
+        assert watch.expired == ("first_token", 0.05)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_enforces_deadlines() -> None:
+    reader, writer = socket.socketpair()
+    watchdog.watch(Watch(Timeout(first_token=60), time.monotonic(), reader))  # a thread runs
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's thread is not here
+        code = 1
+        try:
+            child_reader, _child_writer = socket.socketpair()
+            watch = Watch(Timeout(first_token=0.05), time.monotonic(), child_reader)
+            watchdog.watch(watch)
+            child_reader.settimeout(10)
+            if child_reader.recv(10) == b"" and watch.expired == ("first_token", 0.05):
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    reader.close()
+    writer.close()
+    assert os.waitstatus_to_exitcode(status) == 0

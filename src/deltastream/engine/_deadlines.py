@@ -32,6 +32,7 @@ import contextlib
 import enum
 import heapq
 import itertools
+import os
 import socket
 import threading
 import time
@@ -404,7 +405,7 @@ class _Watchdog:
             self._heap = [entry for entry in self._heap if entry[2].active]
             heapq.heapify(self._heap)
             self._compact_at = max(_COMPACT_MIN, 2 * len(self._heap))
-        if self._thread is None or not self._thread.is_alive():
+        if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="deltastream-deadlines", daemon=True
             )
@@ -413,26 +414,33 @@ class _Watchdog:
             self._cond.notify()
 
     def _run(self) -> None:
-        heap = self._heap
         with self._cond:
-            while True:
-                heap = self._heap
-                now = time.monotonic()
-                while heap and heap[0][0] <= now:
-                    when, _, watch = heapq.heappop(heap)
-                    if not watch.active or watch.scheduled != when:
-                        continue
-                    deadline = watch.next_deadline(now)
-                    if deadline is None:
-                        watch.scheduled = None
-                    elif deadline[0] <= now:
-                        watch.scheduled = None
-                        self._expire(watch, deadline[1], deadline[2])
-                    else:
-                        watch.scheduled = deadline[0]
-                        heapq.heappush(heap, (deadline[0], next(self._order), watch))
-                self._wake_at = heap[0][0] if heap else None
-                self._cond.wait(None if self._wake_at is None else self._wake_at - now)
+            try:
+                self._serve()
+            finally:  # it died: the next watch starts another
+                self._thread = None
+                self._wake_at = None
+
+    def _serve(self) -> None:
+        """The thread's loop, run with the lock held (``wait`` lets it go)."""
+        while True:
+            heap = self._heap
+            now = time.monotonic()
+            while heap and heap[0][0] <= now:
+                when, _, watch = heapq.heappop(heap)
+                if not watch.active or watch.scheduled != when:
+                    continue
+                deadline = watch.next_deadline(now)
+                if deadline is None:
+                    watch.scheduled = None
+                elif deadline[0] <= now:
+                    watch.scheduled = None
+                    self._expire(watch, deadline[1], deadline[2])
+                else:
+                    watch.scheduled = deadline[0]
+                    heapq.heappush(heap, (deadline[0], next(self._order), watch))
+            self._wake_at = heap[0][0] if heap else None
+            self._cond.wait(None if self._wake_at is None else self._wake_at - now)
 
     def _expire(self, watch: Watch, name: str, seconds: float) -> None:
         watch.expired = (name, seconds)
@@ -441,3 +449,14 @@ class _Watchdog:
 
 
 watchdog = _Watchdog()
+
+
+def _forget_thread() -> None:
+    # A forked child has no watchdog thread, whatever its copy of the parent says: the
+    # next watch starts one. (Asked once per fork, not by every watch.)
+    watchdog._thread = None
+    watchdog._wake_at = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_thread)
