@@ -209,8 +209,10 @@ class Timeout(httpx2.Timeout):
 
     def body_read(self) -> float | None:
         """A per-read backstop for the body; the watchdog enforces the real deadlines."""
-        longest = max((d for d in (self.first_token, self.idle) if d is not None), default=None)
-        return None if longest is None else longest + 1.0
+        first, idle = self.first_token, self.idle  # once per request: no generator
+        if first is None or (idle is not None and idle > first):
+            first = idle
+        return None if first is None else first + 1.0
 
 
 DEFAULT_TIMEOUT = Timeout()
