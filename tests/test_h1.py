@@ -722,7 +722,7 @@ def test_response_start_101_is_final() -> None:
     assert body.complete
     assert first == b""
     assert body.leftover == b"raw"
-    assert not start.reusable(head, [])
+    assert not start.reusable(head, False)
 
 
 def test_response_start_uses_the_method_for_the_body() -> None:
@@ -830,9 +830,9 @@ def test_framing_that_could_be_read_two_ways_is_not_reused(head: bytes) -> None:
     start = ResponseStart(b"GET")
     started = start.feed(head)
     assert started is not None
-    assert not start.reusable(started[0], [])
+    assert not start.reusable(started[0], False)
     # The same head without the ambiguity would be reused.
     plain = ResponseStart(b"GET")
     ok = plain.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
     assert ok is not None
-    assert plain.reusable(ok[0], [])
+    assert plain.reusable(ok[0], False)
