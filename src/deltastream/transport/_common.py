@@ -183,7 +183,7 @@ def make_response(
 
     What ``httpx2.Response(status, headers=..., stream=stream, extensions=...)`` sets,
     without its copies and checks: the head was parsed here, so its header list is
-    already the bytes httpx2 would store (tests/test_transport_response.py holds the
+    already the bytes httpx2 would store (tests/test_transport.py holds the
     two to the same attributes)."""
     headers = _Headers.__new__(_Headers)
     headers._list = [(name, name.lower(), value) for name, value in head.headers]
