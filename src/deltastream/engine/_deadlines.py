@@ -420,8 +420,12 @@ class _Watchdog:
             try:
                 self._serve()
             finally:  # it died: the next watch starts another
-                self._thread = None
-                self._wake_at = None
+                self.thread_gone()
+
+    def thread_gone(self) -> None:
+        """No thread runs (it died, or this is a forked child): the next watch starts one."""
+        self._thread = None
+        self._wake_at = None
 
     def _serve(self) -> None:
         """The thread's loop, run with the lock held (``wait`` lets it go)."""
@@ -453,12 +457,5 @@ class _Watchdog:
 watchdog = _Watchdog()
 
 
-def _forget_thread() -> None:
-    # A forked child has no watchdog thread, whatever its copy of the parent says: the
-    # next watch starts one. (Asked once per fork, not by every watch.)
-    watchdog._thread = None
-    watchdog._wake_at = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_thread)
+if hasattr(os, "register_at_fork"):  # told once per fork, not asked by every watch
+    os.register_at_fork(after_in_child=watchdog.thread_gone)

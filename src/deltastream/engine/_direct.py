@@ -27,8 +27,7 @@ import httpx2
 from httpx2._client import BoundAsyncStream, BoundSyncStream, ClientState
 
 from ..transport import AsyncHTTP11Transport, HTTP11Transport
-from ..transport._common import PREPARED_HEAD, PreparedHead
-from ..transport._h1 import asks_to_close, declares_chunked, request_head
+from ..transport._common import PREPARED_HEAD, PreparedHead, filled_headers, outgoing
 
 __all__ = ["adirect_send", "build", "direct_send", "lane"]
 
@@ -41,7 +40,6 @@ _plain_types: dict[type[Any], bool] = {}
 _merged: dict[tuple[Any, ...], _Template] = {}
 _MERGED_LIMIT = 256
 _CONTENT_LENGTH = "Content-Length"
-_Headers = httpx2.Headers
 _Request = httpx2.Request
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})  # what has_redirect_location accepts
 
@@ -92,14 +90,14 @@ def build(
     key = (id(url), method, tuple(http._headers._list), tuple(headers.items()))
     merged = _merged.get(key)
     if merged is None:
-        merged = _template(http, method, url, headers)
+        merged = _Template(http, method, url, headers)
         if len(_merged) >= _MERGED_LIMIT:
             _merged.clear()
         _merged[key] = merged
-    sent = _Headers.__new__(_Headers)
     length = b"%d" % len(content)
-    sent._list = [*merged.header_list, (b"Content-Length", b"content-length", length)]
-    sent._encoding = merged.encoding
+    sent = filled_headers(
+        [*merged.header_list, (b"Content-Length", b"content-length", length)], merged.encoding
+    )
     extensions["timeout"] = timeout.as_dict()
     # What httpx2.Request(method, url, headers=sent, stream=ByteStream(content),
     # extensions=extensions) sets, without its checks and copies: every part is
@@ -125,33 +123,24 @@ class _Template:
 
     def __init__(
         self,
+        http: httpx2.Client | httpx2.AsyncClient,
+        method: str,
         url: httpx2.URL,
-        method: bytes,
-        headers: httpx2.Headers,
+        headers: Mapping[str, str],
     ) -> None:
+        model = http.build_request(method, url, headers=headers, content=b"")
+        del model.headers[_CONTENT_LENGTH]
         self.url = url  # held: the key has its id
-        self.method = method
-        self.header_list = headers._list
-        self.encoding = headers.encoding
-        raw = headers.raw
-        self.asks_close = asks_to_close(raw)
+        self.header_list = model.headers._list
+        self.encoding = model.headers.encoding
         self.head_start: bytes | None = None
-        if not declares_chunked(raw):
-            # Else the transport encodes it, and raises, as for any request.
-            with contextlib.suppress(httpx2.LocalProtocolError):
+        # Else the transport encodes each request's head (and raises) as for any request.
+        with contextlib.suppress(httpx2.LocalProtocolError):
+            method_bytes, head, chunked, asks_close = outgoing(model, None)
+            if not chunked:
+                self.method, self.asks_close = method_bytes, asks_close
                 # The head without its blank line; each request adds Content-Length.
-                self.head_start = request_head(method, url.raw_path, raw)[:-2]
-
-
-def _template(
-    http: httpx2.Client | httpx2.AsyncClient,
-    method: str,
-    url: httpx2.URL,
-    headers: Mapping[str, str],
-) -> _Template:
-    model = http.build_request(method, url, headers=headers, content=b"")
-    del model.headers[_CONTENT_LENGTH]
-    return _Template(url, method.encode("ascii"), model.headers)
+                self.head_start = head[:-2]
 
 
 def _finish(

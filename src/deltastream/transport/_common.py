@@ -24,6 +24,7 @@ __all__ = [
     "PreparedHead",
     "StaleConnection",
     "default_limits",
+    "filled_headers",
     "make_response",
     "may_resend",
     "nothing_came",
@@ -185,10 +186,11 @@ def make_response(
     without its copies and checks: the head was parsed here, so its header list is
     already the bytes httpx2 would store (tests/test_transport.py holds the
     two to the same attributes)."""
-    headers = _Headers.__new__(_Headers)
-    headers._list = [(name, name.lower(), value) for name, value in head.headers]
-    # What httpx2 would find by decoding every header on the first lookup.
-    headers._encoding = "ascii" if head.all_ascii else None
+    headers = filled_headers(
+        [(name, name.lower(), value) for name, value in head.headers],
+        # What httpx2 would find by decoding every header on the first lookup.
+        "ascii" if head.all_ascii else None,
+    )
     response = _Response.__new__(_Response)
     response.status_code = head.status
     response.headers = headers
@@ -207,6 +209,16 @@ def make_response(
     response.stream = stream
     response._num_bytes_downloaded = 0
     return response
+
+
+def filled_headers(items: list[tuple[bytes, bytes, bytes]], encoding: str | None) -> httpx2.Headers:
+    """The ``httpx2.Headers`` holding ``items`` ((name, lower-case name, value), as
+    httpx2 stores them), without its constructor's normalising of each one: for
+    header lists known good (parsed here, or merged by httpx2 itself)."""
+    headers = _Headers.__new__(_Headers)
+    headers._list = items
+    headers._encoding = encoding
+    return headers
 
 
 _Headers = httpx2.Headers
