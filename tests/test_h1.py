@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deltastream.transport._h1 import (
+    _FIELDS,
     MAX_HEAD,
     MAX_LINE,
     BodyDecoder,
@@ -270,6 +271,33 @@ def test_a_folded_framing_header_still_frames() -> None:
 def test_a_fold_before_the_first_field_is_refused(fold: bytes) -> None:
     with pytest.raises(httpx2.RemoteProtocolError, match="header line"):
         ResponseHead.parse(b"HTTP/1.1 200 OK\r\n" + fold + b"\r\nA: 1\r\n\r\n")
+
+
+def test_a_repeated_header_line_is_one_shared_field() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Id: %d\r\n\r\n"
+    first, second = head_of(raw % 1), head_of(raw % 2)
+    assert first.fields[0] == (b"Content-Type", b"content-type", b"text/event-stream")
+    assert second.fields[0] is first.fields[0]
+    # A line that differs is its own field, its name still the shared one.
+    assert (first.fields[1][2], second.fields[1][2]) == (b"1", b"2")
+    assert second.fields[1][0] is first.fields[1][0]
+    assert second.fields[1][1] is first.fields[1][1]
+
+
+def test_a_fold_leaves_the_shared_field_of_its_first_line_alone() -> None:
+    folded = head_of(b"HTTP/1.1 200 OK\r\nX-Fold: first\r\n more\r\n\r\n")
+    plain = head_of(b"HTTP/1.1 200 OK\r\nX-Fold: first\r\n\r\n")
+    assert (folded.headers, plain.headers) == (
+        [(b"X-Fold", b"first more")],
+        [(b"X-Fold", b"first")],
+    )
+
+
+def test_the_shared_header_lines_stay_bounded() -> None:
+    for n in range(3 * _FIELDS.limit):
+        head = head_of(b"HTTP/1.1 200 OK\r\nX-Request-Id: req-%d\r\nX-Name-%d: 1\r\n\r\n" % (n, n))
+        assert head.headers == [(b"X-Request-Id", b"req-%d" % n), (b"X-Name-%d" % n, b"1")]
+    assert len(_FIELDS.known) <= _FIELDS.limit
 
 
 def test_an_incomplete_head_up_to_max_head_waits_for_more() -> None:

@@ -187,7 +187,7 @@ def make_response(
     already the bytes httpx2 would store (tests/test_transport.py holds the
     two to the same attributes)."""
     headers = filled_headers(
-        [(name, name.lower(), value) for name, value in head.headers],
+        head.fields,
         # What httpx2 would find by decoding every header on the first lookup.
         "ascii" if head.all_ascii else None,
     )

@@ -36,7 +36,6 @@ _NO_BODY_STATUS = frozenset({204, 304})
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _FOLD = b" \t"
 _FRAMING = frozenset({b"connection", b"content-length", b"transfer-encoding"})
-_FRAMING_LENGTHS = frozenset(len(name) for name in _FRAMING)
 
 
 def _error(message: str) -> httpx2.RemoteProtocolError:
@@ -81,16 +80,22 @@ def encode_chunk(data: bytes) -> bytes:
 
 
 class ResponseHead:
-    """A parsed status line and header block."""
+    """A parsed status line and header block.
 
-    __slots__ = ("_framing", "all_ascii", "headers", "http_version", "reason", "status")
+    ``fields`` holds each header as httpx2 stores it, (name, lower-case name, value),
+    so a response's ``httpx2.Headers`` can take the list as it is. Header lines seen
+    before share one tuple (see ``_Fields``): a server repeats most of its header lines
+    on every response, and a stream held open should not keep its own copy of them.
+    """
+
+    __slots__ = ("_framing", "all_ascii", "fields", "http_version", "reason", "status")
 
     def __init__(
         self,
         status: int,
         reason: bytes,
         http_version: bytes,
-        headers: list[tuple[bytes, bytes]],
+        fields: list[tuple[bytes, bytes, bytes]],
         *,
         all_ascii: bool = False,
     ) -> None:
@@ -98,17 +103,22 @@ class ResponseHead:
         self.all_ascii = all_ascii  # known to be ASCII only (else unknown)
         self.reason = reason
         self.http_version = http_version
-        self.headers = headers
+        self.fields = fields
         # The headers that decide framing and reuse, looked up several times each.
         framing: dict[bytes, list[bytes]] = {}
-        for name, value in headers:
-            if len(name) in _FRAMING_LENGTHS and (key := name.lower()) in _FRAMING:
+        for _, key, value in fields:
+            if key in _FRAMING:
                 tokens = framing.setdefault(key, [])
                 if b"," in value:
                     tokens.extend(part.strip().lower() for part in value.split(b","))
                 else:
                     tokens.append(value.strip().lower())
         self._framing = framing
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The header lines as (name, value), in order."""
+        return [(name, value) for name, _, value in self.fields]
 
     @classmethod
     def parse(cls, buffer: bytes) -> tuple[ResponseHead, bytes] | None:
@@ -130,25 +140,25 @@ class ResponseHead:
         code, _, reason = rest_of_line.partition(b" ")
         if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
             raise _error(f"Invalid status line {status_line[:100]!r}")
-        headers: list[tuple[bytes, bytes]] = []
+        fields: list[tuple[bytes, bytes, bytes]] = []
+        known = _FIELDS.known
         for raw in lines[1:]:
             line = raw.rstrip(b"\r")
-            if not line:
+            if (field := known.get(line)) is not None:
+                fields.append(field)
+            elif not line:
                 continue
-            if line[0] in _FOLD:
+            elif line[0] in _FOLD:
                 # obs-fold: the line continues the field above; RFC 9112 5.2 says
                 # replace the fold with a space. Before the first field there is
                 # nothing to continue.
-                if not headers:
+                if not fields:
                     raise _error(f"Invalid header line {line[:100]!r}")
-                name, value = headers[-1]
-                headers[-1] = (name, b" ".join(filter(None, (value, line.strip(b" \t")))))
-                continue
-            name, colon, value = line.partition(b":")
-            if not colon or not name or name != name.strip():
-                raise _error(f"Invalid header line {line[:100]!r}")
-            headers.append((name, value.strip(b" \t")))
-        return cls(int(code), reason, version, headers, all_ascii=head.isascii()), rest
+                name, key, value = fields[-1]
+                fields[-1] = (name, key, b" ".join(filter(None, (value, line.strip(b" \t")))))
+            else:
+                fields.append(_FIELDS.parse(line))
+        return cls(int(code), reason, version, fields, all_ascii=head.isascii()), rest
 
     def values(self, name: bytes) -> list[bytes]:
         """Every value of header ``name`` (lower case), comma-separated lists split and
@@ -156,8 +166,8 @@ class ResponseHead:
         if name in _FRAMING:
             return list(self._framing.get(name, ()))
         found: list[bytes] = []
-        for key, value in self.headers:
-            if len(key) == len(name) and key.lower() == name:
+        for _, key, value in self.fields:
+            if key == name:
                 found.extend(part.strip().lower() for part in value.split(b","))
         return found
 
@@ -167,6 +177,39 @@ class ResponseHead:
         if self.http_version == b"HTTP/1.0":
             return b"keep-alive" in tokens
         return b"close" not in tokens
+
+
+class _Fields:
+    """Header lines already parsed, each as one shared (name, lower-case name, value)
+    tuple, and names already seen with their lower case. Bounded: a table that
+    reaches ``limit`` entries starts over, so lines that never repeat (request ids,
+    dates) cost a little churn and no growth."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.known: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+        self._names: dict[bytes, tuple[bytes, bytes]] = {}
+
+    def parse(self, line: bytes) -> tuple[bytes, bytes, bytes]:
+        """A header line not seen before (or not lately) as its field."""
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip():
+            raise _error(f"Invalid header line {line[:100]!r}")
+        names = self._names
+        if (pair := names.get(name)) is None:
+            if len(names) >= self.limit:
+                names.clear()
+            pair = names[name] = (name, name.lower())
+        field = (pair[0], pair[1], value.strip(b" \t"))
+        if len(line) <= _SHARED_LINE:
+            if len(self.known) >= self.limit:
+                self.known.clear()
+            self.known[line] = field
+        return field
+
+
+_SHARED_LINE = 256  # longer header lines are kept per response, not shared
+_FIELDS = _Fields(limit=512)
 
 
 def _head_end(buffer: bytes) -> int:
