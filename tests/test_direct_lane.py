@@ -279,7 +279,12 @@ def test_the_request_built_by_hand_is_the_one_httpx2_builds() -> None:
     assert state == _state(theirs)
     # The head it carries, encoded once per URL and header set, is the one the
     # transport would encode from httpx2's request.
-    assert (prepared.method, prepared.head, False, prepared.asks_close) == outgoing(theirs, None)
+    head = prepared.head(len(content))
+    assert (prepared.method, head, False, prepared.asks_close) == outgoing(theirs, None)
+    # Every request from the template shares it; each head has its own Content-Length.
+    longer = build(client._http, "POST", url, {"X-Trace": "1"}, content * 2, timeout, {})
+    assert getattr(longer, PREPARED_HEAD) is prepared
+    assert b"Content-Length: %d\r\n" % (2 * len(content)) in outgoing(longer, None)[1]
     client.close()
 
 

@@ -109,9 +109,8 @@ def build(
     request.extensions = extensions
     request.stream = httpx2.ByteStream(content)
     request._content = content
-    if merged.head_start is not None:
-        head = merged.head_start + b"Content-Length: " + length + b"\r\n\r\n"
-        setattr(request, PREPARED_HEAD, PreparedHead(merged.method, head, merged.asks_close))
+    if merged.prepared is not None:
+        setattr(request, PREPARED_HEAD, merged.prepared)
     return request
 
 
@@ -119,7 +118,7 @@ class _Template:
     """What every request with one key shares: httpx2's merged header list (without
     Content-Length), and the head those headers encode to, up to Content-Length."""
 
-    __slots__ = ("asks_close", "encoding", "head_start", "header_list", "method", "url")
+    __slots__ = ("encoding", "header_list", "prepared", "url")
 
     def __init__(
         self,
@@ -133,14 +132,13 @@ class _Template:
         self.url = url  # held: the key has its id
         self.header_list = model.headers._list
         self.encoding = model.headers.encoding
-        self.head_start: bytes | None = None
+        self.prepared: PreparedHead | None = None
         # Else the transport encodes each request's head (and raises) as for any request.
         with contextlib.suppress(httpx2.LocalProtocolError):
             method_bytes, head, chunked, asks_close = outgoing(model, None)
             if not chunked:
-                self.method, self.asks_close = method_bytes, asks_close
                 # The head without its blank line; each request adds Content-Length.
-                self.head_start = head[:-2]
+                self.prepared = PreparedHead(method_bytes, head[:-2], asks_close)
 
 
 def _finish(

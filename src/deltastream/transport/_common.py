@@ -80,17 +80,23 @@ def request_headers(request: httpx2.Request) -> list[tuple[bytes, bytes]]:
 
 
 class PreparedHead:
-    """A request's head, encoded by whoever built the request (the engine's direct
-    lane, which encodes the part shared by every request to a URL once). Set on the
-    request as ``PREPARED_HEAD``: an attribute, not an extension, so a request made
-    from it (a redirect, which copies extensions) does not inherit it."""
+    """The head of every request the engine's direct lane builds from one template,
+    encoded once, up to its Content-Length (``head`` adds it: the one part that
+    differs between them, and an open stream should not hold its own copy of the
+    rest). Set on the request as ``PREPARED_HEAD``: an attribute, not an extension,
+    so a request made from it (a redirect, which copies extensions) does not inherit
+    it."""
 
-    __slots__ = ("asks_close", "head", "method")
+    __slots__ = ("asks_close", "method", "start")
 
-    def __init__(self, method: bytes, head: bytes, asks_close: bool) -> None:
+    def __init__(self, method: bytes, start: bytes, asks_close: bool) -> None:
         self.method = method
-        self.head = head  # ends with the blank line; the body has a Content-Length
+        self.start = start  # the header lines, each with its CRLF, but no blank line
         self.asks_close = asks_close
+
+    def head(self, content_length: int) -> bytes:
+        """The whole head of a request whose body is ``content_length`` bytes."""
+        return b"%sContent-Length: %d\r\n\r\n" % (self.start, content_length)
 
 
 PREPARED_HEAD = "_deltastream_head"
@@ -103,7 +109,8 @@ def outgoing(
     rewrite of the target and headers, for a request forwarded through it."""
     prepared: PreparedHead | None = getattr(request, PREPARED_HEAD, None)
     if prepared is not None and forward is None:
-        return prepared.method, prepared.head, False, prepared.asks_close
+        head = prepared.head(len(request.content))
+        return prepared.method, head, False, prepared.asks_close
     method = request.method.encode("ascii")
     headers = request_headers(request)
     target = request.url.raw_path
