@@ -153,35 +153,36 @@ class _Pool:
 
 
 class _ResponseBody(httpx2.AsyncByteStream):
+    """The body's bytes, a read at a time. Its own iterator, not an async generator:
+    an open stream waits inside ``__anext__`` with one frame fewer, and the event loop
+    has no generator of it to track."""
+
     def __init__(self, state: BodyState[_Connection], request: httpx2.Request) -> None:
         self._state = state
-        self._request = request
+        self._read_timeout = timeouts_of(request).get("read")
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
         state = self._state
         first = state.take_first()
         if first:
-            yield first
-        del first  # an open stream holds no bytes between reads
-        conn = state.conn
-        if conn is None:
-            return
-        read = conn.channel.read
-        try:
-            timeout = timeouts_of(self._request).get("read")
-            while True:
-                try:
-                    body, ended = state.step(await read(timeout))
-                except TimeoutError as exc:
-                    raise httpx2.ReadTimeout("timed out reading the body") from exc
-                if body:
-                    yield body
-                    body = b""  # not held while the next read waits
-                if ended:
-                    return
-        except BaseException:
-            state.finish(reusable=False)
-            raise
+            return first
+        while (conn := state.conn) is not None:
+            try:
+                body, ended = state.step(await conn.channel.read(self._read_timeout))
+            except TimeoutError as exc:
+                state.finish(reusable=False)
+                raise httpx2.ReadTimeout("timed out reading the body") from exc
+            except BaseException:
+                state.finish(reusable=False)
+                raise
+            if body:
+                return body  # if it ended the body, step() gave the connection back
+            if ended:
+                break
+        raise StopAsyncIteration
 
     async def aclose(self) -> None:
         self._state.close()

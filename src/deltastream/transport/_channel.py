@@ -97,7 +97,15 @@ class Channel(asyncio.BufferedProtocol):
     async def read(self, time_limit: float | None) -> bytes:
         """What has arrived (waiting for something if nothing has); b"" at EOF."""
         if not self.chunks and not self.eof:
-            await self._wait("reader", time_limit)
+            # _wait's work, inline: one coroutine fewer per read, and per stream waiting.
+            waiter = self.reader = self.loop.create_future()
+            if time_limit is not None:
+                self._arm(self.loop.time() + time_limit)
+            try:
+                await waiter
+            finally:
+                self.reader = None
+                self.deadline = None
         chunks = self.chunks
         if not chunks:
             if self.error is not None:
