@@ -31,7 +31,7 @@ from openai.resources.responses import AsyncResponses, Responses
 
 from ..engine._deadlines import DEFAULT_TIMEOUT
 from ..engine._errors import APIError as EngineAPIError
-from ..engine._http import aensure_event_stream, ensure_event_stream
+from ..engine._http import ATTEMPT_EXTENSION, aensure_event_stream, ensure_event_stream
 from ..engine._pacing import start_turn
 from ..transport import async_http_client, sync_http_client
 from ._errors import translate
@@ -105,8 +105,9 @@ def _engine_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], httpx2.Respo
     if stream_cls is None:
         return kwargs, None
     response: httpx2.Response = kwargs["response"]
-    response.extensions["sent_at"] = response.request.extensions.get(_SENT_AT, time.monotonic())
-    response.extensions["retries"] = kwargs.get("retries_taken", 0)
+    # openai's retry loop does not say when its first attempt started: from this one.
+    sent_at = response.request.extensions.get(_SENT_AT, time.monotonic())
+    response.extensions[ATTEMPT_EXTENSION] = (sent_at, sent_at, kwargs.get("retries_taken", 0))
     # A with_raw_response / with_streaming_response call reads the body as it likes.
     raw = response.request.headers.get(_RAW_RESPONSE_HEADER) is not None
     return {**kwargs, "stream_cls": stream_cls}, None if raw else response

@@ -31,6 +31,7 @@ from ._pacing import start_turn
 from ._retry import retry_delay, should_retry
 
 __all__ = [
+    "ATTEMPT_EXTENSION",
     "ERROR_BODY_LIMIT",
     "RequestOptions",
     "asend",
@@ -47,6 +48,10 @@ __all__ = [
 ]
 
 ERROR_BODY_LIMIT = 64 * 1024  # what we read of an error response's body
+# Set on a response by whoever sent it: (sent at, first attempt started at, retries
+# before it). One key, not three: the response's extensions stay within the size
+# of dict the transport made them, which an open stream would otherwise hold twice.
+ATTEMPT_EXTENSION = "deltastream_attempt"
 _PREVIEW = 512  # what a content-type error quotes of the body
 _json = msgspec.json.Encoder()
 
@@ -245,9 +250,7 @@ class Attempts:
         return self.options.build(http, resend_stale=retries_left, within=within)
 
     def succeeded(self, response: httpx2.Response, sent_at: float) -> httpx2.Response:
-        response.extensions["sent_at"] = sent_at
-        response.extensions["started_at"] = self.started_at
-        response.extensions["retries"] = self.attempt
+        response.extensions[ATTEMPT_EXTENSION] = (sent_at, self.started_at, self.attempt)
         return response
 
     def after_transport_error(

@@ -44,7 +44,7 @@ from ._errors import (
     StreamDecodeError,
     StreamTruncatedError,
 )
-from ._http import aiter_body, iter_body, transport_error
+from ._http import ATTEMPT_EXTENSION, aiter_body, iter_body, transport_error
 from ._metrics import StreamMetrics
 from ._protocol import ChunkStream, Face, ResponseEventStream, StreamCore
 from ._sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
@@ -92,11 +92,10 @@ class _StreamBase(Generic[T]):
         self._require_done = require_done
         self._cancelled = False
         headers_at = time.monotonic()
-        sent_at = response.extensions.get("sent_at", headers_at)
-        self._metrics = StreamMetrics(
-            sent_at, headers_at, retries=response.extensions.get("retries", 0)
+        sent_at, started_at, retries = response.extensions.get(
+            ATTEMPT_EXTENSION, (headers_at, headers_at, 0)
         )
-        started_at = response.extensions.get("started_at", sent_at)  # the first attempt
+        self._metrics = StreamMetrics(sent_at, headers_at, retries=retries)
         self._watch = Watch.of_response(timeout, response, sent_at, started_at)
         self._max_event_size = max_event_size
         self._max_resumes = 0

@@ -153,9 +153,10 @@ class _Pool:
 
 
 class _ResponseBody(httpx2.AsyncByteStream):
-    """The body's bytes, a read at a time. Its own iterator, not an async generator:
-    an open stream waits inside ``__anext__`` with one frame fewer, and the event loop
-    has no generator of it to track."""
+    """The body's bytes, a read at a time. Its own iterator, not an async generator,
+    and it waits on the channel without a coroutine of the channel's: an open stream
+    waits in one frame (``__anext__``) rather than three, and the event loop has no
+    generator of it to track."""
 
     def __init__(self, state: BodyState[_Connection], request: httpx2.Request) -> None:
         self._state = state
@@ -170,8 +171,14 @@ class _ResponseBody(httpx2.AsyncByteStream):
         if first:
             return first
         while (conn := state.conn) is not None:
+            channel = conn.channel
             try:
-                body, ended = state.step(await conn.channel.read(self._read_timeout))
+                if not channel.chunks and not channel.eof:
+                    try:
+                        await channel.arrival(self._read_timeout)  # Channel.read, inline
+                    finally:
+                        channel.waited()
+                body, ended = state.step(channel.take())
             except TimeoutError as exc:
                 state.finish(reusable=False)
                 raise httpx2.ReadTimeout("timed out reading the body") from exc

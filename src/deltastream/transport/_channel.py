@@ -97,15 +97,29 @@ class Channel(asyncio.BufferedProtocol):
     async def read(self, time_limit: float | None) -> bytes:
         """What has arrived (waiting for something if nothing has); b"" at EOF."""
         if not self.chunks and not self.eof:
-            # _wait's work, inline: one coroutine fewer per read, and per stream waiting.
-            waiter = self.reader = self.loop.create_future()
-            if time_limit is not None:
-                self._arm(self.loop.time() + time_limit)
             try:
-                await waiter
+                await self.arrival(time_limit)
             finally:
-                self.reader = None
-                self.deadline = None
+                self.waited()
+        return self.take()
+
+    def arrival(self, time_limit: float | None) -> asyncio.Future[None]:
+        """What to await for something to arrive (or the end, or ``TimeoutError`` after
+        ``time_limit``); call :meth:`waited` once it is over, however it ended. Apart
+        from :meth:`read` so that a caller reading many times waits with no coroutine
+        of its own per read."""
+        waiter = self.reader = self.loop.create_future()
+        if time_limit is not None:
+            self._arm(self.loop.time() + time_limit)
+        return waiter
+
+    def waited(self) -> None:
+        self.reader = None
+        self.deadline = None
+
+    def take(self) -> bytes:
+        """The oldest read not handed over yet; b"" at EOF (``httpx2.ReadError`` if the
+        connection failed). Only when :meth:`arrival` is over or not needed."""
         chunks = self.chunks
         if not chunks:
             if self.error is not None:
