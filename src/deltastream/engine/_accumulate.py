@@ -18,6 +18,7 @@ Merging rules, as the wire does it across providers:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ._responses_accumulate import ResponseAccumulator
@@ -91,6 +92,9 @@ class _ToolCallState:
         )
 
 
+_NO_TOOL_CALLS: dict[int, _ToolCallState] = {}  # never written to: see _ChoiceState
+
+
 class _ChoiceState:
     __slots__ = (
         "content",
@@ -117,10 +121,12 @@ class _ChoiceState:
         self.reasoning_content: Text | None = None
         self.reasoning: Text | None = None
         self.thinking: Text | None = None
-        self.tool_calls: dict[int, _ToolCallState] = {}
+        # Shared empty until the first tool call (then a dict of its own): most
+        # answers have none, and an open stream should not carry an empty dict for it.
+        self.tool_calls: dict[int, _ToolCallState] = _NO_TOOL_CALLS
         # (tool index, argument fragment) of the last delta that carried tool calls,
         # with indexes as resolved here (some servers send none).
-        self.recent_tool_deltas: list[tuple[int, str]] = []
+        self.recent_tool_deltas: Sequence[tuple[int, str]] = ()
         self.function_name: str | None = None
         self.function_args: Text | None = None
         self.finish_reason: str | None = None
@@ -154,6 +160,8 @@ class _ChoiceState:
 
     def _add_tool_call(self, call: ChoiceDeltaToolCall) -> tuple[int, str]:
         calls = self.tool_calls
+        if calls is _NO_TOOL_CALLS:
+            calls = self.tool_calls = {}
         index, id = getattr(call, "index", None), getattr(call, "id", None)
         if index is None:
             last = max(calls) if calls else -1

@@ -9,7 +9,7 @@ long the stream and percentiles are exact to within one bucket (about 12%).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["StreamMetrics"]
 
@@ -28,7 +28,7 @@ def _upper_edge(bucket: int) -> float:
     return _SMALLEST * _BASE**bucket
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamMetrics:
     """What one stream cost in time and bytes. Times are seconds (``time.monotonic``)."""
 
@@ -44,11 +44,9 @@ class StreamMetrics:
     resumes: int = 0
     completion_tokens: int | None = None
     max_gap: float = 0.0
-
-    def __post_init__(self) -> None:
-        # bucket -> count, only the buckets used: a stream's gaps fall in a few of them,
-        # and ten thousand open streams would each carry 160 zeros otherwise
-        self._gaps: dict[int, int] = {}
+    # bucket -> count, only the buckets used: a stream's gaps fall in a few of them,
+    # and ten thousand open streams would each carry 160 zeros otherwise
+    _gaps: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def time_to_first_byte(self) -> float:
