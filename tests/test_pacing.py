@@ -75,6 +75,41 @@ def test_a_lone_start_does_not_wait() -> None:
     assert asyncio.run(main()) is False  # returned without giving the loop a turn
 
 
+def test_lone_starts_one_a_turn_never_wait_nor_each_cost_a_callback() -> None:
+    class CountingLoop(asyncio.SelectorEventLoop):
+        callbacks = 0
+
+        def call_soon(  # type: ignore[override]  # counts, then as asyncio's
+            self, callback: Any, *args: Any, context: Any = None
+        ) -> Any:
+            CountingLoop.callbacks += getattr(callback, "__name__", "") == "_next_turn"
+            return super().call_soon(callback, *args, context=context)
+
+    async def main() -> int:
+        waited = 0
+        for _ in range(10 * STARTS_PER_TURN):
+            await asyncio.sleep(0)  # a turn passes between starts, as between requests
+            before = CountingLoop.callbacks
+            coroutine = start_turn()
+            try:
+                coroutine.send(None)
+            except StopIteration:
+                pass  # returned at once
+            else:
+                waited += 1
+                coroutine.close()
+            assert CountingLoop.callbacks - before <= 1
+        return waited
+
+    loop = CountingLoop()
+    try:
+        assert loop.run_until_complete(main()) == 0
+    finally:
+        loop.close()
+    # The gate's own resets: one per several starts, not one per start.
+    assert 0 < CountingLoop.callbacks <= 10 * STARTS_PER_TURN // 4
+
+
 def test_a_start_cancelled_while_waiting_leaves_the_others_their_turns() -> None:
     async def main() -> list[int]:
         done: list[int] = []

@@ -21,6 +21,10 @@ import threading
 __all__ = ["STARTS_PER_TURN", "start_turn"]
 
 STARTS_PER_TURN = 16
+# The count of starts goes back to zero at the end of a turn, but only once it has
+# reached this many: a lone request (one a turn, the common case) then costs no
+# callback of its own, and no turn lets more than STARTS_PER_TURN through.
+_RESET_AT = STARTS_PER_TURN // 2
 
 
 class _Gate:
@@ -30,15 +34,11 @@ class _Gate:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.used = 0  # starts let through this turn
+        self.used = 0  # starts let through since the count was last reset
         self.scheduled = False  # a call of _next_turn is queued
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    async def enter(self) -> None:
-        if self.used < STARTS_PER_TURN and not self.waiting:
-            self.used += 1
-            self._schedule()
-            return
+    async def wait(self) -> None:
         future = self.loop.create_future()
         self.waiting.append(future)
         self._schedule()
@@ -53,7 +53,7 @@ class _Gate:
             if not future.done():  # else its task was cancelled while it waited
                 future.set_result(None)
                 self.used += 1
-        if self.used or waiting:
+        if self.used >= _RESET_AT or waiting:
             self._schedule()
 
     def _schedule(self) -> None:
@@ -68,11 +68,16 @@ _local = threading.local()  # the gate of the loop last running in this thread
 async def start_turn() -> None:
     """Return when this request may start: at once while fewer than
     :data:`STARTS_PER_TURN` started in this turn of the loop, else in a later turn."""
+    gate: _Gate | None = getattr(_local, "gate", None)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # another event loop (trio): nothing to pace by
         return
-    gate: _Gate | None = getattr(_local, "gate", None)
     if gate is None or gate.loop is not loop:
         gate = _local.gate = _Gate(loop)
-    await gate.enter()
+    if gate.used < STARTS_PER_TURN and not gate.waiting:
+        gate.used += 1
+        if gate.used >= _RESET_AT:
+            gate._schedule()
+        return
+    await gate.wait()
