@@ -293,9 +293,10 @@ def send(
 ) -> httpx2.Response:
     """Send with retries; return a response whose body has not been read (2xx only).
 
-    ``response.extensions`` has ``sent_at`` (``time.monotonic()`` when the successful
-    attempt was sent: ``first_token`` counts from it), ``started_at`` (the first
-    attempt: ``total`` counts from it) and ``retries``.
+    ``response.extensions[ATTEMPT_EXTENSION]`` is (sent at, started at, retries):
+    ``time.monotonic()`` when the successful attempt was sent (``first_token`` counts
+    from it) and when the first one was (``total`` counts from it), and how many
+    attempts came before it.
     """
     attempts = Attempts(options)
     while True:
