@@ -240,6 +240,20 @@ async def test_deadlines_hold_against_a_silent_server(
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_a_pause_past_first_token_but_within_idle_is_no_timeout(
+    mode: str, server_url: str
+) -> None:
+    # Once events flow, only idle (and total) bound a pause: the first_token deadline,
+    # which also bounds waiting for the response head, is not a per-read timeout.
+    deadlines = Timeout(first_token=0.3, idle=5.0)
+    text, snapshot = await run_stream(
+        mode, server_url, fault="stall-after=2:0.8", timeout=deadlines, max_retries=0
+    )
+    assert text
+    assert snapshot.choices[0].finish_reason is not None
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_keepalive_comments_count_when_asked(mode: str, server_url: str) -> None:
     # With comments counting as progress, a trickle never trips the idle deadline;
     # the total deadline still ends it.

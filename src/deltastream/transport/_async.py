@@ -160,7 +160,7 @@ class _ResponseBody(httpx2.AsyncByteStream):
 
     def __init__(self, state: BodyState[_Connection], request: httpx2.Request) -> None:
         self._state = state
-        self._read_timeout = timeouts_of(request).get("read")
+        self._request = request
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -175,7 +175,10 @@ class _ResponseBody(httpx2.AsyncByteStream):
             try:
                 if not channel.chunks and not channel.eof:
                     try:
-                        await channel.arrival(self._read_timeout)  # Channel.read, inline
+                        # Looked up at each wait: whoever reads the body may have
+                        # changed it since (the engine's deadlines make it a backstop).
+                        timeout = timeouts_of(self._request).get("read")
+                        await channel.arrival(timeout)  # Channel.read, inline
                     finally:
                         channel.waited()
                 body, ended = state.step(channel.take())
