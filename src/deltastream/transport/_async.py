@@ -56,12 +56,24 @@ def _expire(waiter: asyncio.Future[Any]) -> None:
 
 
 class _Connection:
-    __slots__ = ("channel", "idle_since", "origin")
+    __slots__ = ("_network_stream", "channel", "idle_since", "origin")
 
     def __init__(self, channel: Channel, origin: Origin) -> None:
         self.channel = channel
         self.origin = origin
         self.idle_since = 0.0
+        self._network_stream: NetworkStream | None = None
+
+    @property
+    def network_stream(self) -> NetworkStream:
+        """One per connection, not per response; made once the channel is connected."""
+        stream = self._network_stream
+        if stream is None:
+            transport = self.channel.transport
+            sock = transport.get_extra_info("socket") if transport else None
+            ssl_object = transport.get_extra_info("ssl_object") if transport else None
+            stream = self._network_stream = NetworkStream(sock, ssl_object)
+        return stream
 
     def close(self) -> None:
         self.channel.close()
@@ -379,14 +391,11 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
         head, decoder, first = started
         # After an early answer the server has not read the rest of the request.
         reusable = start.reusable(head, asks_close) and send_error is None
-        state = BodyState(conn, decoder, first, reusable, pool.release)
+        state = BodyState(conn, decoder, first, reusable, pool)
         if decoder.complete:  # nothing more to read: the connection is free now
             state.finish(reusable and not decoder.leftover)
-        transport = channel.transport
-        sock = transport.get_extra_info("socket") if transport else None
-        ssl_object = transport.get_extra_info("ssl_object") if transport else None
         stream = _ResponseBody(state, request)
-        return make_response(head, stream, NetworkStream(sock, ssl_object))
+        return make_response(head, stream, conn.network_stream)
 
     async def aclose(self) -> None:
         if self._pool is not None:

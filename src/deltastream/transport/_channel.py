@@ -30,6 +30,22 @@ class Channel(asyncio.BufferedProtocol):
     ``buffer_updated`` in one step, which copies the bytes out at once.
     """
 
+    __slots__ = (
+        "_buffer",
+        "_timer",
+        "chunks",
+        "deadline",
+        "eof",
+        "error",
+        "loop",
+        "reader",
+        "reading_paused",
+        "size",
+        "transport",
+        "writer",
+        "writing_paused",
+    )
+
     def __init__(self, loop: asyncio.AbstractEventLoop, buffer: memoryview) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None

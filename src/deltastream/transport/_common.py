@@ -8,7 +8,7 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 import httpx2
 
@@ -182,6 +182,7 @@ class NetworkStream:
 
 
 C = TypeVar("C")
+C_contra = TypeVar("C_contra", contravariant=True)
 
 
 def make_response(
@@ -232,26 +233,25 @@ _Headers = httpx2.Headers
 _Response = httpx2.Response
 
 
+class Pool(Protocol[C_contra]):
+    def release(self, conn: C_contra, reusable: bool) -> None: ...
+
+
 class BodyState(Generic[C]):
     """What a response body does between reads, the same for both transports: strip
-    the framing, and hand the connection back (to ``release``) the moment the body is
+    the framing, and hand the connection back (to ``pool``) the moment the body is
     complete, or as unusable when it ends any other way."""
 
-    __slots__ = ("conn", "decoder", "first", "release", "reusable")
+    __slots__ = ("conn", "decoder", "first", "pool", "reusable")
 
     def __init__(
-        self,
-        conn: C | None,
-        decoder: BodyDecoder,
-        first: bytes,
-        reusable: bool,
-        release: Callable[[C, bool], None],
+        self, conn: C | None, decoder: BodyDecoder, first: bytes, reusable: bool, pool: Pool[C]
     ) -> None:
         self.conn = conn  # None once given back
         self.decoder = decoder
         self.first = first  # body bytes that came with the head
         self.reusable = reusable
-        self.release = release
+        self.pool = pool  # not its bound release: an object fewer per open stream
 
     def take_first(self) -> bytes:
         first, self.first = self.first, b""
@@ -278,7 +278,7 @@ class BodyState(Generic[C]):
     def finish(self, reusable: bool) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
-            self.release(conn, reusable)
+            self.pool.release(conn, reusable)
 
     def _reuse_after(self) -> bool:
         decoder = self.decoder

@@ -86,12 +86,13 @@ else:  # Windows: its select() takes any socket
 
 
 class _Connection:
-    __slots__ = ("idle_since", "origin", "sock")
+    __slots__ = ("idle_since", "network_stream", "origin", "sock")
 
     def __init__(self, sock: socket.socket, origin: Origin) -> None:
         self.sock = sock
         self.origin = origin
         self.idle_since = 0.0
+        self.network_stream = NetworkStream(sock)  # one per connection, not per response
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -360,11 +361,11 @@ class HTTP11Transport(httpx2.BaseTransport):
         head, decoder, first = started
         # After an early answer the server has not read the rest of the request.
         reusable = start.reusable(head, asks_close) and send_error is None
-        state = BodyState(conn, decoder, first, reusable, self._pool.release)
+        state = BodyState(conn, decoder, first, reusable, self._pool)
         if decoder.complete:  # nothing more to read: the connection is free now
             state.finish(reusable and not decoder.leftover)
         stream = _ResponseBody(state, request)
-        return make_response(head, stream, NetworkStream(sock))
+        return make_response(head, stream, conn.network_stream)
 
     def close(self) -> None:
         self._pool.close()
