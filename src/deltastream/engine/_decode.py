@@ -139,7 +139,7 @@ def decode_response(raw: bytes) -> Response:
 
 def in_band_error(raw: bytes) -> dict[str, Any] | None:
     """The payload if this event is an error report (a top-level ``error`` object)."""
-    if b'"error"' not in raw:  # a cheap test first: the key must appear unescaped
+    if raw.find(b'"error"') < 0:  # a cheap test first: the key must appear unescaped
         return None
     try:
         obj = _any_decoder.decode(raw)

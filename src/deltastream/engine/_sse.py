@@ -164,7 +164,7 @@ class SSEDecoder:
             and data[:6] == b"data: "
             and data.find(b"\n") == len(data) - 2
             and data[-1] == _LF
-            and b"\r" not in data
+            and data.find(b"\r") < 0  # not `in`: see _h1.ResponseHead.__init__
             and len(data) - 8 <= self.max_event_size
         ):
             self.last_event_id = self._id_buffer
@@ -174,7 +174,7 @@ class SSEDecoder:
         if self._skip_lf and data[0] == _LF:
             data = data[1:]
         self._skip_lf = False
-        if b"\r" in data:
+        if data.find(b"\r") >= 0:
             self._skip_lf = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
@@ -243,7 +243,7 @@ class SSEDecoder:
         elif name == b"data":
             self._add_data(value)
         elif name == b"id":
-            if b"\x00" not in value:
+            if value.find(b"\x00") < 0:
                 self._id_buffer = value.decode("utf-8", "replace")
         # bytes.isdigit() accepts ASCII digits only. Absurdly long values (past int()'s
         # digit limit) are ignored rather than fatal.

@@ -614,7 +614,7 @@ class _RawEnds:
         if self.responses and kind in _TERMINAL:
             self.done = True
             return
-        if b'"type"' in raw or b'"error"' in raw:
+        if raw.find(b'"type"') >= 0 or raw.find(b'"error"') >= 0:
             with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
                 data = _object.decode(raw)
                 if self.responses:

@@ -69,7 +69,7 @@ def declares_chunked(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 def asks_to_close(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether the request's headers ask the server to close the connection after it."""
     return any(
-        len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower()
+        len(name) == 10 and name.lower() == b"connection" and value.lower().find(b"close") >= 0
         for name, value in headers
     )
 
@@ -109,7 +109,9 @@ class ResponseHead:
         for _, key, value in fields:
             if key in _FRAMING:
                 tokens = framing.setdefault(key, [])
-                if b"," in value:
+                # find(), not `in`: CPython 3.11 tries `x in some_bytes` with x as an
+                # int first, and raises and clears a TypeError when it is not one.
+                if value.find(b",") >= 0:
                     tokens.extend(part.strip().lower() for part in value.split(b","))
                 else:
                     tokens.append(value.strip().lower())
