@@ -54,6 +54,7 @@ ERROR_BODY_LIMIT = 64 * 1024  # what we read of an error response's body
 ATTEMPT_EXTENSION = "deltastream_attempt"
 _PREVIEW = 512  # what a content-type error quotes of the body
 _json = msgspec.json.Encoder()
+_CODING = "content-encoding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +383,8 @@ def _untouched(response: httpx2.Response) -> bool:
     return (
         not response.is_stream_consumed
         and not response.is_closed
-        and response.headers.get("content-encoding", "identity").lower() == "identity"
+        # get_list, not get: get raises and catches a KeyError when it is absent.
+        and all(coding.lower() == "identity" for coding in response.headers.get_list(_CODING))
     )
 
 

@@ -197,40 +197,46 @@ class _Pool:
 
 
 class _ResponseBody(httpx2.SyncByteStream):
-    """The body of one response, read straight from the socket."""
+    """The body of one response, read straight from the socket. Its own iterator, not
+    a generator: a reader that stops at the end of the stream's events (before the
+    body's own end) leaves nothing to close by raising into it."""
 
     def __init__(self, state: BodyState[_Connection], request: httpx2.Request) -> None:
         self._state = state
         self._request = request
+        self._timed = False  # the socket's read timeout is set (at the first read)
 
     def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
         state = self._state
         first = state.take_first()
         if first:
-            yield first
-        del first  # an open stream holds no bytes between reads
-        conn = state.conn
-        if conn is None:
-            return
-        sock = conn.sock
-        recv = sock.recv
-        try:
-            sock.settimeout(timeouts_of(self._request).get("read"))
-            while True:
-                try:
-                    body, ended = state.step(recv(READ_SIZE))
-                except TimeoutError as exc:
-                    raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
-                except OSError as exc:
-                    raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
-                if body:
-                    yield body
-                    body = b""  # not held while the next read waits
-                if ended:
-                    return
-        except BaseException:
-            state.finish(reusable=False)
-            raise
+            return first
+        while (conn := state.conn) is not None:
+            sock = conn.sock
+            try:
+                if not self._timed:
+                    # Looked up at the first read, not before: the engine's deadlines
+                    # make it a backstop once the response is in.
+                    sock.settimeout(timeouts_of(self._request).get("read"))
+                    self._timed = True
+                body, ended = state.step(sock.recv(READ_SIZE))
+            except TimeoutError as exc:
+                state.finish(reusable=False)
+                raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
+            except OSError as exc:
+                state.finish(reusable=False)
+                raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
+            except BaseException:
+                state.finish(reusable=False)
+                raise
+            if body:
+                return body  # if it ended the body, step() gave the connection back
+            if ended:
+                break
+        raise StopIteration
 
     def close(self) -> None:
         self._state.close()
