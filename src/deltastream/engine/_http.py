@@ -49,8 +49,8 @@ __all__ = [
 
 ERROR_BODY_LIMIT = 64 * 1024  # what we read of an error response's body
 # Set on a response by whoever sent it: (sent at, first attempt started at, retries
-# before it). One key, not three: the response's extensions stay within the size
-# of dict the transport made them, which an open stream would otherwise hold twice.
+# before it). One key, not three: three more keys would grow the response's
+# extensions past the dict the transport made, to twice its size, on every stream.
 ATTEMPT_EXTENSION = "deltastream_attempt"
 _PREVIEW = 512  # what a content-type error quotes of the body
 _json = msgspec.json.Encoder()
