@@ -38,6 +38,15 @@ class _Gate:
         self.scheduled = False  # a call of _next_turn is queued
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
 
+    def admit(self) -> bool:
+        """Count a start in if this turn has room for it (and nobody waits before it)."""
+        if self.used < STARTS_PER_TURN and not self.waiting:
+            self.used += 1
+            if self.used >= _RESET_AT:
+                self._schedule()
+            return True
+        return False
+
     async def wait(self) -> None:
         future = self.loop.create_future()
         self.waiting.append(future)
@@ -75,9 +84,5 @@ async def start_turn() -> None:
         return
     if gate is None or gate.loop is not loop:
         gate = _local.gate = _Gate(loop)
-    if gate.used < STARTS_PER_TURN and not gate.waiting:
-        gate.used += 1
-        if gate.used >= _RESET_AT:
-            gate._schedule()
-        return
-    await gate.wait()
+    if not gate.admit():
+        await gate.wait()

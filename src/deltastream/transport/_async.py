@@ -173,6 +173,8 @@ class _ResponseBody(httpx2.AsyncByteStream):
     def __init__(self, state: BodyState[_Connection], request: httpx2.Request) -> None:
         self._state = state
         self._request = request
+        self._read_timeout: float | None = None
+        self._timed = False  # _read_timeout is looked up (at the first wait)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -186,17 +188,18 @@ class _ResponseBody(httpx2.AsyncByteStream):
             channel = conn.channel
             try:
                 if not channel.chunks and not channel.eof:
+                    if not self._timed:
+                        # Looked up at the first wait, not before: the engine's
+                        # deadlines make it a backstop once the response is in.
+                        self._read_timeout = timeouts_of(self._request).get("read")
+                        self._timed = True
                     try:
-                        # Looked up at each wait: whoever reads the body may have
-                        # changed it since (the engine's deadlines make it a backstop).
-                        timeout = timeouts_of(self._request).get("read")
-                        await channel.arrival(timeout)  # Channel.read, inline
+                        await channel.arrival(self._read_timeout)  # Channel.read, inline
+                    except TimeoutError as exc:
+                        raise httpx2.ReadTimeout("timed out reading the body") from exc
                     finally:
                         channel.waited()
                 body, ended = state.step(channel.take())
-            except TimeoutError as exc:
-                state.finish(reusable=False)
-                raise httpx2.ReadTimeout("timed out reading the body") from exc
             except BaseException:
                 state.finish(reusable=False)
                 raise

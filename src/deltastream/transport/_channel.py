@@ -124,9 +124,7 @@ class Channel(asyncio.BufferedProtocol):
         ``time_limit``); call :meth:`waited` once it is over, however it ended. Apart
         from :meth:`read` so that a caller reading many times waits with no coroutine
         of its own per read."""
-        waiter = self.reader = self.loop.create_future()
-        if time_limit is not None:
-            self._arm(self.loop.time() + time_limit)
+        waiter = self.reader = self._waiter(time_limit)
         return waiter
 
     def waited(self) -> None:
@@ -154,7 +152,7 @@ class Channel(asyncio.BufferedProtocol):
             raise httpx2.WriteError("The connection is closed")
         transport.write(data)
         while self.writing_paused:
-            await self._wait("writer", time_limit)
+            await self._drained(time_limit)
             if not self.writing_paused:
                 return
             if self.eof:
@@ -166,16 +164,20 @@ class Channel(asyncio.BufferedProtocol):
         """Something from the server (or its end) is waiting to be read."""
         return bool(self.chunks) or self.eof
 
-    async def _wait(self, slot: str, time_limit: float | None) -> None:
-        waiter: asyncio.Future[None] = self.loop.create_future()
-        setattr(self, slot, waiter)
-        if time_limit is not None:
-            self._arm(self.loop.time() + time_limit)
+    async def _drained(self, time_limit: float | None) -> None:
+        waiter = self.writer = self._waiter(time_limit)
         try:
             await waiter
         finally:
-            setattr(self, slot, None)
+            self.writer = None
             self.deadline = None
+
+    def _waiter(self, time_limit: float | None) -> asyncio.Future[None]:
+        """The future one wait awaits; it fails with ``TimeoutError`` after ``time_limit``."""
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        if time_limit is not None:
+            self._arm(self.loop.time() + time_limit)
+        return waiter
 
     def _arm(self, deadline: float) -> None:
         """Time out the current wait at ``deadline``. One timer per connection, moved

@@ -222,13 +222,13 @@ class _ResponseBody(httpx2.SyncByteStream):
                     # make it a backstop once the response is in.
                     sock.settimeout(timeouts_of(self._request).get("read"))
                     self._timed = True
-                body, ended = state.step(sock.recv(READ_SIZE))
-            except TimeoutError as exc:
-                state.finish(reusable=False)
-                raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
-            except OSError as exc:
-                state.finish(reusable=False)
-                raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
+                try:
+                    data = sock.recv(READ_SIZE)
+                except TimeoutError as exc:
+                    raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
+                except OSError as exc:
+                    raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
+                body, ended = state.step(data)
             except BaseException:
                 state.finish(reusable=False)
                 raise
