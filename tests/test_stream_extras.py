@@ -211,6 +211,21 @@ def test_gap_percentiles_come_from_bounded_buckets() -> None:
     assert metrics.gap_percentile(99.9) == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("gaps", [1, 3, 63, 64, 65, 200])
+def test_gap_percentiles_count_every_gap_folded_or_not(gaps: int) -> None:
+    metrics = deltastream.StreamMetrics(sent_at=0.0, headers_at=0.0)
+    now = 0.0
+    metrics.on_read(now, 10, 1)
+    for i in range(gaps):
+        now += 0.5 if i == gaps - 1 else 0.001  # the last gap the longest
+        metrics.on_read(now, 10, 1)
+    assert metrics.chunks == gaps + 1
+    assert metrics.gap_percentile(100) == pytest.approx(0.5)
+    median = metrics.gap_p50
+    assert median is not None
+    assert median == pytest.approx(0.5) if gaps < 3 else 0.001 <= median <= 0.00115
+
+
 def test_retries_show_in_metrics() -> None:
     calls: list[int] = []
 

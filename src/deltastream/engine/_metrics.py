@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 __all__ = ["StreamMetrics"]
 
-_BUCKETS = 160
+_BUCKETS = 160  # fewer than 256: a bucket is kept in a byte (see _recent)
 _BASE = 1.125  # each bucket 12.5% wider than the last
 _SMALLEST = 1e-6  # seconds; gaps below this land in bucket 0
+_FOLD_AT = 64
 
 
 def _bucket(seconds: float) -> int:
@@ -44,9 +45,11 @@ class StreamMetrics:
     resumes: int = 0
     completion_tokens: int | None = None
     max_gap: float = 0.0
-    # bucket -> count, only the buckets used: a stream's gaps fall in a few of them,
-    # and ten thousand open streams would each carry 160 zeros otherwise
-    _gaps: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # The latest gaps' buckets, a byte each, folded into bucket -> count (only the
+    # buckets used) every _FOLD_AT gaps: ten thousand open streams should not each
+    # carry a table, let alone 160 zeros, for their first few gaps.
+    _recent: bytearray | None = field(default=None, init=False, repr=False, compare=False)
+    _counts: dict[int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def time_to_first_byte(self) -> float:
@@ -76,12 +79,15 @@ class StreamMetrics:
     def gap_percentile(self, q: float) -> float | None:
         """The q-th percentile (0-100) of the gaps between reads that brought events,
         as the upper edge of its bucket; None before two such reads."""
-        total = sum(self._gaps.values())
+        counts = dict(self._counts or ())
+        for bucket in self._recent or ():
+            counts[bucket] = counts.get(bucket, 0) + 1
+        total = sum(counts.values())
         if total == 0:
             return None
         rank = max(1, math.ceil(total * q / 100))
         seen = 0
-        for bucket, count in sorted(self._gaps.items()):
+        for bucket, count in sorted(counts.items()):
             seen += count
             if seen >= rank:
                 return min(_upper_edge(bucket), self.max_gap)
@@ -106,12 +112,23 @@ class StreamMetrics:
             self.first_event_at = now
         else:
             gap = now - last
-            bucket = _bucket(gap)
-            gaps = self._gaps
-            gaps[bucket] = gaps.get(bucket, 0) + 1
+            recent = self._recent
+            if recent is None:
+                recent = self._recent = bytearray()
+            recent.append(_bucket(gap))
+            if len(recent) >= _FOLD_AT:
+                self._fold(recent)
             if gap > self.max_gap:
                 self.max_gap = gap
         self.last_event_at = now
+
+    def _fold(self, recent: bytearray) -> None:
+        counts = self._counts
+        if counts is None:
+            counts = self._counts = {}
+        for bucket in recent:
+            counts[bucket] = counts.get(bucket, 0) + 1
+        recent.clear()
 
     def __repr__(self) -> str:
         def ms(value: float | None) -> str:
