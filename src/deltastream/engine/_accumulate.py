@@ -50,7 +50,7 @@ class Text:
     __slots__ = ("blocks", "recent")
 
     def __init__(self, first: str) -> None:
-        self.blocks: list[str] = []
+        self.blocks: list[str] | None = None  # made at the first compact: most texts stay short
         self.recent: list[str] = [first]
 
     def add(self, piece: str) -> None:
@@ -60,13 +60,18 @@ class Text:
             self.compact()
 
     def compact(self) -> None:
-        self.blocks.append("".join(self.recent))
+        block = "".join(self.recent)
+        if self.blocks is None:
+            self.blocks = [block]
+        else:
+            self.blocks.append(block)
         self.recent.clear()
 
     def value(self) -> str:
-        if self.recent:
+        if self.recent or self.blocks is None:
             self.compact()
         blocks = self.blocks
+        assert blocks is not None
         if len(blocks) > 1:
             blocks[:] = ["".join(blocks)]  # read again later: join once, not every time
         return blocks[0]
@@ -230,7 +235,8 @@ class ChatAccumulator:
     """Feed it chunks with :meth:`add`; read :meth:`snapshot` at any time."""
 
     __slots__ = (
-        "_choices",
+        "_first",
+        "_more",
         "chunks",
         "created",
         "id",
@@ -241,7 +247,10 @@ class ChatAccumulator:
     )
 
     def __init__(self) -> None:
-        self._choices: dict[int, _ChoiceState] = {}
+        # The first choice seen (most answers have one), then the others by index
+        # once a second one comes.
+        self._first: _ChoiceState | None = None
+        self._more: dict[int, _ChoiceState] | None = None
         self.chunks = 0
         self.id = ""
         self.model = ""
@@ -261,9 +270,9 @@ class ChatAccumulator:
         if chunk.service_tier is not None:
             self.service_tier = chunk.service_tier
         for choice in chunk.choices:
-            state = self._choices.get(choice.index)
-            if state is None:
-                state = self._choices[choice.index] = _ChoiceState(choice.index)
+            state = self._first
+            if state is None or state.index != choice.index:
+                state = self.state(choice.index)
             delta = choice.delta
             content = delta.content
             if content is not None:
@@ -301,7 +310,7 @@ class ChatAccumulator:
             id=self.id,
             created=self.created,
             model=self.model,
-            choices=[self._choices[i].build() for i in sorted(self._choices)],
+            choices=[state.build() for state in self.states()],
             system_fingerprint=self.system_fingerprint,
             service_tier=self.service_tier,
             usage=self.usage,
@@ -309,8 +318,43 @@ class ChatAccumulator:
 
     def text(self, index: int = 0) -> str:
         """The content text of one choice so far."""
-        state = self._choices.get(index)
+        state = self.find(index)
         return _join(state.content) or "" if state is not None else ""
+
+    def state(self, index: int) -> _ChoiceState:
+        """The state of choice ``index``, made if it is new."""
+        first = self._first
+        if first is None:
+            first = self._first = _ChoiceState(index)
+        if first.index == index:
+            return first
+        more = self._more
+        if more is None:
+            more = self._more = {}
+        state = more.get(index)
+        if state is None:
+            state = more[index] = _ChoiceState(index)
+        return state
+
+    def find(self, index: int) -> _ChoiceState | None:
+        """The state of choice ``index``; None if it has not come."""
+        first = self._first
+        if first is not None and first.index == index:
+            return first
+        return None if self._more is None else self._more.get(index)
+
+    def states(self) -> list[_ChoiceState]:
+        """Every choice's state, by index."""
+        if self._first is None:
+            return []
+        states = [self._first, *(self._more or {}).values()]
+        if len(states) > 1:
+            states.sort(key=_index_of)
+        return states
+
+
+def _index_of(state: _ChoiceState) -> int:
+    return state.index
 
 
 class ExtrasChatAccumulator(ChatAccumulator):
@@ -333,9 +377,9 @@ class ExtrasChatAccumulator(ChatAccumulator):
         if chunk.service_tier is not None:
             self.service_tier = chunk.service_tier
         for choice in chunk.choices:
-            state = self._choices.get(choice.index)
-            if state is None:
-                state = self._choices[choice.index] = _ChoiceState(choice.index)
+            state = self._first
+            if state is None or state.index != choice.index:
+                state = self.state(choice.index)
             delta = choice.delta
             content = delta.content
             if content is not None:

@@ -138,10 +138,10 @@ class EventBuilder:
 
     def events(self, chunk: ChatCompletionChunk) -> list[StreamEvent]:
         """The events of a chunk the accumulator has already taken."""
-        states = self._accumulator._choices
+        accumulator = self._accumulator
         out: list[StreamEvent] = []
         for choice in chunk.choices:
-            state = states[choice.index]
+            state = accumulator.state(choice.index)
             delta = choice.delta
             if delta.content:
                 out.append(ContentDeltaEvent(choice.index, delta.content, state))
@@ -159,8 +159,8 @@ class EventBuilder:
     def finish(self) -> list[StreamEvent]:
         """At the end of the stream: Done for tool calls no finish_reason closed."""
         out: list[StreamEvent] = []
-        for index, state in sorted(self._accumulator._choices.items()):
-            out.extend(self._tools_done(index, state))
+        for state in self._accumulator.states():
+            out.extend(self._tools_done(state.index, state))
         return out
 
     @staticmethod
