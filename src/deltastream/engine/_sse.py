@@ -128,7 +128,9 @@ class SSEDecoder:
         self.last_event_id = ""  # set when a block ends, as the spec's "last event ID string"
         self.retry: int | None = None
         self._id_buffer = ""  # the spec's "last event ID buffer": set by each id line
-        self._pending = bytearray()  # the unfinished last line
+        # The unfinished last line: a bytearray while it holds any (b"" costs nothing
+        # on the many streams whose reads end at a line's end).
+        self._pending: bytes | bytearray = b""
         # The current block's data: the first line as received; from a second line on,
         # all lines joined in one bytearray (a list of millions of tiny lines would cost
         # far more memory than the bytes it holds).
@@ -202,7 +204,7 @@ class SSEDecoder:
         Always returns an empty list; it exists so callers can treat every step alike.
         """
         self._at_start = False
-        self._pending = bytearray()
+        self._pending = b""
         self._reset_block()
         self._id_buffer = self.last_event_id
         self._skip_lf = False
@@ -286,7 +288,10 @@ class SSEDecoder:
         self._event_type = ""
 
     def _add_pending(self, data: bytes) -> None:
-        self._pending += data
+        if self._pending:
+            self._pending += data
+        else:
+            self._pending = bytearray(data)
         held = self._data if self._joined is None else self._joined
         buffered = len(self._pending) + len(held)
         if buffered > self.max_event_size:
@@ -294,11 +299,11 @@ class SSEDecoder:
 
     def _take_pending(self) -> bytes:
         data = bytes(self._pending)
-        self._pending = bytearray()
+        self._pending = b""
         return data
 
     def _too_large(self, buffered: int) -> None:
-        self._pending = bytearray()
+        self._pending = b""
         self._reset_block()
         raise EventTooLargeError(self.max_event_size, buffered)
 
