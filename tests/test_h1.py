@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from deltastream.transport._h1 import (
     _FIELDS,
+    _STATUS_LINES,
+    _STATUS_LINES_LIMIT,
     MAX_HEAD,
     MAX_LINE,
     BodyDecoder,
@@ -298,6 +300,25 @@ def test_the_shared_header_lines_stay_bounded() -> None:
         head = head_of(b"HTTP/1.1 200 OK\r\nX-Request-Id: req-%d\r\nX-Name-%d: 1\r\n\r\n" % (n, n))
         assert head.headers == [(b"X-Request-Id", b"req-%d" % n), (b"X-Name-%d" % n, b"1")]
     assert len(_FIELDS.known) <= _FIELDS.limit
+
+
+def test_a_repeated_status_line_shares_its_parts() -> None:
+    first = head_of(b"HTTP/1.1 418 I'm a teapot\r\nA: 1\r\n\r\n")
+    second = head_of(b"HTTP/1.1 418 I'm a teapot\r\nA: 2\r\n\r\n")
+    assert (second.status, second.reason, second.http_version) == (
+        418,
+        b"I'm a teapot",
+        b"HTTP/1.1",
+    )
+    assert second.reason is first.reason
+    assert second.http_version is first.http_version
+
+
+def test_the_shared_status_lines_stay_bounded() -> None:
+    for n in range(3 * _STATUS_LINES_LIMIT):
+        head = head_of(b"HTTP/1.1 200 Fine %d\r\n\r\n" % n)
+        assert (head.status, head.reason) == (200, b"Fine %d" % n)
+    assert len(_STATUS_LINES) <= _STATUS_LINES_LIMIT
 
 
 def test_an_incomplete_head_up_to_max_head_waits_for_more() -> None:

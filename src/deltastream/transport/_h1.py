@@ -79,6 +79,26 @@ def encode_chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+# Status lines seen before -> (status, reason, version): a server sends a handful, and
+# an open stream should not hold its own copy of b"HTTP/1.1" and b"OK".
+_STATUS_LINES: dict[bytes, tuple[int, bytes, bytes]] = {}
+_STATUS_LINES_LIMIT = 64
+
+
+def _status_line(line: bytes) -> tuple[int, bytes, bytes]:
+    known = _STATUS_LINES.get(line)
+    if known is not None:
+        return known
+    version, _, rest_of_line = line.partition(b" ")
+    code, _, reason = rest_of_line.partition(b" ")
+    if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
+        raise _error(f"Invalid status line {line[:100]!r}")
+    if len(_STATUS_LINES) >= _STATUS_LINES_LIMIT:
+        _STATUS_LINES.clear()
+    known = _STATUS_LINES[line] = (int(code), reason, version)
+    return known
+
+
 class ResponseHead:
     """A parsed status line and header block.
 
@@ -137,11 +157,7 @@ class ResponseHead:
         elif rest.startswith(b"\n"):
             rest = rest[1:]
         lines = head.split(b"\n")
-        status_line = lines[0].rstrip(b"\r")
-        version, _, rest_of_line = status_line.partition(b" ")
-        code, _, reason = rest_of_line.partition(b" ")
-        if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
-            raise _error(f"Invalid status line {status_line[:100]!r}")
+        status = _status_line(lines[0].rstrip(b"\r"))
         fields: list[tuple[bytes, bytes, bytes]] = []
         known = _FIELDS.known
         for raw in lines[1:]:
@@ -160,7 +176,7 @@ class ResponseHead:
                 fields[-1] = (name, key, b" ".join(filter(None, (value, line.strip(b" \t")))))
             else:
                 fields.append(_FIELDS.parse(line))
-        return cls(int(code), reason, version, fields, all_ascii=head.isascii()), rest
+        return cls(*status, fields, all_ascii=head.isascii()), rest
 
     def values(self, name: bytes) -> list[bytes]:
         """Every value of header ``name`` (lower case), comma-separated lists split and
