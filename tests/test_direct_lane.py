@@ -288,6 +288,29 @@ def test_the_request_built_by_hand_is_the_one_httpx2_builds() -> None:
     client.close()
 
 
+def test_each_request_has_headers_of_its_own_though_made_from_one_template() -> None:
+    # The headers are made from the template's list when first read: a change to one
+    # request's must not reach the template, nor another request's.
+    client = deltastream.Client(base_url="http://127.0.0.1:9/v1", api_key="k")
+    url = httpx2.URL("http://127.0.0.1:9/v1/chat/completions")
+    timeout = httpx2.Timeout(5.0)
+
+    def request(content: bytes) -> httpx2.Request:
+        return build(client._http, "POST", url, {"X-Trace": "1"}, content, timeout, {})
+
+    first, second = request(b"{}"), request(b"[1, 2]")
+    first.headers["X-Extra"] = "1"
+    del first.headers["X-Trace"]
+    assert (first.headers.get("x-extra"), first.headers.get("x-trace")) == ("1", None)
+    assert (second.headers.get("x-extra"), second.headers["x-trace"]) == (None, "1")
+    assert (first.headers["content-length"], second.headers["content-length"]) == ("2", "6")
+    assert request(b"{}").headers == client._http.build_request(
+        "POST", url, headers={"X-Trace": "1"}, content=b"{}"
+    ).headers
+    assert first.headers.copy() == first.headers
+    client.close()
+
+
 def test_a_redirect_does_not_inherit_the_prepared_head(serve: Serve) -> None:
     # httpx2 copies a request's extensions into the redirect's request: the prepared
     # head (of the first URL) must not go with them.

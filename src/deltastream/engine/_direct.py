@@ -27,7 +27,7 @@ import httpx2
 from httpx2._client import BoundAsyncStream, BoundSyncStream, ClientState
 
 from ..transport import AsyncHTTP11Transport, HTTP11Transport
-from ..transport._common import PREPARED_HEAD, PreparedHead, filled_headers, outgoing
+from ..transport._common import PREPARED_HEAD, PreparedHead, outgoing
 
 __all__ = ["adirect_send", "build", "direct_send", "lane"]
 
@@ -94,10 +94,6 @@ def build(
         if len(_merged) >= _MERGED_LIMIT:
             _merged.clear()
         _merged[key] = merged
-    length = b"%d" % len(content)
-    sent = filled_headers(
-        [*merged.header_list, (b"Content-Length", b"content-length", length)], merged.encoding
-    )
     extensions["timeout"] = timeout.as_dict()
     # What httpx2.Request(method, url, headers=sent, stream=ByteStream(content),
     # extensions=extensions) sets, without its checks and copies: every part is
@@ -105,13 +101,47 @@ def build(
     request = _Request.__new__(_Request)
     request.method = method
     request.url = url
-    request.headers = sent
+    request.headers = _SentHeaders.of(merged.header_list, merged.encoding, len(content))
     request.extensions = extensions
     request.stream = httpx2.ByteStream(content)
     request._content = content
     if merged.prepared is not None:
         setattr(request, PREPARED_HEAD, merged.prepared)
     return request
+
+
+class _SentHeaders(httpx2.Headers):
+    """A request's headers: its template's list and then Content-Length, made one list
+    when first read. The transport sends the prepared head, so most requests' never
+    are; a stream held open then holds no copy of its template's list."""
+
+    __slots__ = ("_length", "_made", "_template")
+    _length: int
+    _made: list[tuple[bytes, bytes, bytes]] | None
+    _template: list[tuple[bytes, bytes, bytes]]
+
+    @classmethod
+    def of(
+        cls, template: list[tuple[bytes, bytes, bytes]], encoding: str | None, length: int
+    ) -> _SentHeaders:
+        headers = cls.__new__(cls)
+        headers._template = template
+        headers._length = length
+        headers._made = None
+        headers._encoding = encoding
+        return headers
+
+    @property
+    def _list(self) -> list[tuple[bytes, bytes, bytes]]:
+        made = self._made
+        if made is None:
+            length = b"%d" % self._length
+            made = self._made = [*self._template, (b"Content-Length", b"content-length", length)]
+        return made
+
+    @_list.setter
+    def _list(self, value: list[tuple[bytes, bytes, bytes]]) -> None:
+        self._made = value
 
 
 class _Template:
