@@ -72,7 +72,8 @@ def test_defaults_suit_llm_streams() -> None:
     t = Timeout.of(None)
     assert t == Timeout()
     assert (t.connect, t.first_token, t.idle, t.total) == (5.0, 300.0, 120.0, None)
-    # Reading the headers is bounded by first_token; the body gets a backstop above it.
+    # Reading the headers is bounded by first_token; a body whose socket the watchdog
+    # cannot reach gets a backstop above it.
     assert t.transport().read == 300.0
     assert t.body_read() == 301.0
 

@@ -304,9 +304,10 @@ def test_each_request_has_headers_of_its_own_though_made_from_one_template() -> 
     assert (first.headers.get("x-extra"), first.headers.get("x-trace")) == ("1", None)
     assert (second.headers.get("x-extra"), second.headers["x-trace"]) == (None, "1")
     assert (first.headers["content-length"], second.headers["content-length"]) == ("2", "6")
-    assert request(b"{}").headers == client._http.build_request(
-        "POST", url, headers={"X-Trace": "1"}, content=b"{}"
-    ).headers
+    assert (
+        request(b"{}").headers
+        == client._http.build_request("POST", url, headers={"X-Trace": "1"}, content=b"{}").headers
+    )
     assert first.headers.copy() == first.headers
     client.close()
 

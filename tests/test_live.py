@@ -253,6 +253,42 @@ async def test_a_pause_past_first_token_but_within_idle_is_no_timeout(
     assert snapshot.choices[0].finish_reason is not None
 
 
+async def test_an_open_stream_on_a_socket_waits_with_no_timer_of_its_own(private_url: str) -> None:
+    # Its watchdog keeps the deadlines: a read waits without a per-read timeout, and
+    # ten thousand open streams hold no timer each in the event loop.
+    headers = {FAULT: "stall-after=2:0.5"}
+    async with deltastream.AsyncClient(base_url=private_url) as client:
+        stream = await client.chat.completions.create(
+            model="m", messages=STORY, stream=True, extra_headers=headers
+        )
+        async with stream:
+            await stream.__anext__()
+            await stream.__anext__()
+            reading = asyncio.ensure_future(stream.__anext__())
+            await asyncio.sleep(0.1)  # the two chunks sent before the stall are taken
+            assert not reading.done()
+            loop: Any = asyncio.get_running_loop()
+            timers = [h for h in loop._scheduled if not h.cancelled()]
+            assert not any("_on_timer" in repr(h) for h in timers)
+            assert stream.response.request.extensions["timeout"]["read"] is None
+            await reading
+            assert [chunk async for chunk in stream]
+
+
+def test_a_stream_whose_socket_is_out_of_reach_keeps_a_per_read_backstop() -> None:
+    # No socket for the watchdog to shut down: the per-read timeout is all there is.
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = b'data: {"choices": []}\n\ndata: [DONE]\n\n'
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    timeout = Timeout(first_token=7.0, idle=2.0)
+    with deltastream.Client(base_url="http://test/v1", http_client=http, timeout=timeout) as client:
+        stream = client.chat.completions.create(model="m", messages=STORY, stream=True)
+        assert stream.response.request.extensions["timeout"]["read"] == 8.0
+        stream.until_done()
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_keepalive_comments_count_when_asked(mode: str, server_url: str) -> None:
     # With comments counting as progress, a trickle never trips the idle deadline;

@@ -276,7 +276,11 @@ class Watch:
         self.sock = _socket_of(response)
         timeouts = response.request.extensions.get("timeout")
         if isinstance(timeouts, dict):
-            timeouts["read"] = self.timeout.body_read()  # the watchdog keeps the real time
+            # On a socket the watchdog keeps every deadline, and a read may wait as
+            # long as it must: no per-read timer (a timer per connection held open,
+            # on asyncio), no poll before each recv (sync). Without one, the backstop
+            # is all there is.
+            timeouts["read"] = None if self.sock is not None else self.timeout.body_read()
 
     def progress(self, now: float) -> None:
         """An event arrived at ``now`` (``time.monotonic()``)."""

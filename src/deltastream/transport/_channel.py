@@ -177,6 +177,11 @@ class Channel(asyncio.BufferedProtocol):
         waiter: asyncio.Future[None] = self.loop.create_future()
         if time_limit is not None:
             self._arm(self.loop.time() + time_limit)
+        elif self._timer is not None:
+            # Waits without a limit from now on, most likely (a stream's body, whose
+            # deadlines its watchdog keeps): an open stream holds no timer.
+            self._timer.cancel()
+            self._timer = None
         return waiter
 
     def _arm(self, deadline: float) -> None:
