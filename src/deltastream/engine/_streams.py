@@ -19,6 +19,7 @@ connection. Rules they keep:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import (
@@ -36,7 +37,7 @@ from typing import Any, Generic, Self, TypeVar, cast
 import httpx2
 import msgspec
 
-from ..transport import BODY_EXTENSION
+from ..transport import BODY_EXTENSION, AsyncResponseBody
 from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, shut_down, watchdog
 from ._errors import (
     APIError,
@@ -413,9 +414,13 @@ class BaseStream(_StreamBase[T]):
 
 
 class BaseAsyncStream(_StreamBase[T]):
-    """A streamed response, iterated with ``async for``. Use ``async with``."""
+    """A streamed response, iterated with ``async for``. Use ``async with``.
 
-    __slots__ = ("_items",)  # see _StreamBase._twin
+    Its own iterator, not an async generator as the sync stream's is: the event loop
+    tracks every async generator it runs (a weak reference in a set, and a finalizer
+    task for each one left unfinished), which ten thousand open streams pay for in
+    memory. What the generator's ``finally`` did, :meth:`_finish` does: on the end,
+    on an error, on ``close()``, and (``__del__``) for a stream left unfinished."""
 
     def __init__(
         self,
@@ -436,13 +441,39 @@ class BaseAsyncStream(_StreamBase[T]):
         self._resume = resume
         self._finished = finished
         self._max_resumes, self._response_id = max_resumes, response_id
-        self._items = self._twin()._iter_items()
+        self._ready: Iterator[Any] | None = None  # items of the last read not handed over
+        self._read_at = 0.0  # when that read came
+        self._body: AsyncIterator[bytes] | None = None  # the response's, once reading
+        self._over = False  # ended, failed or closed: nothing more comes
 
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self._items
+    def __aiter__(self) -> Self:
+        return self
 
     async def __anext__(self) -> T:
-        return await self._items.__anext__()
+        ready = self._ready
+        if ready is not None:
+            item = next(ready, _NOTHING)
+            if item is not _NOTHING:
+                self._core.handed(item)
+                return cast(T, item)
+            self._ready = None
+            self._handed_over()
+        if self._over:
+            raise StopAsyncIteration
+        try:
+            return await self._read()
+        except BaseException:  # the end (StopAsyncIteration) included
+            await self._finish()
+            raise
+
+    def __del__(self) -> None:
+        # Left unfinished (a loop broken out of, no close()): let the connection go now,
+        # as an async generator's finalizer would have.
+        if getattr(self, "_over", True):
+            return
+        self._over = True
+        watchdog.unwatch(self._watch)
+        _let_go(self.response)
 
     async def __aenter__(self) -> Self:
         return self
@@ -457,24 +488,20 @@ class BaseAsyncStream(_StreamBase[T]):
 
     async def close(self) -> None:
         """Release the connection now. Safe to call more than once."""
-        watchdog.unwatch(self._watch)
-        # Run its cleanup now: an async generator left to the garbage collector is closed
-        # later by the event loop, racing with whatever runs then. RuntimeError: it is
-        # running (close() called from another task); the response is closed below.
-        with contextlib.suppress(RuntimeError):
-            await self._items.aclose()
-        await self.response.aclose()
+        self._ready = None
+        await self._finish()
+        await self.response.aclose()  # a response _finish had let go already: a no-op
 
     aclose = close
 
     async def until_done(self) -> Self:
-        async for _ in self._items:
+        async for _ in self:
             pass
         return self
 
     def tee(self, n: int = 2, *, max_buffer: int = DEFAULT_TEE_BUFFER) -> list[AsyncIterator[T]]:
         """See :meth:`BaseStream.tee`."""
-        return async_tee(self._items, n, max_buffer)
+        return async_tee(self, n, max_buffer)
 
     async def sse_events(self) -> AsyncIterator[ServerSentEvent]:
         """See :meth:`BaseStream.sse_events`."""
@@ -512,80 +539,120 @@ class BaseAsyncStream(_StreamBase[T]):
     async def text_deltas(self) -> AsyncIterator[str]:
         """See :meth:`BaseStream.text_deltas`."""
         if self._responses:
-            async for event in self._items:
+            async for event in self:
                 event_: Any = event
                 if event_.type == _TEXT_DELTA:
                     yield event_.delta
             return
-        async for chunk in self._items:
+        async for chunk in self:
             chunk_: Any = chunk
             for choice in chunk_.choices:
                 if choice.index == 0 and choice.delta.content:
                     yield choice.delta.content
 
-    async def _iter_items(self) -> AsyncGenerator[T, None]:
-        """See :meth:`BaseStream._iter_items`."""
+    def _handed_over(self) -> None:
+        """Every item of the last read is handed over: the consumer asks for more."""
+        core, metrics = self._core, self._metrics
+        self._watch.resume(time.monotonic())
+        if metrics.first_token_at is None and core.carries_token():
+            metrics.first_token_at = self._read_at
+        core.fed = ()  # not kept while the next read waits
+
+    async def _read(self) -> T:
+        """The first item of the next read that brings any (see :meth:`BaseStream._iter_items`,
+        which does the same as a generator)."""
         core, watch, metrics = self._core, self._watch, self._metrics
-        add = core.handed
-        any_bytes = watch.timeout.comments_count
-        watchdog.watch(watch)
+        while True:
+            if core.failure is not None:  # met after the items handed over
+                raise core.fail(core.failure)
+            body = self._body
+            if core.done:
+                if body is not None and _body_open(self.response):
+                    watch.drain_by(time.monotonic() + DRAIN_GRACE)
+                    await _adrain(body)
+                raise StopAsyncIteration
+            if body is None:
+                watchdog.watch(watch)  # again after a resume: its entry may be used up
+                body = self._body = aiter_body(self.response)
+            try:
+                data = await anext(body)
+            except StopAsyncIteration:
+                point = self._resume_point()
+                if point is None:
+                    self._end()
+                    raise
+                if self._nothing_asked_for() and await _aprobe(self._finished, point[0]):
+                    raise
+                await self._resume_at(point)
+                continue
+            except httpx2.TransportError as exc:
+                point = self._resume_point()
+                if point is None:
+                    error = self._failure(exc)
+                    if error is None:
+                        raise StopAsyncIteration from None
+                    raise error from self._cause(exc)
+                await self._resume_at(point)
+                continue
+            items: Iterable[Any] = core.feed(data)
+            fed = len(core.fed)
+            now = time.monotonic()
+            if fed or watch.timeout.comments_count:
+                watch.progress(now)
+            metrics.on_read(now, len(data), fed)
+            del data  # not held while the next read waits
+            if fed:
+                watch.pause()
+                ready = iter(items)
+                item = next(ready)
+                self._ready, self._read_at = ready, now
+                core.handed(item)
+                return cast(T, item)
+
+    async def _resume_at(self, point: tuple[str, int | None]) -> None:
+        """Open the stream again from ``point``, the old response closed."""
+        await self._drop_body()
+        await self.response.aclose()
+        assert self._resume is not None
         try:
-            while True:
-                body = aiter_body(self.response)
-                try:
-                    async for data in body:
-                        items: Iterable[Any] = core.feed(data)
-                        fed = len(core.fed)
-                        now = time.monotonic()
-                        if fed or any_bytes:
-                            watch.progress(now)
-                        metrics.on_read(now, len(data), fed)
-                        del data  # not held while the next read waits
-                        if fed:
-                            watch.pause()
-                            for item in items:
-                                add(item)
-                                yield item
-                            watch.resume(time.monotonic())
-                            if metrics.first_token_at is None and core.carries_token():
-                                metrics.first_token_at = now
-                            items = core.fed = ()  # not kept while the next read waits
-                        if core.failure is not None:  # met after the items just handed over
-                            raise core.fail(core.failure)
-                        if core.done:
-                            break
-                except httpx2.TransportError as exc:
-                    point = self._resume_point()
-                    if point is None:
-                        error = self._failure(exc)
-                        if error is None:
-                            return
-                        raise error from self._cause(exc)
-                else:
-                    if core.done:
-                        if _body_open(self.response):
-                            watch.drain_by(time.monotonic() + DRAIN_GRACE)
-                            await _adrain(body)
-                        return
-                    point = self._resume_point()
-                    if point is None:
-                        self._end()
-                        return
-                    if self._nothing_asked_for() and await _aprobe(self._finished, point[0]):
-                        return
-                finally:
-                    if isinstance(body, AsyncGenerator):
-                        await body.aclose()
-                await self.response.aclose()
-                assert self._resume is not None
-                try:
-                    response = await self._resume(*point)
-                except Exception as error:
-                    raise core.fail(error) from error.__cause__
-                self._switch_to(response)
-        finally:
-            watchdog.unwatch(watch)
-            await self.response.aclose()
+            response = await self._resume(*point)
+        except Exception as error:
+            raise self._core.fail(error) from error.__cause__
+        self._switch_to(response)
+
+    async def _drop_body(self) -> None:
+        body, self._body = self._body, None
+        # An async generator (httpx2's aiter_bytes) is closed now, not by the loop later.
+        # RuntimeError: it is running (close() from another task); the response's close
+        # ends it.
+        if isinstance(body, AsyncGenerator):
+            with contextlib.suppress(RuntimeError):
+                await body.aclose()
+
+    async def _finish(self) -> None:
+        """The stream is over: stop its deadlines, let its connection go."""
+        if self._over:
+            return
+        self._over = True
+        watchdog.unwatch(self._watch)
+        await self._drop_body()
+        await self.response.aclose()
+
+
+_NOTHING: Any = object()
+
+
+def _let_go(response: httpx2.Response) -> None:
+    """Close an abandoned async stream's response from ``__del__``, which cannot wait:
+    at once on deltastream's transport, whose close never waits; else in a task of the
+    running loop, as the loop does for an async generator left unfinished."""
+    if isinstance(response.extensions.get(BODY_EXTENSION), AsyncResponseBody):
+        closing = response.aclose()
+        with contextlib.suppress(StopIteration):
+            closing.send(None)
+        return
+    with contextlib.suppress(RuntimeError):  # no loop running: the connection goes with it
+        asyncio.get_running_loop().create_task(response.aclose())
 
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})

@@ -80,7 +80,7 @@ class AsyncStream(BaseAsyncStream[T]):
     async def events(self) -> AsyncIterator[StreamEvent]:
         """See :meth:`Stream.events`."""
         builder = EventBuilder(self._core.accumulator)
-        async for chunk in self._items:
+        async for chunk in self:
             for event in builder.events(cast(ChatCompletionChunk, chunk)):
                 yield event
         for event in builder.finish():

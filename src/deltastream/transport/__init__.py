@@ -5,7 +5,7 @@ connections (``_dial``), TLS (``_tls``) and proxies (``_proxy``) have a module e
 ``sync_http_client`` / ``async_http_client`` (``_clients``) build httpx2 clients that
 use these transports and honour proxy settings as httpx2's own would."""
 
-from ._async import AsyncHTTP11Transport
+from ._async import AsyncHTTP11Transport, AsyncResponseBody
 from ._clients import async_http_client, sync_http_client
 from ._common import BODY_EXTENSION, RESEND_STALE_EXTENSION, shutdown_socket
 from ._sync import HTTP11Transport
@@ -14,6 +14,7 @@ __all__ = [
     "BODY_EXTENSION",
     "RESEND_STALE_EXTENSION",
     "AsyncHTTP11Transport",
+    "AsyncResponseBody",
     "HTTP11Transport",
     "async_http_client",
     "shutdown_socket",

@@ -47,7 +47,7 @@ from ._pool import Origin, Slots
 from ._proxy import ProxyRoute, TunnelReply
 from ._tls import TLSConfig
 
-__all__ = ["AsyncHTTP11Transport"]
+__all__ = ["AsyncHTTP11Transport", "AsyncResponseBody"]
 
 
 def _expire(waiter: asyncio.Future[Any]) -> None:
@@ -210,6 +210,7 @@ class _ResponseBody(httpx2.AsyncByteStream):
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
+        # Never waits (nor ever may): an abandoned stream closes it from __del__.
         self._state.close()
 
     @property
@@ -226,6 +227,9 @@ class _ResponseBody(httpx2.AsyncByteStream):
         transport = conn.channel.transport if conn is not None else None
         if transport is not None:
             shutdown_transport(transport, how)
+
+
+AsyncResponseBody = _ResponseBody  # the body's type, for the engine to know it by
 
 
 class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
