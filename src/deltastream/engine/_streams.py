@@ -575,7 +575,23 @@ class BaseAsyncStream(_StreamBase[T]):
                 watchdog.watch(watch)  # again after a resume: its entry may be used up
                 body = self._body = aiter_body(self.response)
             try:
-                data = await anext(body)
+                if isinstance(body, AsyncResponseBody):
+                    # Waits here, in this frame: an open stream keeps no coroutine of
+                    # its body's while it waits.
+                    got = body.ready()
+                    while got is None:
+                        try:
+                            await body.arrival()
+                        except TimeoutError as exc:
+                            raise httpx2.ReadTimeout("timed out reading the body") from exc
+                        finally:
+                            body.waited()
+                        got = body.ready()
+                    if not got:
+                        raise StopAsyncIteration
+                    data = got
+                else:
+                    data = await anext(body)
             except StopAsyncIteration:
                 point = self._resume_point()
                 if point is None:
@@ -604,8 +620,12 @@ class BaseAsyncStream(_StreamBase[T]):
             if fed:
                 watch.pause()
                 ready = iter(items)
-                item = next(ready)
-                self._ready, self._read_at = ready, now
+                self._read_at = now
+                item = next(ready, _NOTHING)  # none, if the face presents none of them
+                if item is _NOTHING:
+                    self._handed_over()
+                    continue
+                self._ready = ready
                 core.handed(item)
                 return cast(T, item)
 

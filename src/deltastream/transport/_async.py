@@ -166,9 +166,9 @@ class _Pool:
 
 class _ResponseBody(httpx2.AsyncByteStream):
     """The body's bytes, a read at a time. Its own iterator, not an async generator,
-    and it waits on the channel without a coroutine of the channel's: an open stream
-    waits in one frame (``__anext__``) rather than three, and the event loop has no
-    generator of it to track."""
+    and it waits on the channel without a coroutine of the channel's. A reader with a
+    frame of its own to wait in (an engine stream) can do without this one's too:
+    :meth:`ready`, :meth:`arrival` and :meth:`waited` are ``__anext__`` in parts."""
 
     def __init__(self, state: BodyState[_Connection], request: httpx2.Request) -> None:
         self._state = state
@@ -180,25 +180,35 @@ class _ResponseBody(httpx2.AsyncByteStream):
         return self
 
     async def __anext__(self) -> bytes:
+        data = self.ready()
+        while data is None:
+            try:
+                await self.arrival()
+            except TimeoutError as exc:
+                self._state.finish(reusable=False)
+                raise httpx2.ReadTimeout("timed out reading the body") from exc
+            except BaseException:
+                self._state.finish(reusable=False)
+                raise
+            finally:
+                self.waited()
+            data = self.ready()
+        if data:
+            return data
+        raise StopAsyncIteration
+
+    def ready(self) -> bytes | None:
+        """The body's next bytes if they are here, b"" at its end; None when they are
+        to be waited for: await :meth:`arrival`, then :meth:`waited`, then ask again."""
         state = self._state
         first = state.take_first()
         if first:
             return first
         while (conn := state.conn) is not None:
             channel = conn.channel
+            if not channel.chunks and not channel.eof:
+                return None
             try:
-                if not channel.chunks and not channel.eof:
-                    if not self._timed:
-                        # Looked up at the first wait, not before: the engine's
-                        # deadlines make it a backstop once the response is in.
-                        self._read_timeout = timeouts_of(self._request).get("read")
-                        self._timed = True
-                    try:
-                        await channel.arrival(self._read_timeout)  # Channel.read, inline
-                    except TimeoutError as exc:
-                        raise httpx2.ReadTimeout("timed out reading the body") from exc
-                    finally:
-                        channel.waited()
                 body, ended = state.step(channel.take())
             except BaseException:
                 state.finish(reusable=False)
@@ -207,7 +217,26 @@ class _ResponseBody(httpx2.AsyncByteStream):
                 return body  # if it ended the body, step() gave the connection back
             if ended:
                 break
-        raise StopAsyncIteration
+        return b""
+
+    def arrival(self) -> asyncio.Future[None]:
+        """What to await when :meth:`ready` said to wait; it fails with ``TimeoutError``
+        past the read timeout (an abandoned wait leaves the connection unusable: the
+        caller closes the body)."""
+        if not self._timed:
+            # Looked up at the first wait, not before: the engine's deadlines may
+            # change it once the response is in.
+            self._read_timeout = timeouts_of(self._request).get("read")
+            self._timed = True
+        conn = self._state.conn
+        assert conn is not None  # ready() said to wait: the body has its connection
+        return conn.channel.arrival(self._read_timeout)  # Channel.read, inline
+
+    def waited(self) -> None:
+        """After awaiting :meth:`arrival`, however that ended."""
+        conn = self._state.conn
+        if conn is not None:
+            conn.channel.waited()
 
     async def aclose(self) -> None:
         # Never waits (nor ever may): an abandoned stream closes it from __del__.
