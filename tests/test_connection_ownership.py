@@ -151,6 +151,24 @@ async def test_leaving_a_loop_over_a_stream_closes_its_connection_at_once_async(
         assert wait_for_open_connections(private_url, 0, within=1.0) == 0
 
 
+async def test_an_abandoned_stream_on_httpx2s_own_transport_is_closed_in_a_loop_task(
+    private_url: str, no_collector: None
+) -> None:
+    # A response whose close must wait is closed in a task of the running loop, as the
+    # loop closes an async generator left unfinished: here one never iterated at all.
+    http = httpx2.AsyncClient()
+    async with deltastream.AsyncClient(base_url=private_url, http_client=http) as client:
+        stream: Any = await client.chat.completions.create(model="m", messages=STORY, stream=True)
+        response = stream.response
+        del stream
+        for _ in range(100):
+            if response.is_closed:
+                break
+            await asyncio.sleep(0.01)
+        assert response.is_closed
+    await http.aclose()
+
+
 def test_a_stream_iterated_after_its_object_is_gone_reads_to_the_end(private_url: str) -> None:
     """The generator a loop holds works on when nothing else holds its stream."""
     with deltastream.Client(base_url=private_url) as client:
