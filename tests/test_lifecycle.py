@@ -350,3 +350,16 @@ def test_the_partial_holds_about_its_texts_size() -> None:
     text_size = 2 * len(chunks)  # 400 KB of text
     assert grown < 2 * text_size, f"{grown} bytes held for {text_size} bytes of text"
     assert len(accumulator.text()) == text_size
+
+
+def test_streams_share_the_model_and_role_they_repeat() -> None:
+    # An open stream's accumulator holds no copy of its first chunk's model and role.
+    raw = b'{"id":"c%d","model":"gpt-test","choices":[{"index":0,"delta":{"role":"assistant"}}]}'
+    first, second = ChatAccumulator(), ChatAccumulator()
+    first.add(decode_chat_chunk(raw % 1))
+    second.add(decode_chat_chunk(raw % 2))
+    one, two = first.snapshot(), second.snapshot()
+    assert (two.model, two.choices[0].message.role) == ("gpt-test", "assistant")
+    assert two.model is one.model
+    assert two.choices[0].message.role is one.choices[0].message.role
+    assert (one.id, two.id) == ("c1", "c2")

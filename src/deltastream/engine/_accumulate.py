@@ -99,6 +99,23 @@ class _ToolCallState:
 
 _NO_TOOL_CALLS: dict[int, _ToolCallState] = {}  # never written to: see _ChoiceState
 
+# Strings every stream repeats (a model's name, a role), one copy for all: an open
+# stream's accumulator would otherwise hold its first chunk's copies after the chunk
+# has gone. Bounded, for the odd server that names a new model every time.
+_SHARED: dict[str, str] = {}
+_SHARED_LIMIT = 256
+
+
+def _shared(text: str) -> str:
+    """``text``, or an equal string seen before."""
+    known = _SHARED.get(text)
+    if known is not None:
+        return known
+    if len(_SHARED) >= _SHARED_LIMIT:
+        _SHARED.clear()
+    _SHARED[text] = text
+    return text
+
 
 class _ChoiceState:
     __slots__ = (
@@ -141,7 +158,7 @@ class _ChoiceState:
     def add_rare(self, delta: ChoiceDelta) -> None:
         """Everything but plain content: called only when a delta carries more."""
         if delta.role is not None and self.role is None:
-            self.role = delta.role
+            self.role = _shared(delta.role)
         if delta.refusal is not None:
             self.refusal = _append(self.refusal, delta.refusal)
         # Provider fields: always there on the engine's deltas, only when sent on
@@ -261,7 +278,7 @@ class ChatAccumulator:
 
     def add(self, chunk: ChatCompletionChunk) -> None:
         if self.chunks == 0:
-            self.id, self.model, self.created = chunk.id, chunk.model, chunk.created
+            self.id, self.model, self.created = chunk.id, _shared(chunk.model), chunk.created
         self.chunks += 1
         if chunk.usage is not None:
             self.usage = chunk.usage
@@ -294,7 +311,7 @@ class ChatAccumulator:
                     and delta.function_call is None
                 ):
                     if delta.role is not None and state.role is None:
-                        state.role = delta.role
+                        state.role = _shared(delta.role)
                 else:
                     state.add_rare(delta)
             else:
@@ -368,7 +385,7 @@ class ExtrasChatAccumulator(ChatAccumulator):
 
     def add(self, chunk: Any) -> None:
         if self.chunks == 0:
-            self.id, self.model, self.created = chunk.id, chunk.model, chunk.created
+            self.id, self.model, self.created = chunk.id, _shared(chunk.model), chunk.created
         self.chunks += 1
         if chunk.usage is not None:
             self.usage = chunk.usage
@@ -398,7 +415,7 @@ class ExtrasChatAccumulator(ChatAccumulator):
                     and not delta.__pydantic_extra__
                 ):
                     if delta.role is not None and state.role is None:
-                        state.role = delta.role
+                        state.role = _shared(delta.role)
                 else:
                     state.add_rare(delta)
             else:
