@@ -93,7 +93,8 @@ class _StreamBase(Generic[T]):
         self._require_done = require_done
         self._cancelled = False
         headers_at = time.monotonic()
-        sent_at, started_at, retries = response.extensions.get(
+        # Taken, not read: an open stream keeps the times in its watch and metrics.
+        sent_at, started_at, retries = response.extensions.pop(
             ATTEMPT_EXTENSION, (headers_at, headers_at, 0)
         )
         self._metrics = StreamMetrics(sent_at, headers_at, retries=retries)
