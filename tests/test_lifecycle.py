@@ -363,3 +363,27 @@ def test_streams_share_the_model_and_role_they_repeat() -> None:
     assert two.model is one.model
     assert two.choices[0].message.role is one.choices[0].message.role
     assert (one.id, two.id) == ("c1", "c2")
+
+
+def test_what_one_choice_carries_beyond_text_is_its_own() -> None:
+    # Choices with text only share one empty record of the rest: a choice that
+    # carries more gets its own, and no other choice sees it.
+    rich = ChatAccumulator()
+    rich.add(
+        decode_chat_chunk(
+            b'{"choices":[{"index":0,"delta":{"refusal":"no","tool_calls":[{"index":0,'
+            b'"id":"t","function":{"name":"f","arguments":"{}"}}]},'
+            b'"logprobs":{"content":[]}}]}'
+        )
+    )
+    plain = ChatAccumulator()
+    plain.add(decode_chat_chunk(b'{"choices":[{"index":0,"delta":{"content":"hi"}}]}'))
+    rich_choice, plain_choice = rich.snapshot().choices[0], plain.snapshot().choices[0]
+    assert rich_choice.message.refusal == "no"
+    assert rich_choice.message.tool_calls is not None
+    assert rich_choice.message.tool_calls[0].function.arguments == "{}"
+    assert rich_choice.logprobs is not None
+    assert plain_choice.message.content == "hi"
+    assert plain_choice.message.refusal is None
+    assert plain_choice.message.tool_calls is None
+    assert plain_choice.logprobs is None

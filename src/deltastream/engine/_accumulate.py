@@ -97,7 +97,7 @@ class _ToolCallState:
         )
 
 
-_NO_TOOL_CALLS: dict[int, _ToolCallState] = {}  # never written to: see _ChoiceState
+_NO_TOOL_CALLS: dict[int, _ToolCallState] = {}  # never written to: see _Extras
 
 # Strings every stream repeats (a model's name, a role), one copy for all: an open
 # stream's accumulator would otherwise hold its first chunk's copies after the chunk
@@ -117,48 +117,39 @@ def _shared(text: str) -> str:
     return text
 
 
-class _ChoiceState:
+class _Extras:
+    """What a choice may carry besides its role, content and finish reason: refusals,
+    reasoning, tool and function calls, logprobs. Most choices carry none of it."""
+
     __slots__ = (
-        "content",
-        "finish_reason",
         "function_args",
         "function_name",
-        "index",
         "logprobs_content",
         "logprobs_refusal",
         "reasoning",
         "reasoning_content",
         "recent_tool_deltas",
         "refusal",
-        "role",
         "thinking",
         "tool_calls",
     )
 
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.role: str | None = None
-        self.content: Text | None = None
+    def __init__(self) -> None:
         self.refusal: Text | None = None
         self.reasoning_content: Text | None = None
         self.reasoning: Text | None = None
         self.thinking: Text | None = None
-        # Shared empty until the first tool call (then a dict of its own): most
-        # answers have none, and an open stream should not carry an empty dict for it.
+        # Shared empty until the first tool call (then a dict of its own).
         self.tool_calls: dict[int, _ToolCallState] = _NO_TOOL_CALLS
         # (tool index, argument fragment) of the last delta that carried tool calls,
         # with indexes as resolved here (some servers send none).
         self.recent_tool_deltas: Sequence[tuple[int, str]] = ()
         self.function_name: str | None = None
         self.function_args: Text | None = None
-        self.finish_reason: str | None = None
         self.logprobs_content: list[TokenLogprob] | None = None
         self.logprobs_refusal: list[TokenLogprob] | None = None
 
-    def add_rare(self, delta: ChoiceDelta) -> None:
-        """Everything but plain content: called only when a delta carries more."""
-        if delta.role is not None and self.role is None:
-            self.role = _shared(delta.role)
+    def add(self, delta: ChoiceDelta) -> None:
         if delta.refusal is not None:
             self.refusal = _append(self.refusal, delta.refusal)
         # Provider fields: always there on the engine's deltas, only when sent on
@@ -223,25 +214,72 @@ class _ChoiceState:
                 self.logprobs_refusal = []
             self.logprobs_refusal.extend(logprobs.refusal)
 
+
+_NO_EXTRAS = _Extras()  # never written to: see _ChoiceState.extras
+
+
+class _ChoiceState:
+    __slots__ = ("_extras", "content", "finish_reason", "index", "role")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.role: str | None = None
+        self.content: Text | None = None
+        self.finish_reason: str | None = None
+        # Shared and empty until the choice carries more than text: an open stream
+        # should not hold ten empty fields per choice.
+        self._extras = _NO_EXTRAS
+
+    @property
+    def extras(self) -> _Extras:
+        """Read only: :meth:`add_rare` and :meth:`add_logprobs` write."""
+        return self._extras
+
+    def _own_extras(self) -> _Extras:
+        extras = self._extras
+        if extras is _NO_EXTRAS:
+            extras = self._extras = _Extras()
+        return extras
+
+    def add_rare(self, delta: ChoiceDelta) -> None:
+        """Everything but plain content: called only when a delta carries more."""
+        if delta.role is not None and self.role is None:
+            self.role = _shared(delta.role)
+        if (
+            delta.refusal is not None
+            or delta.tool_calls
+            or delta.function_call is not None
+            or getattr(delta, "reasoning_content", None) is not None
+            or getattr(delta, "reasoning", None) is not None
+            or getattr(delta, "thinking", None) is not None
+        ):
+            self._own_extras().add(delta)
+
+    def add_logprobs(self, logprobs: ChoiceLogprobs) -> None:
+        self._own_extras().add_logprobs(logprobs)
+
     def build(self) -> Choice:
-        tool_calls = [self.tool_calls[i].build() for i in sorted(self.tool_calls)]
+        extras = self._extras
+        tool_calls = [extras.tool_calls[i].build() for i in sorted(extras.tool_calls)]
         function_call = None
-        if self.function_name is not None or self.function_args is not None:
+        if extras.function_name is not None or extras.function_args is not None:
             function_call = FunctionCall(
-                name=self.function_name or "", arguments=_join(self.function_args) or ""
+                name=extras.function_name or "", arguments=_join(extras.function_args) or ""
             )
         logprobs = None
-        if self.logprobs_content is not None or self.logprobs_refusal is not None:
-            logprobs = ChoiceLogprobs(content=self.logprobs_content, refusal=self.logprobs_refusal)
+        if extras.logprobs_content is not None or extras.logprobs_refusal is not None:
+            logprobs = ChoiceLogprobs(
+                content=extras.logprobs_content, refusal=extras.logprobs_refusal
+            )
         message = ChatCompletionMessage(
             role=self.role or "assistant",
             content=_join(self.content),
-            refusal=_join(self.refusal),
+            refusal=_join(extras.refusal),
             tool_calls=tool_calls or None,
             function_call=function_call,
-            reasoning_content=_join(self.reasoning_content),
-            reasoning=_join(self.reasoning),
-            thinking=_join(self.thinking),
+            reasoning_content=_join(extras.reasoning_content),
+            reasoning=_join(extras.reasoning),
+            thinking=_join(extras.thinking),
         )
         return Choice(
             index=self.index, message=message, logprobs=logprobs, finish_reason=self.finish_reason

@@ -70,7 +70,7 @@ class RefusalDeltaEvent:
 
     @property
     def snapshot(self) -> str:
-        return _join(self._state.refusal) or ""
+        return _join(self._state.extras.refusal) or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,19 +165,19 @@ class EventBuilder:
 
     @staticmethod
     def _tool_deltas(index: int, state: _ChoiceState, out: list[StreamEvent]) -> None:
-        for tool_index, fragment in state.recent_tool_deltas:
+        for tool_index, fragment in state.extras.recent_tool_deltas:
             if not fragment:
                 continue  # a call announced (id, name) with no argument text yet
-            call = state.tool_calls[tool_index]
+            call = state.extras.tool_calls[tool_index]
             out.append(ToolCallArgumentsDeltaEvent(index, tool_index, fragment, call))
 
     def _tools_done(self, index: int, state: _ChoiceState) -> list[StreamEvent]:
         out: list[StreamEvent] = []
-        for tool_index in sorted(state.tool_calls):
+        for tool_index in sorted(state.extras.tool_calls):
             if (index, tool_index) in self._done:
                 continue
             self._done.add((index, tool_index))
-            call = state.tool_calls[tool_index]
+            call = state.extras.tool_calls[tool_index]
             out.append(
                 ToolCallArgumentsDoneEvent(
                     index, tool_index, call.id or "", call.name or "", call.arguments_text()
