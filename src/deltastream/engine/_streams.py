@@ -461,8 +461,76 @@ class BaseAsyncStream(_StreamBase[T]):
             self._handed_over()
         if self._over:
             raise StopAsyncIteration
+        # The first item of the next read that brings any: what the sync stream's
+        # _iter_items does as a generator, here in this one frame (an open stream
+        # waits in it).
+        core, watch, metrics = self._core, self._watch, self._metrics
         try:
-            return await self._read()
+            while True:
+                if core.failure is not None:  # met after the items handed over
+                    raise core.fail(core.failure)
+                body = self._body
+                if core.done:
+                    if body is not None and _body_open(self.response):
+                        watch.drain_by(time.monotonic() + DRAIN_GRACE)
+                        await _adrain(body)
+                    raise StopAsyncIteration
+                if body is None:
+                    watchdog.watch(watch)  # again after a resume: its entry may be used up
+                    body = self._body = aiter_body(self.response)
+                try:
+                    if isinstance(body, AsyncResponseBody):
+                        # Waits here, in this frame: an open stream keeps no coroutine of
+                        # its body's while it waits.
+                        data = body.ready()
+                        while data is None:
+                            try:
+                                await body.arrival()
+                            except TimeoutError as exc:
+                                raise httpx2.ReadTimeout("timed out reading the body") from exc
+                            finally:
+                                body.waited()
+                            data = body.ready()
+                        if not data:
+                            raise StopAsyncIteration
+                    else:
+                        data = await anext(body)
+                except StopAsyncIteration:
+                    point = self._resume_point()
+                    if point is None:
+                        self._end()
+                        raise
+                    if self._nothing_asked_for() and await _aprobe(self._finished, point[0]):
+                        raise
+                    await self._resume_at(point)
+                    continue
+                except httpx2.TransportError as exc:
+                    point = self._resume_point()
+                    if point is None:
+                        error = self._failure(exc)
+                        if error is None:
+                            raise StopAsyncIteration from None
+                        raise error from self._cause(exc)
+                    await self._resume_at(point)
+                    continue
+                items: Iterable[Any] = core.feed(data)
+                fed = len(core.fed)
+                now = time.monotonic()
+                if fed or watch.timeout.comments_count:
+                    watch.progress(now)
+                metrics.on_read(now, len(data), fed)
+                del data  # not held while the next read waits
+                if fed:
+                    watch.pause()
+                    ready = iter(items)
+                    self._read_at = now
+                    item = next(ready, _NOTHING)  # none, if the face presents none of them
+                    if item is _NOTHING:
+                        self._handed_over()
+                        continue
+                    self._ready = ready
+                    core.handed(item)
+                    return cast(T, item)
         except BaseException:  # the end (StopAsyncIteration) included
             await self._finish()
             raise
@@ -558,77 +626,6 @@ class BaseAsyncStream(_StreamBase[T]):
         if metrics.first_token_at is None and core.carries_token():
             metrics.first_token_at = self._read_at
         core.fed = ()  # not kept while the next read waits
-
-    async def _read(self) -> T:
-        """The first item of the next read that brings any (see :meth:`BaseStream._iter_items`,
-        which does the same as a generator)."""
-        core, watch, metrics = self._core, self._watch, self._metrics
-        while True:
-            if core.failure is not None:  # met after the items handed over
-                raise core.fail(core.failure)
-            body = self._body
-            if core.done:
-                if body is not None and _body_open(self.response):
-                    watch.drain_by(time.monotonic() + DRAIN_GRACE)
-                    await _adrain(body)
-                raise StopAsyncIteration
-            if body is None:
-                watchdog.watch(watch)  # again after a resume: its entry may be used up
-                body = self._body = aiter_body(self.response)
-            try:
-                if isinstance(body, AsyncResponseBody):
-                    # Waits here, in this frame: an open stream keeps no coroutine of
-                    # its body's while it waits.
-                    got = body.ready()
-                    while got is None:
-                        try:
-                            await body.arrival()
-                        except TimeoutError as exc:
-                            raise httpx2.ReadTimeout("timed out reading the body") from exc
-                        finally:
-                            body.waited()
-                        got = body.ready()
-                    if not got:
-                        raise StopAsyncIteration
-                    data = got
-                else:
-                    data = await anext(body)
-            except StopAsyncIteration:
-                point = self._resume_point()
-                if point is None:
-                    self._end()
-                    raise
-                if self._nothing_asked_for() and await _aprobe(self._finished, point[0]):
-                    raise
-                await self._resume_at(point)
-                continue
-            except httpx2.TransportError as exc:
-                point = self._resume_point()
-                if point is None:
-                    error = self._failure(exc)
-                    if error is None:
-                        raise StopAsyncIteration from None
-                    raise error from self._cause(exc)
-                await self._resume_at(point)
-                continue
-            items: Iterable[Any] = core.feed(data)
-            fed = len(core.fed)
-            now = time.monotonic()
-            if fed or watch.timeout.comments_count:
-                watch.progress(now)
-            metrics.on_read(now, len(data), fed)
-            del data  # not held while the next read waits
-            if fed:
-                watch.pause()
-                ready = iter(items)
-                self._read_at = now
-                item = next(ready, _NOTHING)  # none, if the face presents none of them
-                if item is _NOTHING:
-                    self._handed_over()
-                    continue
-                self._ready = ready
-                core.handed(item)
-                return cast(T, item)
 
     async def _resume_at(self, point: tuple[str, int | None]) -> None:
         """Open the stream again from ``point``, the old response closed."""
