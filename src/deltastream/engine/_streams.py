@@ -442,7 +442,8 @@ class BaseAsyncStream(_StreamBase[T]):
         self._resume = resume
         self._finished = finished
         self._max_resumes, self._response_id = max_resumes, response_id
-        self._ready: Iterator[Any] | None = None  # items of the last read not handed over
+        self._ready: Iterator[T] | None = None  # items of the last read not handed over
+        self._hand = self._core.handed
         self._read_at = 0.0  # when that read came
         self._body: AsyncIterator[bytes] | None = None  # the response's, once reading
         self._over = False  # ended, failed or closed: nothing more comes
@@ -453,10 +454,9 @@ class BaseAsyncStream(_StreamBase[T]):
     async def __anext__(self) -> T:
         ready = self._ready
         if ready is not None:
-            item = next(ready, _NOTHING)
-            if item is not _NOTHING:
-                self._core.handed(item)
-                return cast(T, item)
+            for item in ready:  # runs for every item: no call it can do without
+                self._hand(item)
+                return item
             self._ready = None
             self._handed_over()
         if self._over:
@@ -513,7 +513,7 @@ class BaseAsyncStream(_StreamBase[T]):
                         raise error from self._cause(exc)
                     await self._resume_at(point)
                     continue
-                items: Iterable[Any] = core.feed(data)
+                items: Iterable[T] = core.feed(data)
                 fed = len(core.fed)
                 now = time.monotonic()
                 if fed or watch.timeout.comments_count:
@@ -524,13 +524,11 @@ class BaseAsyncStream(_StreamBase[T]):
                     watch.pause()
                     ready = iter(items)
                     self._read_at = now
-                    item = next(ready, _NOTHING)  # none, if the face presents none of them
-                    if item is _NOTHING:
-                        self._handed_over()
-                        continue
-                    self._ready = ready
-                    core.handed(item)
-                    return cast(T, item)
+                    for item in ready:  # none, if the face presents none of them
+                        self._ready = ready
+                        core.handed(item)
+                        return item
+                    self._handed_over()
         except BaseException:  # the end (StopAsyncIteration) included
             await self._finish()
             raise
