@@ -121,6 +121,48 @@ def test_sse_decoder_is_total_and_split_invariant(data: bytes, cuts: list[int]) 
         assert isinstance(event.data, str)
 
 
+# Streams of mostly plain events (what SSEDecoder.feed_plain takes), now and then not.
+PLAIN_MOSTLY = st.lists(
+    st.one_of(
+        st.sampled_from([b"data: [DONE]\n\n", b'data: {"a": 1}\n\n', b"data: \n\n"]),
+        st.binary(max_size=12).map(lambda payload: b"data: " + payload + b"\n\n"),
+        SSE_TOKENS,
+    ),
+    max_size=40,
+).map(b"".join)
+
+
+def decode_plain_first(pieces: list[bytes], limit: int) -> tuple[list[ServerSentEvent], bool]:
+    """decode_all, with each piece offered to feed_plain first (as ChunkStream does)."""
+    decoder = SSEDecoder(limit)
+    events: list[ServerSentEvent] = []
+    for piece in pieces:
+        payloads = decoder.feed_plain(piece)
+        if payloads is not None:
+            id_, retry = decoder.last_event_id, decoder.retry
+            events.extend(ServerSentEvent(data, "message", id_, retry) for data in payloads)
+        else:
+            try:
+                events.extend(decoder.feed(piece))
+            except EventTooLargeError as exc:
+                events.extend(exc.events)
+                return events, True
+        _check_bounded(decoder, limit)
+    decoder.close()
+    return events, False
+
+
+@FUZZ
+@given(
+    st.one_of(SSE_BYTES, PLAIN_MOSTLY),
+    st.lists(st.integers(0, 10**6), max_size=20),
+    st.sampled_from([8, 64, 10**6]),
+)
+def test_plain_events_decode_as_feed_decodes_them(data: bytes, cuts: list[int], limit: int) -> None:
+    pieces = split(data, cuts)
+    assert decode_plain_first(pieces, limit) == decode_all(pieces, limit)
+
+
 @FUZZ
 @given(SSE_BYTES, st.lists(st.integers(0, 10**6), max_size=20), st.integers(1, 64))
 def test_sse_decoder_memory_is_bounded(data: bytes, cuts: list[int], limit: int) -> None:

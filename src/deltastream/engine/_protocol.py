@@ -119,6 +119,9 @@ class StreamCore:
 
     accumulator: Any
     _done_marker = "data: [DONE]"  # what ends a stream, for the truncation message
+    # Whether _chunks takes a read's plain events as their data alone (bytes), which
+    # SSEDecoder.feed_plain gives without an object per event.
+    plain = False
 
     def __init__(
         self,
@@ -155,6 +158,10 @@ class StreamCore:
         """The items this data completed (presented by the face, if there is one: then
         lazily, one at a time as they are iterated, so that a read's worth of the
         face's objects is never alive at once; ``fed`` holds the engine's items)."""
+        if self.plain:
+            payloads = self.sse.feed_plain(data)
+            if payloads is not None:
+                return self._out(self._chunks(payloads))
         try:
             events = self.sse.feed(data)
         except EventTooLargeError as exc:
@@ -176,7 +183,9 @@ class StreamCore:
         self.pending.extend(items)
         return map(face.present, items)
 
-    def _chunks(self, events: list[ServerSentEvent]) -> list[Any]:
+    def _chunks(self, events: list[Any]) -> list[Any]:
+        """The items of these events (:class:`ServerSentEvent`, or with ``plain`` the
+        data of plain ones)."""
         raise NotImplementedError
 
     def carries_token(self) -> bool:
@@ -227,6 +236,7 @@ class ChunkStream(StreamCore):
     __slots__ = ("decode", "lazy", "token_seen")
 
     accumulator: ChatAccumulator
+    plain = True
 
     def __init__(
         self,
@@ -242,12 +252,14 @@ class ChunkStream(StreamCore):
         self.decode: Any = face.decode if self.lazy else decode_chat_event  # type: ignore[union-attr]
         self.token_seen = False
 
-    def _chunks(self, events: list[ServerSentEvent]) -> list[Any]:
-        """The chunks of these events; with a face that decodes, the events themselves
-        (up to ``[DONE]``), decoded one by one as they are handed over (``_out``)."""
+    def _chunks(self, events: list[Any]) -> list[Any]:
+        """The chunks of these events (or of their data: see ``plain``); with a face
+        that decodes, the events themselves (up to ``[DONE]``), decoded one by one as
+        they are handed over (``_out``)."""
         if self.lazy:
             for i, event in enumerate(events):
-                if event.raw_data == b"[DONE]":  # "[DONE] " is found when decoded
+                raw = event if event.__class__ is bytes else event.raw_data
+                if raw == b"[DONE]":  # "[DONE] " is found when decoded
                     self.done = True
                     return events[:i]
             return events
@@ -257,7 +269,7 @@ class ChunkStream(StreamCore):
         accumulate = self.accumulate
         try:
             for event in events:
-                raw = event.raw_data
+                raw = event if event.__class__ is bytes else event.raw_data
                 if raw == b"[DONE]":
                     self.done = True
                     break
@@ -268,7 +280,7 @@ class ChunkStream(StreamCore):
                         self.done = True
                         break
                     chunk = self._one(event)  # again, to raise or take the report's chunk
-                if event.event == "error":
+                if event.__class__ is not bytes and event.event == "error":
                     self._check_error(event)
                 if accumulate:
                     add(chunk)
@@ -285,7 +297,7 @@ class ChunkStream(StreamCore):
         self.fed = items
         return self._decoded(items)
 
-    def _decoded(self, events: list[ServerSentEvent]) -> Iterator[Any]:
+    def _decoded(self, events: list[Any]) -> Iterator[Any]:
         """The face's chunks for these events, each decoded when asked for: the face's
         objects are many and short-lived, and a read's worth alive at once would
         outlive the garbage collector's youngest generation and cost a full collection
@@ -294,14 +306,15 @@ class ChunkStream(StreamCore):
         decode = self.decode
         try:
             for event in events:
+                raw = event if event.__class__ is bytes else event.raw_data
                 try:  # _one(), inlined: this runs for every event
-                    chunk = decode(event.raw_data)
+                    chunk = decode(raw)
                 except (EventDecodeError, InBandError):
-                    if event.raw_data.startswith(b"[DONE]"):  # "[DONE] ": openai ends there too
+                    if raw.startswith(b"[DONE]"):  # "[DONE] ": openai ends there too
                         self.done = True
                         return
                     chunk = self._one(event)
-                if event.event == "error":
+                if event.__class__ is not bytes and event.event == "error":
                     self._check_error(event)
                 if not self.token_seen:
                     self.token_seen = _carries_token(chunk)
@@ -313,7 +326,9 @@ class ChunkStream(StreamCore):
                 raise self.fail(error) from None
             self.failure = error  # the shell raises it after the chunks before it
 
-    def _one(self, event: ServerSentEvent) -> Any:
+    def _one(self, event: ServerSentEvent | bytes) -> Any:
+        if isinstance(event, bytes):  # a plain event's data
+            event = ServerSentEvent(event)
         try:
             chunk = self.decode(event.raw_data)
         except EventDecodeError as exc:

@@ -198,6 +198,42 @@ class SSEDecoder:
             raise
         return events
 
+    def feed_plain(self, data: bytes) -> list[bytes] | None:
+        """The data of every event ``data`` completes, when each of them is plain (one
+        ``data: `` line, no other field, no comment); None otherwise, with nothing
+        taken: then :meth:`feed` it. What an LLM stream sends, decoded with no object
+        per event. An event cut at the end of ``data`` waits for the next call."""
+        pending = self._pending
+        if pending:
+            if self._at_start:
+                return None
+            data = bytes(pending) + data  # a line cut by the last read (a copy per read)
+        if (
+            self._has_data
+            or self._event_type
+            or self._skip_lf
+            or data[:6] != b"data: "  # so no byte order mark either
+            or data.find(b"\r") >= 0  # not `in`: see _h1.ResponseHead.__init__
+        ):
+            return None
+        end = len(data)
+        if data[-2:] != b"\n\n":
+            end = data.rfind(b"\n\n") + 2
+            if end < 2:
+                return None
+        payloads = data[6 : end - 2].split(b"\n\ndata: ")
+        # Two line breaks per event and no more: each is one line, ended by a blank one.
+        if data.count(b"\n", 0, end) != 2 * len(payloads):
+            return None
+        limit = self.max_event_size
+        rest = len(data) - end
+        if (end > limit and max(map(len, payloads)) > limit) or rest > limit:
+            return None  # feed() says which
+        self._pending = bytearray(data[end:]) if rest else b""
+        self._at_start = False
+        self.last_event_id = self._id_buffer
+        return payloads
+
     def close(self) -> list[ServerSentEvent]:
         """End of stream: an unfinished line and an unfinished block are discarded, as
         the spec says (so an ``id`` in a block that never ended does not take effect).
