@@ -86,16 +86,24 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     return pieces
 
 
-def decode_all(pieces: list[bytes], limit: int) -> tuple[list[ServerSentEvent], bool]:
-    """Events from feeding ``pieces``; True if the size limit was hit."""
+def decode_all(
+    pieces: list[bytes], limit: int, plain_first: bool = False
+) -> tuple[list[ServerSentEvent], bool]:
+    """Events from feeding ``pieces``; True if the size limit was hit. ``plain_first``:
+    each piece offered to feed_plain first, as ChunkStream does."""
     decoder = SSEDecoder(limit)
     events: list[ServerSentEvent] = []
     for piece in pieces:
-        try:
-            events.extend(decoder.feed(piece))
-        except EventTooLargeError as exc:
-            events.extend(exc.events)
-            return events, True
+        payloads = decoder.feed_plain(piece) if plain_first else None
+        if payloads is not None:
+            id_, retry = decoder.last_event_id, decoder.retry
+            events.extend(ServerSentEvent(data, "message", id_, retry) for data in payloads)
+        else:
+            try:
+                events.extend(decoder.feed(piece))
+            except EventTooLargeError as exc:
+                events.extend(exc.events)
+                return events, True
         _check_bounded(decoder, limit)
     decoder.close()
     return events, False
@@ -132,26 +140,6 @@ PLAIN_MOSTLY = st.lists(
 ).map(b"".join)
 
 
-def decode_plain_first(pieces: list[bytes], limit: int) -> tuple[list[ServerSentEvent], bool]:
-    """decode_all, with each piece offered to feed_plain first (as ChunkStream does)."""
-    decoder = SSEDecoder(limit)
-    events: list[ServerSentEvent] = []
-    for piece in pieces:
-        payloads = decoder.feed_plain(piece)
-        if payloads is not None:
-            id_, retry = decoder.last_event_id, decoder.retry
-            events.extend(ServerSentEvent(data, "message", id_, retry) for data in payloads)
-        else:
-            try:
-                events.extend(decoder.feed(piece))
-            except EventTooLargeError as exc:
-                events.extend(exc.events)
-                return events, True
-        _check_bounded(decoder, limit)
-    decoder.close()
-    return events, False
-
-
 @FUZZ
 @given(
     st.one_of(SSE_BYTES, PLAIN_MOSTLY),
@@ -160,7 +148,7 @@ def decode_plain_first(pieces: list[bytes], limit: int) -> tuple[list[ServerSent
 )
 def test_plain_events_decode_as_feed_decodes_them(data: bytes, cuts: list[int], limit: int) -> None:
     pieces = split(data, cuts)
-    assert decode_plain_first(pieces, limit) == decode_all(pieces, limit)
+    assert decode_all(pieces, limit, plain_first=True) == decode_all(pieces, limit)
 
 
 @FUZZ
