@@ -475,8 +475,8 @@ class BaseAsyncStream(_StreamBase[T]):
                         watch.drain_by(time.monotonic() + DRAIN_GRACE)
                         await _adrain(body)
                     raise StopAsyncIteration
-                if body is None:
-                    watchdog.watch(watch)  # again after a resume: its entry may be used up
+                if body is None:  # the first read (a resumed stream has its body)
+                    watchdog.watch(watch)
                     body = self._body = aiter_body(self.response)
                 try:
                     if isinstance(body, AsyncResponseBody):
@@ -634,7 +634,8 @@ class BaseAsyncStream(_StreamBase[T]):
             response = await self._resume(*point)
         except Exception as error:
             raise self._core.fail(error) from error.__cause__
-        self._switch_to(response)
+        self._switch_to(response)  # watched again there
+        self._body = aiter_body(response)
 
     async def _drop_body(self) -> None:
         body, self._body = self._body, None
@@ -655,16 +656,13 @@ class BaseAsyncStream(_StreamBase[T]):
         await self.response.aclose()
 
 
-_NOTHING: Any = object()
-
-
 def _let_go(response: httpx2.Response) -> None:
     """Close an abandoned async stream's response from ``__del__``, which cannot wait:
     at once on deltastream's transport, whose close never waits; else in a task of the
     running loop, as the loop does for an async generator left unfinished."""
     if isinstance(response.extensions.get(BODY_EXTENSION), AsyncResponseBody):
         closing = response.aclose()
-        with contextlib.suppress(StopIteration):
+        with contextlib.suppress(Exception):  # StopIteration: closed; nothing to raise to
             closing.send(None)
         return
     with contextlib.suppress(RuntimeError):  # no loop running: the connection goes with it
