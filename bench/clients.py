@@ -320,9 +320,16 @@ def _layer_transport(port: int) -> SyncBenchClient:
 
 
 def _layer_sse(port: int) -> SyncBenchClient:
+    """SSE decoding as a chat stream does it: plain events' data at once, else events."""
     from deltastream.sse import SSEDecoder
 
-    return _Layer(port, True, SSEDecoder().feed)
+    decoder = SSEDecoder()
+
+    def consume(data: bytes) -> list[Any]:
+        payloads = decoder.feed_plain(data)
+        return decoder.feed(data) if payloads is None else payloads
+
+    return _Layer(port, True, consume)
 
 
 def _layer_chunks(port: int) -> SyncBenchClient:
