@@ -183,9 +183,9 @@ def _sync_findings(values: dict[str, dict[str, float | None]], profile: dict[str
             f"what LLM servers send, is split into the events' data at once, with no "
             f"object per event; anything else goes through the full decoder), decoding "
             f"into the typed Structs "
-            f"with the `[DONE]`/error checks {_cost(chunks - sse)}, and the `Stream` shell "
-            f"(accumulation, deadline progress, metrics, the generator step) "
-            f"{_cost(ds - chunks)}.",
+            f"with the `[DONE]`/error checks, and their accumulation (`ChunkStream` does "
+            f"both) {_cost(chunks - sse)}, and the `Stream` shell (deadline progress, "
+            f"metrics, the generator step) {_cost(ds - chunks)}.",
             f"3. **Against the floor** ({floor:.2f} µs, the native client "
             f"{ds / max(floor, 1e-9):.2f}{TIMES}): "
             f"the raw floor decodes into a three-field Struct and keeps nothing; "
