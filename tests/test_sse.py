@@ -1050,3 +1050,47 @@ def test_many_data_lines_raise_once_buffered_passes_the_limit(
     # Not raised early: the decoder cannot have buffered more than it was given.
     assert result.fed_after > limit
     assert decoder.feed(b"\n\ndata: ok\n\n") == [ev("ok")]
+
+
+# -- feed_plain: the fast path for plain data-only events --------------------------------
+
+
+def test_plain_events_come_out_as_their_data_with_a_cut_line_held() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed_plain(b'data: {"a":1}\n\ndata: [DONE]\n\ndata: {"b"') == [
+        b'{"a":1}',
+        b"[DONE]",
+    ]
+    assert decoder.feed_plain(b":2}\n\n") == [b'{"b":2}']
+    # No event ends in it: feed() takes it, and the event under way, from there on.
+    assert decoder.feed_plain(b"data: x\n") is None
+    assert decoder.feed(b"data: x\n") == []
+    assert decoder.feed_plain(b"\n") is None
+    assert [event.raw_data for event in decoder.feed(b"\n")] == [b"x"]
+    assert decoder.feed_plain(b"data: y\n\n") == [b"y"]  # between events again
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"event: delta\ndata: x\n\n",  # another field
+        b": keep-alive\n\ndata: x\n\n",  # a comment
+        b"data: a\ndata: b\n\n",  # two data lines in one event
+        b"data: x\r\n\r\n",  # CR line ends
+        b"\xef\xbb\xbfdata: x\n\n",  # a byte order mark
+        b"data:x\n\n",  # no space after the colon
+        b"data: x\n\n\n\n",  # blank lines between events
+    ],
+)
+def test_anything_but_plain_events_is_left_to_feed(data: bytes) -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed_plain(data) is None
+    assert [event.raw_data for event in decoder.feed(data)]  # feed takes it, untouched
+
+
+def test_a_plain_event_over_the_size_limit_is_left_to_feed_to_refuse() -> None:
+    decoder = SSEDecoder(max_event_size=8)
+    data = b"data: " + b"x" * 9 + b"\n\n"
+    assert decoder.feed_plain(data) is None
+    with pytest.raises(EventTooLargeError):
+        decoder.feed(data)
