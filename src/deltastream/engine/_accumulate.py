@@ -422,21 +422,28 @@ class ExtrasChatAccumulator(ChatAccumulator):
     __slots__ = ()
 
     def add(self, chunk: Any) -> None:
+        # pydantic keeps a model's fields in its __dict__, where a lookup costs half
+        # what the attribute does (and every field is there: a missing one would fail
+        # as an attribute too).
+        fields = chunk.__dict__
         if self.chunks == 0:
             self.id, self.model, self.created = chunk.id, _shared(chunk.model), chunk.created
         self.chunks += 1
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        if chunk.system_fingerprint is not None:
-            self.system_fingerprint = chunk.system_fingerprint
-        if chunk.service_tier is not None:
-            self.service_tier = chunk.service_tier
-        for choice in chunk.choices:
+        if fields["usage"] is not None:
+            self.usage = fields["usage"]
+        if fields["system_fingerprint"] is not None:
+            self.system_fingerprint = fields["system_fingerprint"]
+        if fields["service_tier"] is not None:
+            self.service_tier = fields["service_tier"]
+        for choice in fields["choices"]:
+            facts = choice.__dict__
+            index = facts["index"]
             state = self._first
-            if state is None or state.index != choice.index:
-                state = self.state(choice.index)
-            delta = choice.delta
-            content = delta.content
+            if state is None or state.index != index:
+                state = self.state(index)
+            delta = facts["delta"]
+            sent = delta.__dict__
+            content = sent["content"]
             if content is not None:
                 text = state.content
                 if text is None:
@@ -447,21 +454,22 @@ class ExtrasChatAccumulator(ChatAccumulator):
                     if len(recent) >= _BLOCK:
                         text.compact()
                 if (
-                    delta.tool_calls is None
-                    and delta.refusal is None
-                    and delta.function_call is None
+                    sent["tool_calls"] is None
+                    and sent["refusal"] is None
+                    and sent["function_call"] is None
                     and not delta.__pydantic_extra__
                 ):
-                    if delta.role is not None and state.role is None:
-                        state.role = _shared(delta.role)
+                    role = sent["role"]
+                    if role is not None and state.role is None:
+                        state.role = _shared(role)
                 else:
                     state.add_rare(delta)
             else:
                 state.add_rare(delta)
-            if choice.finish_reason is not None:
-                state.finish_reason = choice.finish_reason
-            if choice.logprobs is not None:
-                state.add_logprobs(choice.logprobs)
+            if facts["finish_reason"] is not None:
+                state.finish_reason = facts["finish_reason"]
+            if facts["logprobs"] is not None:
+                state.add_logprobs(facts["logprobs"])
 
 
 def _append(text: Text | None, value: str) -> Text:
