@@ -209,14 +209,12 @@ class _ResponseBody(httpx2.AsyncByteStream):
             if not channel.chunks and not channel.eof:
                 return None
             try:
-                body, ended = state.step(channel.take())
+                body = state.step(channel.take())
             except BaseException:
                 state.finish(reusable=False)
                 raise
             if body:
                 return body  # if it ended the body, step() gave the connection back
-            if ended:
-                break
         return b""
 
     def arrival(self) -> asyncio.Future[None]:

@@ -257,19 +257,19 @@ class BodyState(Generic[C]):
         first, self.first = self.first, b""
         return first
 
-    def step(self, data: bytes) -> tuple[bytes, bool]:
-        """One read's bytes (b"" at EOF) in; the body bytes and whether it ended out."""
+    def step(self, data: bytes) -> bytes:
+        """One read's bytes (b"" at EOF) in, the body bytes in them out. When the body
+        ends, the connection goes back at once (``conn`` is None from then on)."""
         decoder = self.decoder
         if not data:
             decoder.eof()  # raises if the body was cut short
             self.finish(reusable=False)
-            return b"", True
+            return b""
         body = decoder.feed(data)
         if decoder.complete:
             # Free the connection now, not when the caller asks for more.
             self.finish(reusable=self._reuse_after())
-            return body, True
-        return body, False
+        return body
 
     def close(self) -> None:
         """Closed by the caller: reusable only if the whole body was read."""

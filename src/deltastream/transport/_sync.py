@@ -219,7 +219,7 @@ class _ResponseBody(httpx2.SyncByteStream):
             try:
                 if not self._timed:
                     # Looked up at the first read, not before: the engine's deadlines
-                    # make it a backstop once the response is in.
+                    # may change it once the response is in.
                     sock.settimeout(timeouts_of(self._request).get("read"))
                     self._timed = True
                 try:
@@ -228,14 +228,12 @@ class _ResponseBody(httpx2.SyncByteStream):
                     raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
                 except OSError as exc:
                     raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
-                body, ended = state.step(data)
+                body = state.step(data)
             except BaseException:
                 state.finish(reusable=False)
                 raise
             if body:
                 return body  # if it ended the body, step() gave the connection back
-            if ended:
-                break
         raise StopIteration
 
     def close(self) -> None:
