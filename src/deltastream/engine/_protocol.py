@@ -158,12 +158,13 @@ class StreamCore:
         """The items this data completed (presented by the face, if there is one: then
         lazily, one at a time as they are iterated, so that a read's worth of the
         face's objects is never alive at once; ``fed`` holds the engine's items)."""
+        sse = self.sse
         if self.plain:
-            payloads = self.sse.feed_plain(data)
+            payloads = sse.feed_plain(data)
             if payloads is not None:
                 return self._out(self._chunks(payloads))
         try:
-            events = self.sse.feed(data)
+            events = sse.feed_lines(data) if self.plain else sse.feed(data)
         except EventTooLargeError as exc:
             # Keep what the chunk completed before the oversized event, then fail.
             items = self._out(self._chunks(exc.events))
@@ -256,9 +257,10 @@ class ChunkStream(StreamCore):
         """The chunks of these events (or of their data: see ``plain``); with a face
         that decodes, the events themselves (up to ``[DONE]``), decoded one by one as
         they are handed over (``_out``)."""
+        plain = _plain(events)
         if self.lazy:
             for i, event in enumerate(events):
-                raw = event if event.__class__ is bytes else event.raw_data
+                raw = event if plain else event.raw_data
                 if raw == b"[DONE]":  # "[DONE] " is found when decoded
                     self.done = True
                     return events[:i]
@@ -269,7 +271,7 @@ class ChunkStream(StreamCore):
         accumulate = self.accumulate
         try:
             for event in events:
-                raw = event if event.__class__ is bytes else event.raw_data
+                raw = event if plain else event.raw_data
                 if raw == b"[DONE]":
                     self.done = True
                     break
@@ -280,7 +282,7 @@ class ChunkStream(StreamCore):
                         self.done = True
                         break
                     chunk = self._one(event)  # again, to raise or take the report's chunk
-                if event.__class__ is not bytes and event.event == "error":
+                if not plain and event.event == "error":
                     self._check_error(event)
                 if accumulate:
                     add(chunk)
@@ -304,9 +306,10 @@ class ChunkStream(StreamCore):
         every so often. An error ends them: ``failure`` (or, accumulating, raised)."""
         add = self.accumulator.add if self.accumulate else None
         decode = self.decode
+        plain = _plain(events)
         try:
             for event in events:
-                raw = event if event.__class__ is bytes else event.raw_data
+                raw = event if plain else event.raw_data
                 try:  # _one(), inlined: this runs for every event
                     chunk = decode(raw)
                 except (EventDecodeError, InBandError):
@@ -314,7 +317,7 @@ class ChunkStream(StreamCore):
                         self.done = True
                         return
                     chunk = self._one(event)
-                if event.__class__ is not bytes and event.event == "error":
+                if not plain and event.event == "error":
                     self._check_error(event)
                 if not self.token_seen:
                     self.token_seen = _carries_token(chunk)
@@ -360,6 +363,11 @@ class ChunkStream(StreamCore):
         if not isinstance(message, str) or not message:
             message = f"The server reported an error in the stream: {event.data[:500]}"
         raise APIStreamError(message, self.response.request, body=body)
+
+
+def _plain(events: list[Any]) -> bool:
+    """Whether a read's events are plain ones' data (bytes), not ServerSentEvents."""
+    return bool(events) and events[0].__class__ is bytes
 
 
 class ResponseEventStream(StreamCore):

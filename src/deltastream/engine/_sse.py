@@ -147,6 +147,15 @@ class SSEDecoder:
         If the chunk makes an event too large, :class:`EventTooLargeError` is raised
         and carries, as ``events``, the events this chunk completed before that.
         """
+        payloads = self.feed_plain(data)
+        if payloads is not None:
+            id_, retry = self.last_event_id, self.retry
+            return [ServerSentEvent(payload, "message", id_, retry) for payload in payloads]
+        return self.feed_lines(data)
+
+    def feed_lines(self, data: bytes) -> list[ServerSentEvent]:
+        """:meth:`feed` without its first try, :meth:`feed_plain`: for a caller that
+        has just made it."""
         if self._at_start:
             data = self._take_pending() + data
             if len(data) < len(_BOM) and _BOM.startswith(data):
@@ -157,22 +166,6 @@ class SSEDecoder:
                 data = data[len(_BOM) :]
         if not data:
             return []
-        # Fast path: a chunk that is exactly one plain `data: ...` event, the common
-        # shape of an LLM stream whose server flushes every token.
-        if (
-            not self._pending
-            and not self._has_data
-            and not self._skip_lf
-            and data[:6] == b"data: "
-            and data.find(b"\n") == len(data) - 2
-            and data[-1] == _LF
-            and data.find(b"\r") < 0  # not `in`: see _h1.ResponseHead.__init__
-            and len(data) - 8 <= self.max_event_size
-        ):
-            self.last_event_id = self._id_buffer
-            event_type = self._event_type or "message"
-            self._event_type = ""
-            return [ServerSentEvent(data[6:-2], event_type, self._id_buffer, self.retry)]
         if self._skip_lf and data[0] == _LF:
             data = data[1:]
         self._skip_lf = False
@@ -202,7 +195,7 @@ class SSEDecoder:
         """The data of every event ``data`` completes, when each of them is plain (one
         ``data: `` line, no other field, no comment); None otherwise, with nothing
         taken: then :meth:`feed` it. What an LLM stream sends, decoded with no object
-        per event. An event cut at the end of ``data`` waits for the next call."""
+        per event. A line cut at the end of ``data`` waits for the next call."""
         pending = self._pending
         if pending:
             if self._at_start:
@@ -228,7 +221,9 @@ class SSEDecoder:
         limit = self.max_event_size
         rest = len(data) - end
         if (end > limit and max(map(len, payloads)) > limit) or rest > limit:
-            return None  # feed() says which
+            return None  # feed_lines() says which
+        if rest and data.find(b"\n", end) >= 0:
+            return None  # a whole line after the events (a retry: takes effect at once)
         self._pending = bytearray(data[end:]) if rest else b""
         self._at_start = False
         self.last_event_id = self._id_buffer
