@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._memo import Memo
 from ._responses_accumulate import ResponseAccumulator
 from .types.chat import (
     ChatCompletion,
@@ -102,19 +103,13 @@ _NO_TOOL_CALLS: dict[int, _ToolCallState] = {}  # never written to: see _Extras
 # Strings every stream repeats (a model's name, a role), one copy for all: an open
 # stream's accumulator would otherwise hold its first chunk's copies after the chunk
 # has gone. Bounded, for the odd server that names a new model every time.
-_SHARED: dict[str, str] = {}
-_SHARED_LIMIT = 256
+_SHARED: Memo[str, str] = Memo(limit=256)
 
 
 def _shared(text: str) -> str:
     """``text``, or an equal string seen before."""
     known = _SHARED.get(text)
-    if known is not None:
-        return known
-    if len(_SHARED) >= _SHARED_LIMIT:
-        _SHARED.clear()
-    _SHARED[text] = text
-    return text
+    return _SHARED.keep(text, text) if known is None else known
 
 
 class _Extras:

@@ -26,6 +26,7 @@ from typing import Any
 import httpx2
 from httpx2._client import BoundAsyncStream, BoundSyncStream, ClientState
 
+from .._memo import Memo
 from ..transport import AsyncHTTP11Transport, HTTP11Transport
 from ..transport._common import PREPARED_HEAD, PreparedHead, outgoing
 
@@ -37,8 +38,7 @@ _SENDING = ("send", "_send_handling_auth", "_send_handling_redirects", "_send_si
 _plain_types: dict[type[Any], bool] = {}
 # (URL, method, client headers, request headers) -> what those requests share (see
 # _Template). A client has a handful of each; the bound is for the odd one.
-_merged: dict[tuple[Any, ...], _Template] = {}
-_MERGED_LIMIT = 256
+_merged: Memo[tuple[Any, ...], _Template] = Memo(limit=256)
 _CONTENT_LENGTH = "Content-Length"
 _Request = httpx2.Request
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})  # what has_redirect_location accepts
@@ -90,10 +90,7 @@ def build(
     key = (id(url), method, tuple(http._headers._list), tuple(headers.items()))
     merged = _merged.get(key)
     if merged is None:
-        merged = _Template(http, method, url, headers)
-        if len(_merged) >= _MERGED_LIMIT:
-            _merged.clear()
-        _merged[key] = merged
+        merged = _merged.keep(key, _Template(http, method, url, headers))
     extensions["timeout"] = timeout.as_dict()
     # What httpx2.Request(method, url, headers=sent, stream=ByteStream(content),
     # extensions=extensions) sets, without its checks and copies: every part is

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 
 import httpx2
 
+from .._memo import Memo
+
 __all__ = [
     "MAX_HEAD",
     "MAX_LINE",
@@ -81,8 +83,8 @@ def encode_chunk(data: bytes) -> bytes:
 
 # Status lines seen before -> (status, reason, version): a server sends a handful, and
 # an open stream should not hold its own copy of b"HTTP/1.1" and b"OK".
-_STATUS_LINES: dict[bytes, tuple[int, bytes, bytes]] = {}
 _STATUS_LINES_LIMIT = 64
+_STATUS_LINES: Memo[bytes, tuple[int, bytes, bytes]] = Memo(_STATUS_LINES_LIMIT)
 
 
 def _status_line(line: bytes) -> tuple[int, bytes, bytes]:
@@ -93,10 +95,7 @@ def _status_line(line: bytes) -> tuple[int, bytes, bytes]:
     code, _, reason = rest_of_line.partition(b" ")
     if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
         raise _error(f"Invalid status line {line[:100]!r}")
-    if len(_STATUS_LINES) >= _STATUS_LINES_LIMIT:
-        _STATUS_LINES.clear()
-    known = _STATUS_LINES[line] = (int(code), reason, version)
-    return known
+    return _STATUS_LINES.keep(line, (int(code), reason, version))
 
 
 class ResponseHead:
@@ -205,24 +204,19 @@ class _Fields:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.known: dict[bytes, tuple[bytes, bytes, bytes]] = {}
-        self._names: dict[bytes, tuple[bytes, bytes]] = {}
+        self.known: Memo[bytes, tuple[bytes, bytes, bytes]] = Memo(limit)
+        self._names: Memo[bytes, tuple[bytes, bytes]] = Memo(limit)
 
     def parse(self, line: bytes) -> tuple[bytes, bytes, bytes]:
         """A header line not seen before (or not lately) as its field."""
         name, colon, value = line.partition(b":")
         if not colon or not name or name != name.strip():
             raise _error(f"Invalid header line {line[:100]!r}")
-        names = self._names
-        if (pair := names.get(name)) is None:
-            if len(names) >= self.limit:
-                names.clear()
-            pair = names[name] = (name, name.lower())
+        if (pair := self._names.get(name)) is None:
+            pair = self._names.keep(name, (name, name.lower()))
         field = (pair[0], pair[1], value.strip(b" \t"))
         if len(line) <= _SHARED_LINE:
-            if len(self.known) >= self.limit:
-                self.known.clear()
-            self.known[line] = field
+            self.known.keep(line, field)
         return field
 
 
