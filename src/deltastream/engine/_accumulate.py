@@ -98,8 +98,6 @@ class _ToolCallState:
         )
 
 
-_NO_TOOL_CALLS: dict[int, _ToolCallState] = {}  # never written to: see _Extras
-
 # Strings every stream repeats (a model's name, a role), one copy for all: an open
 # stream's accumulator would otherwise hold its first chunk's copies after the chunk
 # has gone. Bounded, for the odd server that names a new model every time.
@@ -134,8 +132,7 @@ class _Extras:
         self.reasoning_content: Text | None = None
         self.reasoning: Text | None = None
         self.thinking: Text | None = None
-        # Shared empty until the first tool call (then a dict of its own).
-        self.tool_calls: dict[int, _ToolCallState] = _NO_TOOL_CALLS
+        self.tool_calls: dict[int, _ToolCallState] = {}
         # (tool index, argument fragment) of the last delta that carried tool calls,
         # with indexes as resolved here (some servers send none).
         self.recent_tool_deltas: Sequence[tuple[int, str]] = ()
@@ -168,8 +165,6 @@ class _Extras:
 
     def _add_tool_call(self, call: ChoiceDeltaToolCall) -> tuple[int, str]:
         calls = self.tool_calls
-        if calls is _NO_TOOL_CALLS:
-            calls = self.tool_calls = {}
         index, id = getattr(call, "index", None), getattr(call, "id", None)
         if index is None:
             last = max(calls) if calls else -1
@@ -210,30 +205,26 @@ class _Extras:
             self.logprobs_refusal.extend(logprobs.refusal)
 
 
-_NO_EXTRAS = _Extras()  # never written to: see _ChoiceState.extras
+_NO_EXTRAS = _Extras()  # never written to: see _ChoiceState.__init__
 
 
 class _ChoiceState:
-    __slots__ = ("_extras", "content", "finish_reason", "index", "role")
+    __slots__ = ("content", "extras", "finish_reason", "index", "role")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.role: str | None = None
         self.content: Text | None = None
         self.finish_reason: str | None = None
-        # Shared and empty until the choice carries more than text: an open stream
-        # should not hold ten empty fields per choice.
-        self._extras = _NO_EXTRAS
-
-    @property
-    def extras(self) -> _Extras:
-        """Read only: :meth:`add_rare` and :meth:`add_logprobs` write."""
-        return self._extras
+        # Shared and empty until the choice carries more than text (an open stream
+        # should not hold ten empty fields per choice): read it, write through
+        # _own_extras.
+        self.extras = _NO_EXTRAS
 
     def _own_extras(self) -> _Extras:
-        extras = self._extras
+        extras = self.extras
         if extras is _NO_EXTRAS:
-            extras = self._extras = _Extras()
+            extras = self.extras = _Extras()
         return extras
 
     def add_rare(self, delta: ChoiceDelta) -> None:
@@ -254,7 +245,7 @@ class _ChoiceState:
         self._own_extras().add_logprobs(logprobs)
 
     def build(self) -> Choice:
-        extras = self._extras
+        extras = self.extras
         tool_calls = [extras.tool_calls[i].build() for i in sorted(extras.tool_calls)]
         function_call = None
         if extras.function_name is not None or extras.function_args is not None:
