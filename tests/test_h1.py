@@ -302,6 +302,52 @@ def test_the_shared_header_lines_stay_bounded() -> None:
     assert len(_FIELDS.known) <= _FIELDS.limit
 
 
+_LINES = [
+    b"Content-Type: text/event-stream",
+    b"Transfer-Encoding: chunked",
+    b"Transfer-Encoding: gzip, chunked",
+    b"Content-Length: 5",
+    b"Connection: keep-alive",
+    b"Connection: close",
+    b"X-Id: 1",
+    b"X-Id: 1\r",  # a stray CR before the line end
+    b"X-Spaced:   padded  ",
+    b" folded on",  # continues the line above
+    b"\tfolded too",
+    b"A: 1\nB: 2",  # a bare LF ends a line too
+    b"",
+]
+
+
+def _described(parsed: tuple[ResponseHead, bytes] | None) -> object:
+    if parsed is None:
+        return None
+    head, rest = parsed
+    names = (b"transfer-encoding", b"content-length", b"connection")
+    framing = [head.values(name) for name in names]
+    return as_fields(head), head.fields, framing, head.keeps_alive(), rest
+
+
+def _parsed_or_error(raw: bytes) -> object:
+    try:
+        return _described(ResponseHead.parse(raw))
+    except httpx2.RemoteProtocolError as exc:
+        return str(exc)
+
+
+@given(st.lists(st.sampled_from(_LINES), max_size=8), st.booleans())
+def test_a_head_parses_the_same_with_its_lines_known_or_not(lines: list[bytes], crlf: bool) -> None:
+    # The second parse looks each line up whole (the lines are known by then); the
+    # first goes line by line. Both must give the same head, or the same error.
+    end = b"\r\n" if crlf else b"\n"
+    raw = b"HTTP/1.1 200 OK" + end + b"".join(line + end for line in lines) + end + b"rest"
+    _FIELDS.known.clear()
+    _STATUS_LINES.clear()
+    cold = _parsed_or_error(raw)
+    assert _parsed_or_error(raw) == cold
+    assert _parsed_or_error(raw) == cold
+
+
 def test_a_repeated_status_line_shares_its_parts() -> None:
     first = head_of(b"HTTP/1.1 418 I'm a teapot\r\nA: 1\r\n\r\n")
     second = head_of(b"HTTP/1.1 418 I'm a teapot\r\nA: 2\r\n\r\n")

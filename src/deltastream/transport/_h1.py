@@ -14,6 +14,7 @@ Every buffer is bounded: a response head by ``MAX_HEAD``, a chunk-size line by
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 
 import httpx2
@@ -123,18 +124,7 @@ class ResponseHead:
         self.reason = reason
         self.http_version = http_version
         self.fields = fields
-        # The headers that decide framing and reuse, looked up several times each.
-        framing: dict[bytes, list[bytes]] = {}
-        for _, key, value in fields:
-            if key in _FRAMING:
-                tokens = framing.setdefault(key, [])
-                # find(), not `in`: CPython 3.11 tries `x in some_bytes` with x as an
-                # int first, and raises and clears a TypeError when it is not one.
-                if value.find(b",") >= 0:
-                    tokens.extend(part.strip().lower() for part in value.split(b","))
-                else:
-                    tokens.append(value.strip().lower())
-        self._framing = framing
+        self._framing = _framing(fields)
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
@@ -155,9 +145,19 @@ class ResponseHead:
             rest = rest[2:]
         elif rest.startswith(b"\n"):
             rest = rest[1:]
+        if head.endswith(b"\r\n"):
+            # The usual head: CRLF line ends and most lines seen before, each looked up
+            # whole without a step of Python per line. A line with a bare LF, a stray
+            # CR or a fold is never a known one: the general loop below takes the head.
+            lines = head[:-2].split(b"\r\n")
+            status = _STATUS_LINES.get(lines[0])
+            if status is not None:
+                fields = _known_fields(lines)
+                if fields is not None:
+                    return cls(*status, fields, all_ascii=head.isascii()), rest
         lines = head.split(b"\n")
         status = _status_line(lines[0].rstrip(b"\r"))
-        fields: list[tuple[bytes, bytes, bytes]] = []
+        fields = []
         known = _FIELDS.known
         for raw in lines[1:]:
             line = raw.rstrip(b"\r")
@@ -222,6 +222,49 @@ class _Fields:
 
 _SHARED_LINE = 256  # longer header lines are kept per response, not shared
 _FIELDS = _Fields(limit=512)
+
+
+_Field = tuple[bytes, bytes, bytes]
+_key_of = operator.itemgetter(1)
+
+
+def _known_fields(lines: list[bytes]) -> list[_Field] | None:
+    """The fields of header ``lines[1:]`` (CRLF-split, the status line first), or None
+    if one needs the general loop. Lines seen before are looked up in one pass; a new
+    plain ``name: value`` line is parsed as the general loop would."""
+    found: list[_Field | None] = [*map(_FIELDS.known.get, lines)]
+    found[0] = None  # the status line
+    missing = found.count(None) - 1
+    at = 0
+    while missing:
+        at = found.index(None, at + 1)
+        line = lines[at]
+        if not line or line[0] in _FOLD or line.endswith(b"\r") or line.find(b"\n") >= 0:
+            return None
+        found[at] = _FIELDS.parse(line)
+        missing -= 1
+    del found[0]
+    return found  # type: ignore[return-value]  # no None left
+
+
+def _framing(fields: list[_Field]) -> dict[bytes, list[bytes]]:
+    """The values of the headers that decide framing and reuse, as lower-case tokens."""
+    keys = [*map(_key_of, fields)]
+    framing: dict[bytes, list[bytes]] = {}
+    for key in _FRAMING.intersection(keys):
+        if keys.count(key) == 1:
+            framing[key] = _tokens(fields[keys.index(key)][2])
+        else:
+            framing[key] = [t for _, name, value in fields if name == key for t in _tokens(value)]
+    return framing
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    # find(), not `in`: CPython 3.11 tries `x in some_bytes` with x as an int first, and
+    # raises and clears a TypeError when it is not one.
+    if value.find(b",") >= 0:
+        return [part.strip().lower() for part in value.split(b",")]
+    return [value.strip().lower()]
 
 
 def _head_end(buffer: bytes) -> int:
