@@ -28,7 +28,7 @@ from httpx2._client import BoundAsyncStream, BoundSyncStream, ClientState
 
 from .._memo import Memo
 from ..transport import AsyncHTTP11Transport, HTTP11Transport
-from ..transport._common import PREPARED_HEAD, PreparedHead, outgoing
+from ..transport._common import PREPARED_HEAD, PreparedHead, header, outgoing
 
 __all__ = ["adirect_send", "build", "direct_send", "lane"]
 
@@ -175,7 +175,7 @@ def _finish(
     (then ``response.next_request`` is the request to follow it with)."""
     response.request = request
     response.default_encoding = http._default_encoding
-    if "set-cookie" in response.headers:
+    if header(response.headers, b"set-cookie") is not None:
         http._cookies.extract_cookies(response)
     # httpx2's own test looks its codes up through an enum metaclass: first the cheap one.
     if response.status_code not in _REDIRECTS or not response.has_redirect_location:

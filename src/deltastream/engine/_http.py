@@ -18,6 +18,7 @@ import httpx2
 import msgspec
 
 from ..transport import BODY_EXTENSION, RESEND_STALE_EXTENSION
+from ..transport._common import header
 from ._deadlines import DEFAULT_TIMEOUT, Timeout
 from ._direct import adirect_send, build, direct_send, lane
 from ._errors import (
@@ -54,7 +55,7 @@ ERROR_BODY_LIMIT = 64 * 1024  # what we read of an error response's body
 ATTEMPT_EXTENSION = "deltastream_attempt"
 _PREVIEW = 512  # what a content-type error quotes of the body
 _json = msgspec.json.Encoder()
-_CODING = "content-encoding"
+_CODING = b"content-encoding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,7 @@ def check_event_stream(response: httpx2.Response, head: bytes | None) -> None:
 def ensure_event_stream(response: httpx2.Response) -> httpx2.Response:
     """The response, if it is an event stream; otherwise close it and raise, quoting
     the start of its body."""
-    if "text/event-stream" not in response.headers.get("content-type", ""):
+    if "text/event-stream" not in (header(response.headers, b"content-type") or ""):
         try:
             head = read_head(response, _PREVIEW)
         finally:
@@ -216,7 +217,7 @@ def ensure_event_stream(response: httpx2.Response) -> httpx2.Response:
 
 async def aensure_event_stream(response: httpx2.Response) -> httpx2.Response:
     """The async twin of :func:`ensure_event_stream`."""
-    if "text/event-stream" not in response.headers.get("content-type", ""):
+    if "text/event-stream" not in (header(response.headers, b"content-type") or ""):
         try:
             head = await aread_head(response, _PREVIEW)
         finally:
@@ -383,8 +384,13 @@ def _untouched(response: httpx2.Response) -> bool:
     return (
         not response.is_stream_consumed
         and not response.is_closed
-        # get_list, not get: get raises and catches a KeyError when it is absent.
-        and all(coding.lower() == "identity" for coding in response.headers.get_list(_CODING))
+        and (
+            header(response.headers, _CODING) is None
+            or all(
+                coding.lower() == "identity"
+                for coding in response.headers.get_list("content-encoding")
+            )
+        )
     )
 
 

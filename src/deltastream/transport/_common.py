@@ -5,6 +5,7 @@ of a response body between reads."""
 from __future__ import annotations
 
 import contextlib
+import operator
 import socket
 import ssl
 from collections.abc import Callable
@@ -25,6 +26,7 @@ __all__ = [
     "StaleConnection",
     "default_limits",
     "filled_headers",
+    "header",
     "make_response",
     "may_resend",
     "nothing_came",
@@ -229,6 +231,19 @@ def filled_headers(items: list[tuple[bytes, bytes, bytes]], encoding: str | None
     return headers
 
 
+def header(headers: httpx2.Headers, name: bytes) -> str | None:
+    """``headers.get(name)`` for a lower-case ASCII ``name``, looked for without a
+    step of Python per header line (httpx2's ``get`` decodes and compares each one,
+    and raises and catches a ``KeyError`` when the header is absent)."""
+    items = headers._list
+    keys = [*map(_key_of, items)]
+    count = keys.count(name)
+    if count == 1:
+        return items[keys.index(name)][2].decode(headers.encoding)
+    return headers.get(name.decode("ascii")) if count else None
+
+
+_key_of = operator.itemgetter(1)
 _Headers = httpx2.Headers
 _Response = httpx2.Response
 
