@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import deltastream
 from deltastream.transport import BODY_EXTENSION
-from deltastream.transport._common import NetworkStream, make_response
+from deltastream.transport._common import NetworkStream, header, make_response
 from deltastream.transport._h1 import ResponseHead
 from deltastream.transport._sync import HTTP11Transport
 
@@ -896,3 +898,15 @@ def test_the_response_built_by_hand_is_the_one_httpx2_builds(raw: bytes) -> None
     assert state == expected
     assert ours.headers.encoding == theirs.headers.encoding
     assert ours.headers.multi_items() == theirs.headers.multi_items()
+
+
+_NAMES = ["Content-Type", "content-type", "Set-Cookie", "X-Id", "Content-Encoding"]
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(["a", "b, c", "é", ""]))),
+    st.sampled_from(["content-type", "set-cookie", "x-id", "content-encoding", "absent"]),
+)
+def test_header_finds_what_httpx2_get_finds(items: list[tuple[str, str]], name: str) -> None:
+    headers = httpx2.Headers([(key, value.encode("utf-8")) for key, value in items])
+    assert header(headers, name.encode()) == headers.get(name)
