@@ -15,6 +15,7 @@ import time
 import tracemalloc
 from typing import Any
 
+import httpx2
 import pytest
 
 import deltastream
@@ -22,6 +23,7 @@ import deltastream.native
 from deltastream import Timeout
 from deltastream.engine._accumulate import ChatAccumulator
 from deltastream.engine._decode import decode_chat_chunk
+from deltastream.engine._protocol import ChunkStream
 
 from ._raw_server import LAST_CHUNK, RawServer, Reply, Seen, Serve, chunk
 
@@ -387,3 +389,34 @@ def test_what_one_choice_carries_beyond_text_is_its_own() -> None:
     assert plain_choice.message.refusal is None
     assert plain_choice.message.tool_calls is None
     assert plain_choice.logprobs is None
+
+
+_CHUNK_EVENT = (
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+)
+
+
+def _stream_core() -> ChunkStream:
+    request = httpx2.Request("POST", "http://x/v1/chat/completions")
+    return ChunkStream(httpx2.Response(200, request=request), accumulate=False)
+
+
+def test_the_first_read_is_decoded_as_its_chunks_are_handed_over() -> None:
+    # The first chunk goes out before the rest of the first read is decoded: the bad
+    # event after it is met only when the caller asks for the next one.
+    core = _stream_core()
+    items = iter(core.feed(_CHUNK_EVENT + b"data: {not json\n\n"))
+    assert next(items).choices[0].delta.content == "a"
+    assert core.failure is None
+    assert list(items) == []
+    assert isinstance(core.failure, deltastream.native.StreamDecodeError)
+
+
+def test_later_reads_are_decoded_whole() -> None:
+    core = _stream_core()
+    assert len(list(core.feed(_CHUNK_EVENT))) == 1
+    items = core.feed(_CHUNK_EVENT + b"data: {not json\n\n")
+    assert isinstance(core.failure, deltastream.native.StreamDecodeError)  # met at once
+    assert [chunk.choices[0].delta.content for chunk in items] == ["a"]
+    assert core.carries_token()

@@ -234,7 +234,7 @@ class StreamCore:
 class ChunkStream(StreamCore):
     """Pure protocol state of one chat stream: body bytes in, chunks out."""
 
-    __slots__ = ("decode", "lazy", "token_seen")
+    __slots__ = ("decode", "fed_raw", "first_unread", "lazy", "token_seen")
 
     accumulator: ChatAccumulator
     plain = True
@@ -252,16 +252,31 @@ class ChunkStream(StreamCore):
         self.lazy = face is not None and face.decodes
         self.decode: Any = face.decode if self.lazy else decode_chat_event  # type: ignore[union-attr]
         self.token_seen = False
+        # The first read that brings events is decoded as it is handed over, like a
+        # decoding face's every read: its first chunk goes out before the rest of the
+        # read is decoded (a server may send a prompt's worth at once). Later reads are
+        # decoded whole, which costs less per chunk.
+        self.first_unread = face is None and not accumulate
+        self.fed_raw = self.lazy  # `fed` holds the events, not yet decoded
 
     def _chunks(self, events: list[Any]) -> list[Any]:
-        """The chunks of these events (or of their data: see ``plain``); with a face
-        that decodes, the events themselves (up to ``[DONE]``), decoded one by one as
-        they are handed over (``_out``)."""
+        """The chunks of these events (or of their data: see ``plain``); for a face
+        that decodes, and for the stream's first events, the events themselves (up to
+        ``[DONE]``), decoded one by one as they are handed over (``_out``)."""
         plain = _plain(events)
-        if self.lazy:
+        if self.first_unread:
+            self.first_unread = not events
+            self.fed_raw = bool(events)
+        elif not self.lazy:
+            self.fed_raw = False
+        if self.fed_raw:  # cut at [DONE] ("[DONE] " is found when decoded)
+            if plain:
+                if _DONE in events:
+                    self.done = True
+                    return events[: events.index(_DONE)]
+                return events
             for i, event in enumerate(events):
-                raw = event if plain else event.raw_data
-                if raw == b"[DONE]":  # "[DONE] " is found when decoded
+                if event.raw_data == _DONE:
                     self.done = True
                     return events[:i]
             return events
@@ -294,7 +309,7 @@ class ChunkStream(StreamCore):
         return chunks
 
     def _out(self, items: list[Any]) -> Iterable[Any]:
-        if not self.lazy:
+        if not self.fed_raw:
             return super()._out(items)
         self.fed = items
         return self._decoded(items)
@@ -349,7 +364,7 @@ class ChunkStream(StreamCore):
         return self.accumulator.chunks
 
     def carries_token(self) -> bool:
-        if self.lazy:
+        if self.fed_raw:
             return self.token_seen
         return any(_carries_token(chunk) for chunk in self.fed)
 
@@ -363,6 +378,9 @@ class ChunkStream(StreamCore):
         if not isinstance(message, str) or not message:
             message = f"The server reported an error in the stream: {event.data[:500]}"
         raise APIStreamError(message, self.response.request, body=body)
+
+
+_DONE = b"[DONE]"
 
 
 def _plain(events: list[Any]) -> bool:
