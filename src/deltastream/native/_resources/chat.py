@@ -62,23 +62,20 @@ class ChatCompletionParams(TypedDict, total=False):
     require_done: bool
 
 
-_OPTION_KEYS = (
-    "extra_headers",
-    "extra_query",
-    "extra_body",
-    "timeout",
-    "max_retries",
-    "require_done",
+_OPTION_KEYS = frozenset(
+    ("extra_headers", "extra_query", "extra_body", "timeout", "max_retries", "require_done")
 )
+_LISTS = frozenset(("tools", "functions"))  # iterables the body sends as JSON arrays
 
 
 def _split(
     model: str, messages: Iterable[Mapping[str, Any]], stream: bool, params: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    options = {key: params.pop(key) for key in _OPTION_KEYS if key in params}
+    options = {key: params.pop(key) for key in _OPTION_KEYS.intersection(params)}
     body: dict[str, Any] = {"model": model, "messages": list(messages)}
-    for key, value in params.items():
-        body[key] = list(value) if key in ("tools", "functions") else value
+    body.update(params)
+    for key in _LISTS.intersection(params):
+        body[key] = list(params[key])
     if stream:
         body["stream"] = True
     extra_body = options.pop("extra_body", None)
