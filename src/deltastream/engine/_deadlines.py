@@ -326,17 +326,20 @@ class Watch:
         t = self.timeout
         if self.drain_until is not None:
             return (self.drain_until, "drain", 0.0)
-        candidates: list[tuple[float, str, float]] = []
-        if t.total is not None:
-            candidates.append((self.total_from + t.total, "total", t.total))
+        # Built without a list of candidates: this runs for every stream that starts.
+        # On a tie the phase's own deadline is named, not total.
+        found: tuple[float, str, float] | None = None
         if self.first_at is None:
             if t.first_token is not None:
-                candidates.append((self.started + t.first_token, "first_token", t.first_token))
+                found = (self.started + t.first_token, "first_token", t.first_token)
         elif t.idle is not None:
             # paused first, then the time: resume() writes them in the other order
             since = now if self.paused and now is not None else self.last_at
-            candidates.append((since + t.idle, "idle", t.idle))
-        return min(candidates) if candidates else None
+            found = (since + t.idle, "idle", t.idle)
+        total = t.total
+        if total is not None and (found is None or self.total_from + total < found[0]):
+            found = (self.total_from + total, "total", total)
+        return found
 
 
 def _socket_of(response: httpx2.Response) -> Any:
@@ -372,7 +375,8 @@ class _Watchdog:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._heap: list[tuple[float, int, Watch]] = []
         self._order = itertools.count()  # ties never compare two watches
         self._compact_at = _COMPACT_MIN
@@ -383,7 +387,7 @@ class _Watchdog:
         when = watch.soonest()
         if watch.sock is None or when is None:
             return  # nothing to enforce, or no socket to enforce it on
-        with self._cond:
+        with self._lock:  # the condition's own lock, without its Python-level wrapper
             self._push(watch, when)
 
     def poke(self, watch: Watch) -> None:
