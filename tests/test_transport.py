@@ -487,6 +487,25 @@ def test_read_timeout_in_the_body(serve: Serve) -> None:
         assert wait_until(lambda: 0 in server.closed_by_client)
 
 
+def test_each_request_has_its_own_read_timeout_on_a_reused_connection(serve: Serve) -> None:
+    # The socket's timeout is set only when a request's differs from the last one's:
+    # after a short one, a longer one holds; after a long one, a short one bites.
+    server = serve(
+        lambda seen: Reply([0.4, response()] if seen.target == "/slow" else [response()])
+    )
+    with make_client() as client:
+        short = httpx2.Timeout(5.0, read=0.2)
+        assert client.get(server.url, timeout=short).status_code == 200
+        assert client.get(server.url + "/slow", timeout=5.0).status_code == 200
+        started = time.monotonic()
+        with pytest.raises(httpx2.ReadTimeout):
+            client.get(server.url + "/slow", timeout=short)
+        assert 0.15 < time.monotonic() - started < 2.0
+        # The connection that timed out is dropped; a fresh one works, with no timeout.
+        assert client.get(server.url + "/slow", timeout=None).status_code == 200
+    assert [seen.connection for seen in server.seen] == [0, 0, 0, 1]
+
+
 def test_write_timeout() -> None:
     """A listener that never accepts: the kernel takes the connection and some bytes,
     then sending blocks."""

@@ -38,6 +38,8 @@ import contextlib
 import select
 import socket
 import ssl
+import struct
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -85,27 +87,95 @@ else:  # Windows: its select() takes any socket
         return bool(select.select([sock], [], [], 0)[0])
 
 
+# A plain TCP socket on Linux stays blocking, and its timeouts are the kernel's
+# (SO_SNDTIMEO, SO_RCVTIMEO), set only when they change: Python's own timeout costs an
+# ioctl each time it is set and a poll() before every send and recv, and system calls
+# are what a request spends the most time in besides its own Python. An expired one
+# fails the call with EAGAIN (BlockingIOError). TLS sockets, and other systems, keep
+# Python's timeouts.
+_KERNEL_TIMEOUTS = sys.platform == "linux"
+_TIMED_OUT = (TimeoutError, BlockingIOError)
+_UNSET = -1.0  # no timeout known to be set yet
+
+
+def _timeval(seconds: float | None) -> bytes:
+    if seconds is None:
+        return struct.pack("@ll", 0, 0)  # zero: no timeout
+    whole, fraction = divmod(max(seconds, 1e-6), 1.0)  # zero would mean none
+    return struct.pack("@ll", int(whole), max(int(fraction * 1e6), 0))
+
+
 class _Connection:
-    __slots__ = ("idle_since", "network_stream", "origin", "sock")
+    __slots__ = (
+        "_kernel",
+        "_poller",
+        "_read",
+        "_write",
+        "idle_since",
+        "network_stream",
+        "origin",
+        "sock",
+    )
 
     def __init__(self, sock: socket.socket, origin: Origin) -> None:
         self.sock = sock
         self.origin = origin
         self.idle_since = 0.0
         self.network_stream = NetworkStream(sock)  # one per connection, not per response
+        self._kernel = _KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket)
+        if self._kernel:
+            sock.settimeout(None)
+        # What the socket's timeouts are now (one value for both, with Python's).
+        self._read: float | None = _UNSET
+        self._write: float | None = _UNSET
+        self._poller: Any = None  # made at the first reuse check, kept
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def read_timeout(self, seconds: float | None) -> None:
+        """Bound each receive by ``seconds`` (None: no bound) from now on."""
+        if seconds == self._read:
+            return
+        if self._kernel:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+        else:
+            self.sock.settimeout(seconds)
+            self._write = seconds
+        self._read = seconds
+
+    def write_timeout(self, seconds: float | None) -> None:
+        """Bound each send by ``seconds`` (None: no bound) from now on."""
+        if seconds == self._write:
+            return
+        if self._kernel:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(seconds))
+        else:
+            self.sock.settimeout(seconds)
+            self._read = seconds
+        self._write = seconds
 
     def looks_reusable(self, now: float, expiry: float | None) -> bool:
         """Idle, not expired, and the server has not closed it (nor sent anything)."""
         if expiry is not None and now - self.idle_since > expiry:
             return False
         try:
-            return not readable_now(self.sock)
+            return not self._readable()
         except (OSError, ValueError):
             return False
+
+    def _readable(self) -> bool:
+        if not hasattr(select, "poll"):
+            return readable_now(self.sock)
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        poller = self._poller
+        if poller is None:
+            poller = self._poller = select.poll()
+            poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
 
 
 class _Waiter:
@@ -215,16 +285,15 @@ class _ResponseBody(httpx2.SyncByteStream):
         if first:
             return first
         while (conn := state.conn) is not None:
-            sock = conn.sock
             try:
                 if not self._timed:
                     # Looked up at the first read, not before: the engine's deadlines
                     # may change it once the response is in.
-                    sock.settimeout(timeouts_of(self._request).get("read"))
+                    conn.read_timeout(timeouts_of(self._request).get("read"))
                     self._timed = True
                 try:
-                    data = sock.recv(READ_SIZE)
-                except TimeoutError as exc:
+                    data = conn.sock.recv(READ_SIZE)
+                except _TIMED_OUT as exc:
                     raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
                 except OSError as exc:
                     raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
@@ -330,19 +399,20 @@ class HTTP11Transport(httpx2.BaseTransport):
         try:
             method, head_bytes, chunked, asks_close = outgoing(request, forward)
             start = ResponseStart(method)
+            conn.write_timeout(timeouts.get("write"))
             try:
-                _send(sock, request, head_bytes, chunked, timeouts.get("write"))
+                _send(sock, request, head_bytes, chunked)
             except (httpx2.WriteError, httpx2.WriteTimeout) as exc:
                 if not readable_now(sock):
                     if resend and isinstance(exc, httpx2.WriteError):
                         raise StaleConnection from exc
                     raise
                 send_error = exc  # an answer (or the end) is waiting: read it first
-            sock.settimeout(timeouts.get("read"))
+            conn.read_timeout(timeouts.get("read"))
             while True:
                 try:
                     data = sock.recv(READ_SIZE)
-                except TimeoutError as exc:
+                except _TIMED_OUT as exc:
                     raise httpx2.ReadTimeout(
                         str(exc) or "timed out waiting for the response"
                     ) from exc
@@ -375,14 +445,7 @@ class HTTP11Transport(httpx2.BaseTransport):
         self._pool.close()
 
 
-def _send(
-    sock: socket.socket,
-    request: httpx2.Request,
-    head: bytes,
-    chunked: bool,
-    timeout: float | None,
-) -> None:
-    sock.settimeout(timeout)
+def _send(sock: socket.socket, request: httpx2.Request, head: bytes, chunked: bool) -> None:
     body = request.stream
     try:
         if isinstance(body, httpx2.ByteStream) and not chunked:
@@ -395,7 +458,7 @@ def _send(
                     sock.sendall(encode_chunk(part) if chunked else part)
             if chunked:
                 sock.sendall(b"0\r\n\r\n")
-    except TimeoutError as exc:
+    except _TIMED_OUT as exc:
         raise httpx2.WriteTimeout(str(exc) or "timed out sending the request") from exc
     except OSError as exc:
         raise httpx2.WriteError(str(exc) or type(exc).__name__) from exc
