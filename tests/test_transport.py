@@ -927,5 +927,5 @@ _NAMES = ["Content-Type", "content-type", "Set-Cookie", "X-Id", "Content-Encodin
     st.sampled_from(["content-type", "set-cookie", "x-id", "content-encoding", "absent"]),
 )
 def test_header_finds_what_httpx2_get_finds(items: list[tuple[str, str]], name: str) -> None:
-    headers = httpx2.Headers([(key, value.encode("utf-8")) for key, value in items])
+    headers = httpx2.Headers([(key.encode(), value.encode("utf-8")) for key, value in items])
     assert header(headers, name.encode()) == headers.get(name)
