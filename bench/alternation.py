@@ -26,7 +26,16 @@ from .clients import (
 )
 from .figures import DASH, RANGE, TIMES, Spread, fmt, median, runs, table
 
-__all__ = ["GROUPS", "RATIOS", "TOGETHER", "Rounds", "floor_note", "label", "render"]
+__all__ = [
+    "GROUPS",
+    "RATIOS",
+    "TOGETHER",
+    "Rounds",
+    "floor_note",
+    "label",
+    "render",
+    "ttfc_ratio",
+]
 
 TOGETHER = "in one process"  # the results key of a section whose clients take turns
 
@@ -130,6 +139,18 @@ class Rounds:
         names = sorted({_SHORT[name] for name in self.chunks}, key=list(_SHORT.values()).index)
         modes = sorted({"async" if n.endswith("async") else "sync" for n in self.chunks})
         return f"{', '.join(names)} ({' and '.join(modes)})"
+
+
+def ttfc_ratio(results: dict[str, Any], top: str, bottom: str) -> Spread | None:
+    """``top``'s warm time to first chunk over ``bottom``'s, round by round, from the
+    runs of the "ttfc alternating" section (each round's figure is a median of streams)."""
+    ratios = []
+    for run in runs(results, "ttfc alternating", TOGETHER):
+        clients: dict[str, Any] = run.get("clients") or {}
+        if top in clients and bottom in clients:
+            pairs = zip(clients[top]["ttfc_ms"], clients[bottom]["ttfc_ms"], strict=False)
+            ratios += [ours / floor for ours, floor in pairs if floor]
+    return Spread.of(ratios)
 
 
 def floor_note(results: dict[str, Any]) -> str:

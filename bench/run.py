@@ -113,6 +113,14 @@ SECTIONS = [
     ),
     Section("many", SEQUENTIAL, {"scenario": "stream", "streams": 1000, "n": 100}, extra_runs=2),
     Section("ttfc", SEQUENTIAL, {"scenario": "ttfc", "streams": 100, "n": 10}),
+    # Warm time to first chunk with the native client and the floor taking turns stream
+    # by stream: a ratio within a round is not moved by the machine's speed between runs.
+    Section(
+        "ttfc alternating",
+        alternation.GROUPS["native"],
+        {"scenario": "ttfc_alternate", "rounds": 20, "streams": 100, "n": 10},
+        together=True,
+    ),
     # What a request costs besides its chunks: 1,000 of the shortest stream (role,
     # finish and usage chunks, no content).
     Section(
@@ -217,13 +225,16 @@ def _log(message: str) -> None:
 def _summary(result: dict[str, Any]) -> str:
     if "error" in result:
         return f"FAILED: {result['error']}"
-    if "clients" in result:  # clients taking turns: each one's median µs/chunk
+    if "clients" in result:  # clients taking turns: each one's median per round
+        key, unit = ("ttfc_ms", "ms to first chunk")
+        if "us_per_chunk" in next(iter(result["clients"].values())):
+            key, unit = ("us_per_chunk", "µs/chunk")
         return (
             ", ".join(
-                f"{name} {statistics.median(figures['us_per_chunk']):.2f}"
+                f"{name} {statistics.median(figures[key]):.3f}"
                 for name, figures in result["clients"].items()
             )
-            + " µs/chunk"
+            + f" {unit}"
         )
     for key, fmt in (
         ("us_per_chunk", "{:.2f} µs/chunk"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .alternation import Rounds
+from .alternation import Rounds, ttfc_ratio
 from .clients import (
     DROPIN_ASYNC,
     DROPIN_SYNC,
@@ -99,26 +99,31 @@ class CpuTarget:
     def verdict(self, fresh: float | None, rounds: Spread | None) -> str:
         if self.wanted is None:
             return DASH
-        value = rounds.median if rounds is not None else fresh
-        if value is None:
-            return DASH
-        met = "met" if self.meets(value) else "not met"
-        if rounds is None:
-            return met if self.meets(value) else f"**{met}**"
-        total = len(rounds.values)
-        missed = rounds.beyond(self.wanted, self.below)
-        other = missed if self.meets(value) else total - missed
-        counted = f"{other} of {total} rounds {'not' if self.meets(value) else 'met'}"
-        if fresh is not None and self.meets(fresh) != self.meets(value):
-            # The two ways disagree: say so first, and let neither pass for the answer.
-            fresh_met = "met" if self.meets(fresh) else "not met"
-            return f"**split**: in one process {met} ({counted}); fresh processes {fresh_met}"
-        text = met if self.meets(value) else f"**{met}**"
-        return f"{text}; {counted}" if other else text
+        return _verdict(self.wanted, self.below, fresh, rounds)
 
-    def meets(self, value: float) -> bool:
-        assert self.wanted is not None
-        return value <= self.wanted if self.below else value >= self.wanted
+
+def _verdict(wanted: float, below: bool, fresh: float | None, rounds: Spread | None) -> str:
+    """Read on the in-process median when there is one, else on the fresh-process one."""
+
+    def meets(value: float) -> bool:
+        return value <= wanted if below else value >= wanted
+
+    value = rounds.median if rounds is not None else fresh
+    if value is None:
+        return DASH
+    met = "met" if meets(value) else "not met"
+    if rounds is None:
+        return met if meets(value) else f"**{met}**"
+    total = len(rounds.values)
+    missed = rounds.beyond(wanted, below)
+    other = missed if meets(value) else total - missed
+    counted = f"{other} of {total} rounds {'not' if meets(value) else 'met'}"
+    if fresh is not None and meets(fresh) != meets(value):
+        # The two ways disagree: say so first, and let neither pass for the answer.
+        fresh_met = "met" if meets(fresh) else "not met"
+        return f"**split**: in one process {met} ({counted}); fresh processes {fresh_met}"
+    text = met if meets(value) else f"**{met}**"
+    return f"{text}; {counted}" if other else text
 
 
 CPU_TARGETS = [
@@ -292,12 +297,21 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _ratio_row(label: str, wanted: float, top: float | None, bottom: float | None) -> list[str]:
-    """A ratio target measured in fresh processes only."""
+def _ratio_row(
+    label: str,
+    wanted: float,
+    top: float | None,
+    bottom: float | None,
+    rounds: Spread | None = None,
+) -> list[str]:
+    """A ratio target measured in fresh processes and, given ``rounds``, in one."""
     value = top / bottom if top and bottom else None
     shown = DASH if value is None else f"{value:.2f}{TIMES}"
-    verdict = DASH if value is None else _check(value <= wanted)
-    return [label, f"≤ {wanted:g}{TIMES}", shown, DASH, verdict]
+    in_process = DASH
+    if rounds is not None:
+        low, high = f"{rounds.low:.2f}{TIMES}", f"{rounds.high:.2f}{TIMES}"
+        in_process = f"{rounds.median:.2f}{TIMES} ({low} {RANGE} {high})"
+    return [label, f"≤ {wanted:g}{TIMES}", shown, in_process, _verdict(wanted, True, value, rounds)]
 
 
 def _request_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -320,6 +334,7 @@ def _request_rows(results: dict[str, Any]) -> list[list[str]]:
                         wanted,
                         ours,
                         median(results, section, floor).get(key),
+                        ttfc_ratio(results, client, floor) if section == "ttfc" else None,
                     )
                 )
     for client, face in ((NATIVE_SYNC, "native"), (DROPIN_SYNC, "drop-in")):

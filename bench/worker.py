@@ -26,6 +26,9 @@ Scenarios:
   one client further on, so none always runs first). Per client and round: CPU µs per
   chunk. The clients' ratios within a round compare them on the same machine speed,
   which on a shared machine moves more between fresh processes than within a round.
+- ``ttfc_alternate``: warm time to first chunk with the ``clients`` taking turns stream
+  by stream (sync ones in turn, async ones in one event loop), ``streams`` each per
+  round after a warm-up: each client's median per round.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import gc
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 from collections import Counter
@@ -214,6 +218,82 @@ def scenario_ttfc(spec: ClientSpec, port: int, streams: int, n: int) -> Result:
         "cold_ttfc_ms": times[0] * 1e3,
         "ttfc_ms": percentile(warm, 0.5) * 1e3,
         "ttfc_p99_ms": percentile(warm, 0.99) * 1e3,
+    }
+
+
+def scenario_ttfc_alternate(
+    clients: list[str], port: int, rounds: int, streams: int, n: int, warmup: int = 20
+) -> Result:
+    """Warm time to first chunk with the clients taking turns stream by stream, sync
+    ones among themselves and async ones in one event loop: each round's median per
+    client, so a ratio within a round compares clients at one machine speed."""
+    specs = [CLIENTS[name] for name in clients]
+    sync = [spec for spec in specs if spec.kind == "sync"]
+    async_ = [spec for spec in specs if spec.kind != "sync"]
+    medians: dict[str, list[float]] = {spec.name: [] for spec in specs}
+
+    def one_sync(client: SyncBenchClient) -> float:
+        start = time.perf_counter()
+        with client.stream(n) as stream:
+            chunks = iter(stream)
+            next(chunks)
+            took = time.perf_counter() - start
+            for _ in chunks:
+                pass
+        return took
+
+    async def one_async(client: AsyncBenchClient) -> float:
+        start = time.perf_counter()
+        async with client.stream(n) as stream:
+            chunks = aiter(stream)
+            await anext(chunks)
+            took = time.perf_counter() - start
+            async for _ in chunks:
+                pass
+        return took
+
+    def sync_turns(count: int, order: list[ClientSpec]) -> dict[str, list[float]]:
+        times: dict[str, list[float]] = {spec.name: [] for spec in order}
+        for _ in range(count):
+            for spec in order:
+                times[spec.name].append(one_sync(made[spec.name]))
+        return times
+
+    with asyncio.Runner() as runner:
+        made = {spec.name: spec.make(port) for spec in sync}
+        amade = {spec.name: runner.run(_amake(spec, port)) for spec in async_}
+
+        async def async_turns(count: int, order: list[ClientSpec]) -> dict[str, list[float]]:
+            times: dict[str, list[float]] = {spec.name: [] for spec in order}
+            for _ in range(count):
+                for spec in order:
+                    times[spec.name].append(await one_async(amade[spec.name]))
+            return times
+
+        for round_ in range(-1, rounds):  # round -1: the warm-up, not kept
+            count = warmup if round_ < 0 else streams
+            shift = max(round_, 0)
+            found: dict[str, list[float]] = {}
+            if sync:
+                order = sync[shift % len(sync) :] + sync[: shift % len(sync)]
+                found |= sync_turns(count, order)
+            if async_:
+                order = async_[shift % len(async_) :] + async_[: shift % len(async_)]
+                found |= runner.run(async_turns(count, order))
+            if round_ >= 0:
+                for name, times in found.items():
+                    medians[name].append(statistics.median(times) * 1e3)
+        for client in made.values():
+            client.close()
+
+        async def close_async() -> None:
+            for client in amade.values():
+                await client.aclose()
+
+        runner.run(close_async())
+    return {
+        "rounds": rounds,
+        "clients": {name: {"ttfc_ms": values} for name, values in medians.items()},
     }
 
 
@@ -528,6 +608,8 @@ def run_job(job: dict[str, Any]) -> Result:
     name = params.pop("scenario")
     if name == "alternate":  # several clients: named in the job's "clients"
         return scenario_alternate(**params)
+    if name == "ttfc_alternate":
+        return scenario_ttfc_alternate(**params)
     spec = CLIENTS[params.pop("client")]
     return SCENARIOS[name](spec, **params)
 
