@@ -226,12 +226,12 @@ def _summary(result: dict[str, Any]) -> str:
     if "error" in result:
         return f"FAILED: {result['error']}"
     if "clients" in result:  # clients taking turns: each one's median per round
-        key, unit = ("ttfc_ms", "ms to first chunk")
+        key, digits, unit = ("ttfc_ms", 3, "ms to first chunk")
         if "us_per_chunk" in next(iter(result["clients"].values())):
-            key, unit = ("us_per_chunk", "µs/chunk")
+            key, digits, unit = ("us_per_chunk", 2, "µs/chunk")
         return (
             ", ".join(
-                f"{name} {statistics.median(figures[key]):.3f}"
+                f"{name} {statistics.median(figures[key]):.{digits}f}"
                 for name, figures in result["clients"].items()
             )
             + f" {unit}"

@@ -13,6 +13,7 @@ spread its noise, they do not cancel it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,15 +85,11 @@ class CpuTarget:
         rounds = self.rounds(results)
         if fresh is None and rounds is None:
             return None
-        in_process = DASH
-        if rounds is not None:
-            low, high = self.show(rounds.low), self.show(rounds.high)
-            in_process = f"{self.show(rounds.median)} ({low} {RANGE} {high})"
         return [
             self.label,
             self.wanted_text(),
             f"{self.show(fresh)} ({self.show(fastest)})",
-            in_process,
+            _in_process(rounds, self.show),
             self.verdict(fresh, rounds),
         ]
 
@@ -100,6 +97,13 @@ class CpuTarget:
         if self.wanted is None:
             return DASH
         return _verdict(self.wanted, self.below, fresh, rounds)
+
+
+def _in_process(rounds: Spread | None, show: Callable[[float], str]) -> str:
+    """The rounds' median, then their lowest and highest."""
+    if rounds is None:
+        return DASH
+    return f"{show(rounds.median)} ({show(rounds.low)} {RANGE} {show(rounds.high)})"
 
 
 def _verdict(wanted: float, below: bool, fresh: float | None, rounds: Spread | None) -> str:
@@ -306,12 +310,13 @@ def _ratio_row(
 ) -> list[str]:
     """A ratio target measured in fresh processes and, given ``rounds``, in one."""
     value = top / bottom if top and bottom else None
-    shown = DASH if value is None else f"{value:.2f}{TIMES}"
-    in_process = DASH
-    if rounds is not None:
-        low, high = f"{rounds.low:.2f}{TIMES}", f"{rounds.high:.2f}{TIMES}"
-        in_process = f"{rounds.median:.2f}{TIMES} ({low} {RANGE} {high})"
+    shown = DASH if value is None else _times(value)
+    in_process = _in_process(rounds, _times)
     return [label, f"≤ {wanted:g}{TIMES}", shown, in_process, _verdict(wanted, True, value, rounds)]
+
+
+def _times(value: float) -> str:
+    return f"{value:.2f}{TIMES}"
 
 
 def _request_rows(results: dict[str, Any]) -> list[list[str]]:

@@ -221,6 +221,12 @@ def scenario_ttfc(spec: ClientSpec, port: int, streams: int, n: int) -> Result:
     }
 
 
+def _rotated(specs: list[ClientSpec], shift: int) -> list[ClientSpec]:
+    """``specs`` starting ``shift`` places on, so no client always goes first."""
+    shift %= len(specs)
+    return specs[shift:] + specs[:shift]
+
+
 def scenario_ttfc_alternate(
     clients: list[str], port: int, rounds: int, streams: int, n: int, warmup: int = 20
 ) -> Result:
@@ -232,31 +238,11 @@ def scenario_ttfc_alternate(
     async_ = [spec for spec in specs if spec.kind != "sync"]
     medians: dict[str, list[float]] = {spec.name: [] for spec in specs}
 
-    def one_sync(client: SyncBenchClient) -> float:
-        start = time.perf_counter()
-        with client.stream(n) as stream:
-            chunks = iter(stream)
-            next(chunks)
-            took = time.perf_counter() - start
-            for _ in chunks:
-                pass
-        return took
-
-    async def one_async(client: AsyncBenchClient) -> float:
-        start = time.perf_counter()
-        async with client.stream(n) as stream:
-            chunks = aiter(stream)
-            await anext(chunks)
-            took = time.perf_counter() - start
-            async for _ in chunks:
-                pass
-        return took
-
     def sync_turns(count: int, order: list[ClientSpec]) -> dict[str, list[float]]:
         times: dict[str, list[float]] = {spec.name: [] for spec in order}
         for _ in range(count):
             for spec in order:
-                times[spec.name].append(one_sync(made[spec.name]))
+                times[spec.name] += _ttfc_sync(made[spec.name], 1, n)
         return times
 
     with asyncio.Runner() as runner:
@@ -267,7 +253,7 @@ def scenario_ttfc_alternate(
             times: dict[str, list[float]] = {spec.name: [] for spec in order}
             for _ in range(count):
                 for spec in order:
-                    times[spec.name].append(await one_async(amade[spec.name]))
+                    times[spec.name] += await _ttfc_async(amade[spec.name], 1, n)
             return times
 
         for round_ in range(-1, rounds):  # round -1: the warm-up, not kept
@@ -275,11 +261,9 @@ def scenario_ttfc_alternate(
             shift = max(round_, 0)
             found: dict[str, list[float]] = {}
             if sync:
-                order = sync[shift % len(sync) :] + sync[: shift % len(sync)]
-                found |= sync_turns(count, order)
+                found |= sync_turns(count, _rotated(sync, shift))
             if async_:
-                order = async_[shift % len(async_) :] + async_[: shift % len(async_)]
-                found |= runner.run(async_turns(count, order))
+                found |= runner.run(async_turns(count, _rotated(async_, shift)))
             if round_ >= 0:
                 for name, times in found.items():
                     medians[name].append(statistics.median(times) * 1e3)
@@ -509,8 +493,7 @@ def scenario_alternate(
         for spec in specs:
             once(spec, warmup)
         for round_ in range(rounds):
-            shift = round_ % len(specs)
-            for spec in specs[shift:] + specs[:shift]:
+            for spec in _rotated(specs, round_):
                 chunks = sizes[spec.name]
                 result = once(spec, chunks)
                 per_client[spec.name]["us_per_chunk"].append(result["cpu_s"] / chunks * 1e6)
