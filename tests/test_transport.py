@@ -506,6 +506,32 @@ def test_each_request_has_its_own_read_timeout_on_a_reused_connection(serve: Ser
     assert [seen.connection for seen in server.seen] == [0, 0, 0, 1]
 
 
+def test_a_body_without_a_read_timeout_waits_past_the_heads(serve: Serve) -> None:
+    # The engine lifts the body's read timeout once the head is in (its watchdog keeps
+    # the deadlines). The socket may keep the head's bound; a read must outlast it.
+    server = serve(
+        lambda seen: Reply([CHUNKED_HEAD + chunk(b"some"), 0.5, chunk(b"more") + LAST_CHUNK])
+    )
+    with make_client(timeout=httpx2.Timeout(5.0, read=0.2)) as client:
+        for _ in range(2):  # the second on the reused connection, its bound already set
+            with client.stream("GET", server.url) as resp:
+                resp.request.extensions["timeout"]["read"] = None
+                assert b"".join(resp.iter_bytes()) == b"somemore"
+    assert [seen.connection for seen in server.seen] == [0, 0]
+
+
+def test_a_request_without_a_read_timeout_after_one_with_a_short_one(serve: Serve) -> None:
+    server = serve(
+        lambda seen: Reply([0.5, response()] if seen.target == "/slow" else [response()])
+    )
+    with make_client() as client:
+        assert client.get(server.url, timeout=httpx2.Timeout(5.0, read=0.2)).status_code == 200
+        assert client.get(server.url + "/slow", timeout=None).status_code == 200
+        with pytest.raises(httpx2.ReadTimeout):  # and the short bound is back when asked
+            client.get(server.url + "/slow", timeout=httpx2.Timeout(5.0, read=0.2))
+    assert [seen.connection for seen in server.seen] == [0, 0, 0]
+
+
 def test_write_timeout() -> None:
     """A listener that never accepts: the kernel takes the connection and some bytes,
     then sending blocks."""

@@ -115,6 +115,7 @@ class _Connection:
         "network_stream",
         "origin",
         "sock",
+        "unbounded",
     )
 
     def __init__(self, sock: socket.socket, origin: Origin) -> None:
@@ -128,6 +129,7 @@ class _Connection:
         # What the socket's timeouts are now (one value for both, with Python's).
         self._read: float | None = _UNSET
         self._write: float | None = _UNSET
+        self.unbounded = False  # see read_timeout
         self._poller: Any = None  # made at the first reuse check, kept
 
     def close(self) -> None:
@@ -135,8 +137,14 @@ class _Connection:
             self.sock.close()
 
     def read_timeout(self, seconds: float | None) -> None:
-        """Bound each receive by ``seconds`` (None: no bound) from now on."""
-        if seconds == self._read:
+        """Bound each receive by ``seconds`` (None: no bound) from now on.
+
+        No bound keeps the socket's present one in place and makes ``unbounded`` true:
+        a receive that times out is then simply made again. A stream's body asks for
+        none and the next request's head for its bound again, and this spares the
+        socket two changes per request."""
+        self.unbounded = seconds is None
+        if seconds == self._read or (seconds is None and self._read is not _UNSET):
             return
         if self._kernel:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
@@ -294,6 +302,8 @@ class _ResponseBody(httpx2.SyncByteStream):
                 try:
                     data = conn.sock.recv(READ_SIZE)
                 except _TIMED_OUT as exc:
+                    if conn.unbounded:
+                        continue  # the bound left from the head is not this body's
                     raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
                 except OSError as exc:
                     raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
@@ -413,6 +423,8 @@ class HTTP11Transport(httpx2.BaseTransport):
                 try:
                     data = sock.recv(READ_SIZE)
                 except _TIMED_OUT as exc:
+                    if conn.unbounded:
+                        continue
                     raise httpx2.ReadTimeout(
                         str(exc) or "timed out waiting for the response"
                     ) from exc
