@@ -121,6 +121,21 @@ async def test_one_read_of_many_small_chunks_is_one_piece(serve: Serve) -> None:
     assert len(pieces) <= 2  # one per read, not one per chunk
 
 
+async def test_a_stream_that_came_with_its_head_gives_its_first_event_alone(
+    serve: Serve,
+) -> None:
+    events = [b"data: %d\n\n" % i for i in range(5)]
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + b"".join(map(chunk, events)) + LAST_CHUNK]))
+    async with make_client() as client:
+        for _ in range(2):
+            async with client.stream("GET", server.url) as resp:
+                pieces = [piece async for piece in resp.aiter_raw()]
+            assert pieces == [events[0], b"".join(events[1:])]
+        async with client.stream("GET", server.url) as resp:  # closed unread
+            assert resp.status_code == 200
+    assert server.connections_of() == [0, 0, 0]
+
+
 async def test_content_length_body_in_several_writes(serve: Serve) -> None:
     payload = bytes(range(256)) * 40
     head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload)

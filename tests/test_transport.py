@@ -97,6 +97,43 @@ def test_one_read_of_many_small_chunks_is_one_piece(serve: Serve) -> None:
     assert len(pieces) <= 2  # one per read, not one per chunk
 
 
+EVENTS = [b"data: %d\n\n" % i for i in range(5)]
+
+
+def test_a_stream_that_came_with_its_head_gives_its_first_event_alone(serve: Serve) -> None:
+    # One write, so one read holds the head and the whole body: the first event comes
+    # up before the rest is unframed, and the rest in one piece.
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + b"".join(map(chunk, EVENTS)) + LAST_CHUNK]))
+    with make_client() as client:
+        for _ in range(2):
+            with client.stream("GET", server.url) as resp:
+                assert list(resp.iter_raw()) == [EVENTS[0], b"".join(EVENTS[1:])]
+    assert server.connections_of() == [0, 0]
+
+
+def test_a_response_that_came_whole_with_its_head_and_is_closed_unread_is_reused(
+    serve: Serve,
+) -> None:
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + b"".join(map(chunk, EVENTS)) + LAST_CHUNK]))
+    with make_client() as client:
+        for _ in range(3):
+            with client.stream("GET", server.url) as resp:
+                assert resp.status_code == 200
+    assert server.connections_of() == [0, 0, 0]
+
+
+def test_bytes_after_a_body_that_came_with_its_head_end_the_connection(serve: Serve) -> None:
+    # The body ends where an event would: what follows it is not a response.
+    body = b"data: 1\n\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    server = serve(lambda seen: Reply([head + body + b"junk"]))
+    with make_client() as client:
+        for _ in range(2):
+            with client.stream("GET", server.url) as resp:
+                assert resp.read() == body
+    assert server.connections_of() == [0, 1]
+
+
 def test_content_length_body_in_several_writes(serve: Serve) -> None:
     payload = bytes(range(256)) * 40
     head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload)

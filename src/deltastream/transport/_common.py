@@ -257,20 +257,42 @@ class BodyState(Generic[C]):
     the framing, and hand the connection back (to ``pool``) the moment the body is
     complete, or as unusable when it ends any other way."""
 
-    __slots__ = ("conn", "decoder", "first", "pool", "reusable")
+    __slots__ = ("conn", "decoder", "first", "first_cut", "pool", "reusable")
 
     def __init__(
         self, conn: C | None, decoder: BodyDecoder, first: bytes, reusable: bool, pool: Pool[C]
     ) -> None:
         self.conn = conn  # None once given back
         self.decoder = decoder
-        self.first = first  # body bytes that came with the head
+        self.first = first  # the bytes that came with the head, framing and all
+        self.first_cut = True  # see take_first
         self.reusable = reusable
         self.pool = pool  # not its bound release: an object fewer per open stream
 
     def take_first(self) -> bytes:
-        first, self.first = self.first, b""
-        return first
+        """Body bytes from what came with the head; b"" once all of it is taken.
+
+        Its first event comes up alone when more follows it: a fast server sends a
+        short stream whole with its head, and the first chunk should not wait while
+        the rest is unframed and split into events. (A cut anywhere is correct: the
+        decoder takes its input in any pieces. This one is where the first event of
+        a token stream ends, and its HTTP chunk with it.)"""
+        while raw := self.first:
+            cut = len(raw)
+            if self.first_cut:
+                self.first_cut = False
+                end = raw.find(b"\n\n") + 2
+                if 1 < end < cut:
+                    cut = end + 2 if raw.startswith(b"\r\n", end) else end
+            self.first = raw[cut:]
+            try:
+                body = self.step(raw[:cut])
+            except BaseException:
+                self.finish(reusable=False)
+                raise
+            if body:
+                return body
+        return b""
 
     def step(self, data: bytes) -> bytes:
         """One read's bytes (b"" at EOF) in, the body bytes in them out. When the body
@@ -283,21 +305,30 @@ class BodyState(Generic[C]):
         body = decoder.feed(data)
         if decoder.complete:
             # Free the connection now, not when the caller asks for more.
-            self.finish(reusable=self._reuse_after())
+            self.finish(reusable=self.ends_clean())
         return body
 
     def close(self) -> None:
-        """Closed by the caller: reusable only if the whole body was read."""
-        self.finish(reusable=self.decoder.complete and not self.first and self._reuse_after())
+        """Closed by the caller: reusable only if the whole body was read (what came
+        with the head is read here: it may hold all the rest)."""
+        if self.conn is not None:
+            try:
+                while self.first:
+                    self.take_first()
+            except httpx2.HTTPError:
+                return  # take_first gave the connection back as unusable
+        self.finish(reusable=self.decoder.complete and self.ends_clean())
 
     def finish(self, reusable: bool) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
             self.pool.release(conn, reusable)
 
-    def _reuse_after(self) -> bool:
+    def ends_clean(self) -> bool:
+        """Whether, the body being complete, the connection may carry another request:
+        nothing came after it, and the response allows it."""
         decoder = self.decoder
-        return self.reusable and not decoder.leftover and not decoder.until_close
+        return self.reusable and not self.first and not decoder.leftover and not decoder.until_close
 
 
 class StaleConnection(Exception):

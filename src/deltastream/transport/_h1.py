@@ -450,8 +450,9 @@ class ResponseStart:
     """Collects the bytes of a response up to its head, skipping interim (1xx) heads.
 
     ``feed`` returns None until the final head is in, then the head, the body decoder
-    and the body bytes that came with the head. ``received`` says whether any byte
-    came at all (a reused connection that closes before one did was stale).
+    and the bytes that came after the head, for that decoder to take. ``received``
+    says whether any byte came at all (a reused connection that closes before one did
+    was stale).
     """
 
     __slots__ = ("_buffer", "_method", "received")
@@ -471,9 +472,8 @@ class ResponseStart:
             head, self._buffer = parsed
             if not (100 <= head.status < 200 and head.status != 101):
                 break
-        decoder = BodyDecoder(head, self._method)
         rest, self._buffer = self._buffer, b""
-        return head, decoder, decoder.feed(rest) if rest else b""
+        return head, BodyDecoder(head, self._method), rest
 
     def reusable(self, head: ResponseHead, asks_close: bool) -> bool:
         """Whether the connection may carry another request after this response

@@ -448,8 +448,8 @@ class HTTP11Transport(httpx2.BaseTransport):
         # After an early answer the server has not read the rest of the request.
         reusable = start.reusable(head, asks_close) and send_error is None
         state = BodyState(conn, decoder, first, reusable, self._pool)
-        if decoder.complete:  # nothing more to read: the connection is free now
-            state.finish(reusable and not decoder.leftover)
+        if decoder.complete:  # no body to read: the connection is free now
+            state.finish(state.ends_clean())
         stream = _ResponseBody(state, request)
         return make_response(head, stream, conn.network_stream)
 
