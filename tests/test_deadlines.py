@@ -114,6 +114,37 @@ def test_the_watchdog_wakes_for_an_idle_deadline_earlier_than_first_token() -> N
         assert watch.expired == ("idle", 0.2)
 
 
+def test_a_first_event_after_the_idle_time_still_starts_the_idle_deadline() -> None:
+    # The watchdog's first look (at started + idle) finds no event yet and moves its
+    # entry on to first_token; an event after that must bring it back to idle.
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        watch = Watch(Timeout(first_token=100, idle=0.2), time.monotonic(), reader)
+        watchdog.watch(watch)
+        time.sleep(0.4)
+        assert watch.expired is None
+        assert watch.scheduled is not None
+        assert watch.scheduled > time.monotonic() + 50
+        watch.progress(time.monotonic())
+        reader.settimeout(10)
+        started = time.monotonic()
+        assert reader.recv(10) == b""
+        assert time.monotonic() - started < 5
+        assert watch.expired == ("idle", 0.2)
+
+
+def test_an_early_first_event_leaves_the_watchdogs_entry_alone() -> None:
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        watch = Watch(Timeout(first_token=100, idle=30), time.monotonic(), reader)
+        watchdog.watch(watch)
+        scheduled = watch.scheduled
+        assert scheduled is not None  # idle, counted from the start
+        watch.progress(time.monotonic())
+        assert watch.scheduled == scheduled
+        watchdog.unwatch(watch)
+
+
 def test_an_unwatched_socket_is_never_touched() -> None:
     reader, writer = socket.socketpair()
     with reader, writer:

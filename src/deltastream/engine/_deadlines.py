@@ -288,8 +288,12 @@ class Watch:
         if self.first_at is None:
             self.first_at = now
             # The idle deadline now applies, and it may fall before the first_token
-            # deadline the watchdog has for it.
-            watchdog.poke(self)
+            # deadline the watchdog has for it. Not if the watchdog looks before it
+            # anyway: what is left (idle, total) cannot fall before its entry (total
+            # was counted in it), and soonest() counted idle from the start.
+            scheduled, idle = self.scheduled, self.timeout.idle
+            if scheduled is None or (idle is not None and scheduled > now + idle):
+                watchdog.poke(self)
 
     def pause(self) -> None:
         """The consumer has control: the idle clock stops."""
