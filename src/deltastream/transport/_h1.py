@@ -135,6 +135,18 @@ class ResponseHead:
     def parse(cls, buffer: bytes) -> tuple[ResponseHead, bytes] | None:
         """The head at the start of ``buffer`` and the bytes after it, or None when the
         head is not complete yet. Lines may end with CRLF or a bare LF."""
+        end = buffer.find(b"\r\n\r\n")
+        if 0 < end <= MAX_HEAD and buffer.find(b"\n\n", 0, end) < 0:
+            # The usual head: CRLF line ends and most lines seen before, each looked up
+            # whole without a step of Python per line. A line with a bare LF, a stray
+            # CR or a fold is never a known one: the general loop below takes the head.
+            head = buffer[:end]
+            lines = head.split(b"\r\n")
+            status = _STATUS_LINES.get(lines[0])
+            if status is not None:
+                fields = _known_fields(lines)
+                if fields is not None:
+                    return cls(*status, fields, all_ascii=head.isascii()), buffer[end + 4 :]
         end = _head_end(buffer)
         if end < 0 and len(buffer) <= MAX_HEAD:
             return None
@@ -145,16 +157,6 @@ class ResponseHead:
             rest = rest[2:]
         elif rest.startswith(b"\n"):
             rest = rest[1:]
-        if head.endswith(b"\r\n"):
-            # The usual head: CRLF line ends and most lines seen before, each looked up
-            # whole without a step of Python per line. A line with a bare LF, a stray
-            # CR or a fold is never a known one: the general loop below takes the head.
-            lines = head[:-2].split(b"\r\n")
-            status = _STATUS_LINES.get(lines[0])
-            if status is not None:
-                fields = _known_fields(lines)
-                if fields is not None:
-                    return cls(*status, fields, all_ascii=head.isascii()), rest
         lines = head.split(b"\n")
         status = _status_line(lines[0].rstrip(b"\r"))
         fields = []
