@@ -34,7 +34,9 @@ __all__ = [
     "floor_note",
     "label",
     "render",
+    "ttfc_note",
     "ttfc_ratio",
+    "ttfc_rounds",
 ]
 
 TOGETHER = "in one process"  # the results key of a section whose clients take turns
@@ -141,16 +143,54 @@ class Rounds:
         return f"{', '.join(names)} ({' and '.join(modes)})"
 
 
+def _ttfc_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each run of the "ttfc alternating" section: client -> its rounds' medians."""
+    return [run.get("clients") or {} for run in runs(results, "ttfc alternating", TOGETHER)]
+
+
+def ttfc_rounds(results: dict[str, Any], name: str) -> Spread | None:
+    """``name``'s warm time to first chunk in ms, round by round, taking turns."""
+    return Spread.of(
+        [ms for clients in _ttfc_runs(results) for ms in clients.get(name, {}).get("ttfc_ms", [])]
+    )
+
+
 def ttfc_ratio(results: dict[str, Any], top: str, bottom: str) -> Spread | None:
     """``top``'s warm time to first chunk over ``bottom``'s, round by round, from the
     runs of the "ttfc alternating" section (each round's figure is a median of streams)."""
     ratios = []
-    for run in runs(results, "ttfc alternating", TOGETHER):
-        clients: dict[str, Any] = run.get("clients") or {}
+    for clients in _ttfc_runs(results):
         if top in clients and bottom in clients:
             pairs = zip(clients[top]["ttfc_ms"], clients[bottom]["ttfc_ms"], strict=False)
             ratios += [ours / floor for ours, floor in pairs if floor]
     return Spread.of(ratios)
+
+
+def ttfc_note(results: dict[str, Any]) -> str:
+    """The native clients and the raw floor taking turns, stream by stream."""
+    parts = []
+    for native, floor in ((NATIVE_SYNC, FLOOR_SYNC), (NATIVE_ASYNC, FLOOR_ASYNC)):
+        ours, theirs = ttfc_rounds(results, native), ttfc_rounds(results, floor)
+        ratio = ttfc_ratio(results, native, floor)
+        if ours is None or theirs is None or ratio is None:
+            continue
+        parts.append(
+            f"{native} {fmt(ours.median, 3)} ms against {fmt(theirs.median, 3)} ms, "
+            f"{fmt(ratio.median, 2)}{TIMES} ({fmt(ratio.low, 2)}{TIMES} {RANGE} "
+            f"{fmt(ratio.high, 2)}{TIMES} over {len(ratio.values)} rounds)"
+        )
+    if not parts:
+        return ""
+    return (
+        "Taking turns in one process (the native client and the raw floor, stream by "
+        "stream: the sync pair in turn, the async pair in one event loop; each round's "
+        "median of 100 streams, the median of the rounds): "
+        + "; ".join(parts)
+        + ". A stream here runs just after the other client's, on caches that client "
+        "has just used; alone, a client runs after its own. Which of the two ways a "
+        "ratio comes out higher in has changed from run to run of this machine, by more "
+        "than a tenth: the targets show both."
+    )
 
 
 def floor_note(results: dict[str, Any]) -> str:

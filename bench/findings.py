@@ -374,7 +374,21 @@ def _request_findings(results: dict[str, Any]) -> str:
         "integer and raises and clears a `TypeError` (3 a request, ~3,000 instructions "
         "each), and httpx2's `headers.get` of an absent header raises and catches a "
         "`KeyError`; no exception is raised per request now. The time to first chunk "
-        "is mostly this same CPU."
+        "is mostly this same CPU. **The first chunk**, taken apart for the native sync "
+        "client (time marks around its socket calls, the median of 2,800 warm streams; "
+        "the floor's in brackets): 26 µs before the request goes out (5), the send 20 µs "
+        "(14), the wait for the server 93 µs (84), and 50 µs from the head's arrival to "
+        "the first chunk (7). The floor sending deltastream's very bytes sends and waits "
+        "no longer than with its own shorter request: the extra 15 µs there is the "
+        "kernel's and the server's work on caches the client's longer path has just "
+        "churned, not the request's size. And what runs after the wait runs on a CPU "
+        "this VM has just woken: the head is parsed in 13 µs there against 4.4 µs in a "
+        "tight loop. This round took about 5% off (a short stream that came whole with "
+        "its head hands its first event up before the rest is unframed; no socket "
+        "option changes per request; no second look at the deadlines on the first "
+        "event). What is left is spread over some forty calls of a few µs each: the "
+        "options and the request (about 20 µs there), the response and the stream "
+        "objects, the deadline watch."
     )
     kib = median(results, "c10k", NATIVE_ASYNC).get("kb_per_stream")
     floor_kib = median(results, "c10k", FLOOR_ASYNC).get("kb_per_stream")

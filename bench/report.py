@@ -279,6 +279,7 @@ def _ttfc(results: dict[str, Any]) -> str:
             "the connection). Connections are counted by the server: those that "
             "carried at least one request during the job.",
             table(header, rows),
+            alternation.ttfc_note(results),
             note,
         ]
     )
