@@ -11,12 +11,13 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import deltastream
@@ -38,6 +39,7 @@ from ._raw_server import (
     held_or_free,
     ok,
     open_body,
+    raw_servers,
     response,
     wait_until,
 )
@@ -132,6 +134,42 @@ def test_bytes_after_a_body_that_came_with_its_head_end_the_connection(serve: Se
             with client.stream("GET", server.url) as resp:
                 assert resp.read() == body
     assert server.connections_of() == [0, 1]
+
+
+@st.composite
+def streams_sent_with_their_heads(draw: st.DrawFn) -> tuple[bytes, bytes, list[bytes]]:
+    """(body, what follows the response, the writes): a chunked event stream whose
+    first write holds the head and some of the body, cut anywhere after it but in
+    its last chunk."""
+    events = draw(st.lists(st.binary(max_size=40), min_size=1, max_size=8))
+    body = b"".join(b"data: " + event.replace(b"\n", b" ") + b"\n\n" for event in events)
+    per_chunk = draw(st.integers(1, 50))
+    message = b"".join(chunk(body[i : i + per_chunk]) for i in range(0, len(body), per_chunk))
+    # Cut before the last chunk: bytes after the body come in its write, so the client
+    # sees them before it could take the connection again.
+    cuts = sorted(draw(st.lists(st.integers(1, len(message)), min_size=1, max_size=4)))
+    tail = draw(st.sampled_from([b"", b"junk"]))
+    message += LAST_CHUNK + tail
+    bounds = [0, *cuts, len(message)]
+    writes = [message[a:b] for a, b in pairwise(bounds) if b > a]
+    writes[0] = CHUNKED_HEAD + writes[0]
+    return body, tail, writes
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=streams_sent_with_their_heads())
+def test_any_stream_sent_with_its_head_reads_whole_and_is_reused_when_clean(
+    case: tuple[bytes, bytes, list[bytes]],
+) -> None:
+    body, tail, writes = case
+    with raw_servers() as serve:
+        server = serve(lambda seen: Reply(writes))
+        with make_client() as client:
+            for _ in range(2):
+                with client.stream("GET", server.url) as resp:
+                    assert b"".join(resp.iter_raw()) == body
+        # Bytes after the body end the connection; else both ran on one.
+        assert server.connections_of() == ([0, 1] if tail else [0, 0])
 
 
 def test_content_length_body_in_several_writes(serve: Serve) -> None:
