@@ -35,6 +35,7 @@ __all__ = [
     "label",
     "render",
     "ttfc_note",
+    "ttfc_pairs",
     "ttfc_ratio",
     "ttfc_rounds",
 ]
@@ -164,6 +165,20 @@ def ttfc_ratio(results: dict[str, Any], top: str, bottom: str) -> Spread | None:
             pairs = zip(clients[top]["ttfc_ms"], clients[bottom]["ttfc_ms"], strict=False)
             ratios += [ours / floor for ours, floor in pairs if floor]
     return Spread.of(ratios)
+
+
+def ttfc_pairs(results: dict[str, Any], top: str, bottom: str) -> Spread | None:
+    """``top``'s warm time to first chunk over ``bottom``'s in fresh processes, run by
+    run of the "ttfc pairs" section, where each run of ``top`` is followed by one of
+    ``bottom``."""
+    pairs = zip(runs(results, "ttfc pairs", top), runs(results, "ttfc pairs", bottom), strict=False)
+    return Spread.of(
+        [
+            ours["ttfc_ms"] / floor["ttfc_ms"]
+            for ours, floor in pairs
+            if "ttfc_ms" in ours and floor.get("ttfc_ms")
+        ]
+    )
 
 
 def ttfc_note(results: dict[str, Any]) -> str:

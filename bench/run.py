@@ -121,6 +121,15 @@ SECTIONS = [
         {"scenario": "ttfc_alternate", "rounds": 20, "streams": 100, "n": 10},
         together=True,
     ),
+    # And in fresh processes, each native run followed at once by the floor's: a ratio
+    # within such a pair is moved less by the machine's speed than one of two medians
+    # whose runs lay many jobs apart ("ttfc" above).
+    Section(
+        "ttfc pairs",
+        alternation.GROUPS["native"],
+        {"scenario": "ttfc", "streams": 1000, "n": 10},
+        extra_runs=4,
+    ),
     # What a request costs besides its chunks: 1,000 of the shortest stream (role,
     # finish and usage chunks, no content).
     Section(

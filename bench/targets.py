@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .alternation import Rounds, ttfc_ratio
+from .alternation import Rounds, ttfc_pairs, ttfc_ratio
 from .clients import (
     DROPIN_ASYNC,
     DROPIN_SYNC,
@@ -307,10 +307,16 @@ def _ratio_row(
     top: float | None,
     bottom: float | None,
     rounds: Spread | None = None,
+    pairs: Spread | None = None,
 ) -> list[str]:
-    """A ratio target measured in fresh processes and, given ``rounds``, in one."""
-    value = top / bottom if top and bottom else None
-    shown = DASH if value is None else _times(value)
+    """A ratio target measured in fresh processes (given ``pairs``, run by run) and,
+    given ``rounds``, in one."""
+    if pairs is not None:
+        value: float | None = pairs.median
+        shown = _in_process(pairs, _times)
+    else:
+        value = top / bottom if top and bottom else None
+        shown = DASH if value is None else _times(value)
     in_process = _in_process(rounds, _times)
     return [label, f"≤ {wanted:g}{TIMES}", shown, in_process, _verdict(wanted, True, value, rounds)]
 
@@ -340,6 +346,7 @@ def _request_rows(results: dict[str, Any]) -> list[list[str]]:
                         ours,
                         median(results, section, floor).get(key),
                         ttfc_ratio(results, client, floor) if section == "ttfc" else None,
+                        ttfc_pairs(results, client, floor) if section == "ttfc" else None,
                     )
                 )
     for client, face in ((NATIVE_SYNC, "native"), (DROPIN_SYNC, "drop-in")):
@@ -382,7 +389,10 @@ def render(results: dict[str, Any]) -> str:
             "median over the rounds and the lowest and highest round: a ratio taken "
             "within a round is far less moved by the machine's speed, which varies by "
             f"as much as 1.5{TIMES} between runs. The native client's ratios to the raw "
-            "floor come from the process that holds only those two (see there why). The "
+            "floor come from the process that holds only those two (see there why). "
+            "Time to first chunk in fresh processes: each run of the native client is "
+            "followed at once by one of the floor, and the figure is the median of "
+            "those pairs' ratios, with the lowest and highest pair. The "
             "result is read from the in-process median "
             "where there is one, else from the fresh-process median, and says how many "
             "rounds fell on the other side; “split” when the two ways disagree (each "
