@@ -110,12 +110,12 @@ class _Connection:
         "_kernel",
         "_poller",
         "_read",
+        "_unbounded",
         "_write",
         "idle_since",
         "network_stream",
         "origin",
         "sock",
-        "unbounded",
     )
 
     def __init__(self, sock: socket.socket, origin: Origin) -> None:
@@ -129,7 +129,7 @@ class _Connection:
         # What the socket's timeouts are now (one value for both, with Python's).
         self._read: float | None = _UNSET
         self._write: float | None = _UNSET
-        self.unbounded = False  # see read_timeout
+        self._unbounded = False  # see read_timeout
         self._poller: Any = None  # made at the first reuse check, kept
 
     def close(self) -> None:
@@ -139,11 +139,11 @@ class _Connection:
     def read_timeout(self, seconds: float | None) -> None:
         """Bound each receive by ``seconds`` (None: no bound) from now on.
 
-        No bound keeps the socket's present one in place and makes ``unbounded`` true:
-        a receive that times out is then simply made again. A stream's body asks for
-        none and the next request's head for its bound again, and this spares the
-        socket two changes per request."""
-        self.unbounded = seconds is None
+        No bound keeps the socket's present one in place, and :meth:`recv` makes
+        again a receive that times out under it. A stream's body asks for none and the
+        next request's head for its bound again, and this spares the socket two
+        changes per request."""
+        self._unbounded = seconds is None
         if seconds == self._read or (seconds is None and self._read is not _UNSET):
             return
         if self._kernel:
@@ -152,6 +152,15 @@ class _Connection:
             self.sock.settimeout(seconds)
             self._write = seconds
         self._read = seconds
+
+    def recv(self) -> bytes:
+        """One read from the socket, within the read timeout set last."""
+        while True:
+            try:
+                return self.sock.recv(READ_SIZE)
+            except _TIMED_OUT:
+                if not self._unbounded:
+                    raise
 
     def write_timeout(self, seconds: float | None) -> None:
         """Bound each send by ``seconds`` (None: no bound) from now on."""
@@ -300,10 +309,8 @@ class _ResponseBody(httpx2.SyncByteStream):
                     conn.read_timeout(timeouts_of(self._request).get("read"))
                     self._timed = True
                 try:
-                    data = conn.sock.recv(READ_SIZE)
+                    data = conn.recv()
                 except _TIMED_OUT as exc:
-                    if conn.unbounded:
-                        continue  # the bound left from the head is not this body's
                     raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
                 except OSError as exc:
                     raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
@@ -421,10 +428,8 @@ class HTTP11Transport(httpx2.BaseTransport):
             conn.read_timeout(timeouts.get("read"))
             while True:
                 try:
-                    data = sock.recv(READ_SIZE)
+                    data = conn.recv()
                 except _TIMED_OUT as exc:
-                    if conn.unbounded:
-                        continue
                     raise httpx2.ReadTimeout(
                         str(exc) or "timed out waiting for the response"
                     ) from exc
