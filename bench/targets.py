@@ -89,7 +89,7 @@ class CpuTarget:
             self.label,
             self.wanted_text(),
             f"{self.show(fresh)} ({self.show(fastest)})",
-            _in_process(rounds, self.show),
+            _spread(rounds, self.show),
             self.verdict(fresh, rounds),
         ]
 
@@ -99,11 +99,12 @@ class CpuTarget:
         return _verdict(self.wanted, self.below, fresh, rounds)
 
 
-def _in_process(rounds: Spread | None, show: Callable[[float], str]) -> str:
-    """The rounds' median, then their lowest and highest."""
-    if rounds is None:
+def _spread(figures: Spread | None, show: Callable[[float], str]) -> str:
+    """The median of several measurements (rounds, or fresh pairs), then their lowest
+    and highest."""
+    if figures is None:
         return DASH
-    return f"{show(rounds.median)} ({show(rounds.low)} {RANGE} {show(rounds.high)})"
+    return f"{show(figures.median)} ({show(figures.low)} {RANGE} {show(figures.high)})"
 
 
 def _verdict(wanted: float, below: bool, fresh: float | None, rounds: Spread | None) -> str:
@@ -313,11 +314,11 @@ def _ratio_row(
     given ``rounds``, in one."""
     if pairs is not None:
         value: float | None = pairs.median
-        shown = _in_process(pairs, _times)
+        shown = _spread(pairs, _times)
     else:
         value = top / bottom if top and bottom else None
         shown = DASH if value is None else _times(value)
-    in_process = _in_process(rounds, _times)
+    in_process = _spread(rounds, _times)
     return [label, f"≤ {wanted:g}{TIMES}", shown, in_process, _verdict(wanted, True, value, rounds)]
 
 

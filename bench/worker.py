@@ -221,6 +221,24 @@ def scenario_ttfc(spec: ClientSpec, port: int, streams: int, n: int) -> Result:
     }
 
 
+def _make_all(runner: asyncio.Runner, specs: list[ClientSpec], port: int) -> dict[str, Any]:
+    """Each client by name: a SyncBenchClient, or an AsyncBenchClient made on the loop
+    that will use it."""
+    return {
+        spec.name: spec.make(port) if spec.kind == "sync" else runner.run(_amake(spec, port))
+        for spec in specs
+    }
+
+
+def _close_all(runner: asyncio.Runner, specs: list[ClientSpec], made: dict[str, Any]) -> None:
+    for spec in specs:
+        client = made[spec.name]
+        if spec.kind == "sync":
+            client.close()
+        else:
+            runner.run(client.aclose())
+
+
 def _rotated(specs: list[ClientSpec], shift: int) -> list[ClientSpec]:
     """``specs`` starting ``shift`` places on, so no client always goes first."""
     shift %= len(specs)
@@ -246,14 +264,13 @@ def scenario_ttfc_alternate(
         return times
 
     with asyncio.Runner() as runner:
-        made = {spec.name: spec.make(port) for spec in sync}
-        amade = {spec.name: runner.run(_amake(spec, port)) for spec in async_}
+        made = _make_all(runner, specs, port)
 
         async def async_turns(count: int, order: list[ClientSpec]) -> dict[str, list[float]]:
             times: dict[str, list[float]] = {spec.name: [] for spec in order}
             for _ in range(count):
                 for spec in order:
-                    times[spec.name] += await _ttfc_async(amade[spec.name], 1, n)
+                    times[spec.name] += await _ttfc_async(made[spec.name], 1, n)
             return times
 
         for round_ in range(-1, rounds):  # round -1: the warm-up, not kept
@@ -267,14 +284,7 @@ def scenario_ttfc_alternate(
             if round_ >= 0:
                 for name, times in found.items():
                     medians[name].append(statistics.median(times) * 1e3)
-        for client in made.values():
-            client.close()
-
-        async def close_async() -> None:
-            for client in amade.values():
-                await client.aclose()
-
-        runner.run(close_async())
+        _close_all(runner, specs, made)
     return {
         "rounds": rounds,
         "clients": {name: {"ttfc_ms": values} for name, values in medians.items()},
@@ -475,10 +485,7 @@ def scenario_alternate(
         spec.name: {"chunks": sizes[spec.name], "us_per_chunk": [], "wall_s": []} for spec in specs
     }
     with asyncio.Runner() as runner:
-        made: dict[str, Any] = {  # a SyncBenchClient or an AsyncBenchClient, by spec.kind
-            spec.name: spec.make(port) if spec.kind == "sync" else runner.run(_amake(spec, port))
-            for spec in specs
-        }
+        made = _make_all(runner, specs, port)
 
         def once(spec: ClientSpec, chunks: int) -> Result:
             client = made[spec.name]
@@ -498,12 +505,7 @@ def scenario_alternate(
                 result = once(spec, chunks)
                 per_client[spec.name]["us_per_chunk"].append(result["cpu_s"] / chunks * 1e6)
                 per_client[spec.name]["wall_s"].append(result["wall_s"])
-        for spec in specs:
-            client = made[spec.name]
-            if spec.kind == "sync":
-                client.close()
-            else:
-                runner.run(client.aclose())
+        _close_all(runner, specs, made)
     return {"rounds": rounds, "clients": per_client, "peak_rss_mb": peak_rss_mb()}
 
 
