@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -179,3 +180,32 @@ def test_a_stream_iterated_after_its_object_is_gone_reads_to_the_end(private_url
         gc.collect()
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == reference
+
+
+@pytest.mark.parametrize("face", SYNC_FACES)
+def test_a_finished_stream_leaves_nothing_behind_in_the_watchdog(
+    private_url: str, face: str, no_collector: None
+) -> None:
+    """The watchdog's heap keeps a finished stream's entry until it comes due (minutes
+    away) or the heap is compacted; the entry must not keep the request and body state
+    alive with it."""
+    with SYNC_FACES[face](private_url) as client:
+        stream: Any = client.chat.completions.create(model="m", messages=STORY, stream=True)
+        stream.until_done()
+        request = weakref.ref(stream.response.request)
+        stream.close()
+        del stream
+        assert request() is None
+
+
+@pytest.mark.parametrize("face", ASYNC_FACES)
+async def test_a_finished_stream_leaves_nothing_behind_in_the_watchdog_async(
+    private_url: str, face: str, no_collector: None
+) -> None:
+    async with ASYNC_FACES[face](private_url) as client:
+        stream: Any = await client.chat.completions.create(model="m", messages=STORY, stream=True)
+        await stream.until_done()
+        request = weakref.ref(stream.response.request)
+        await stream.close()
+        del stream
+        assert request() is None

@@ -21,6 +21,8 @@ def module_client(server_url: str) -> Iterator[None]:
     try:
         yield
     finally:
+        if openai._client is not None:  # _reset_client() only drops it, connections and all
+            openai._client.close()
         openai._reset_client()
         openai.api_key, openai.base_url = saved
 

@@ -410,7 +410,11 @@ class _Watchdog:
                 self._cond.release()
 
     def unwatch(self, watch: Watch) -> None:
+        """The stream is over. Its watch may stay in the heap until its entry comes
+        due or the heap is compacted, so it lets go of the response body now: a
+        thousand finished streams' requests and body states would wait there too."""
         watch.active = False  # no lock: see the module docstring
+        watch.sock = None
 
     def _push(self, watch: Watch, when: float) -> None:
         watch.scheduled = when
@@ -462,8 +466,9 @@ class _Watchdog:
 
     def _expire(self, watch: Watch, name: str, seconds: float) -> None:
         watch.expired = (name, seconds)
-        if watch.sock is not None:
-            shut_down(watch.sock)
+        sock = watch.sock
+        if sock is not None:
+            shut_down(sock)
 
 
 watchdog = _Watchdog()

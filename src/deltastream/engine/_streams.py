@@ -186,8 +186,8 @@ class _StreamBase(Generic[T]):
         needs no event loop.
         """
         self._cancelled = True
+        sock = self._watch.sock  # unwatch lets it go
         watchdog.unwatch(self._watch)
-        sock = self._watch.sock
         if sock is not None:
             shut_down(sock)
 
