@@ -201,8 +201,7 @@ class _ResponseBody(httpx2.AsyncByteStream):
         """The body's next bytes if they are here, b"" at its end; None when they are
         to be waited for: await :meth:`arrival`, then :meth:`waited`, then ask again."""
         state = self._state
-        first = state.take_first()
-        if first:
+        if state.first and (first := state.take_first()):  # a call only while there is some
             return first
         while (conn := state.conn) is not None:
             channel = conn.channel

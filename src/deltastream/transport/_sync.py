@@ -298,8 +298,7 @@ class _ResponseBody(httpx2.SyncByteStream):
 
     def __next__(self) -> bytes:
         state = self._state
-        first = state.take_first()
-        if first:
+        if state.first and (first := state.take_first()):  # a call only while there is some
             return first
         while (conn := state.conn) is not None:
             try:
