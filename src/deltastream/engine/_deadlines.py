@@ -262,14 +262,22 @@ class Watch:
         sent_at: float,
         started_at: float | None = None,
     ) -> Watch:
-        """The watch for a response whose headers are in: on its socket, counting from
+        """The watch for a response whose headers are in (see :meth:`begin`)."""
+        watch = cls(timeout, sent_at, None, started_at)
+        watch.begin(response, sent_at, started_at)
+        return watch
+
+    def begin(
+        self, response: httpx2.Response, sent_at: float, started_at: float | None = None
+    ) -> None:
+        """Watch ``response``, whose headers are in: on its socket, counting from
         ``sent_at`` (``total`` from ``started_at``, the first attempt), with the body's
         per-read timeout turned into a backstop."""
-        watch = cls(timeout, sent_at, None, started_at)
-        if timeout.comments_count:
-            watch.first_at = sent_at  # any bytes count: only idle/total apply
-        watch.rebind(response)
-        return watch
+        self.started = self.last_at = sent_at
+        self.total_from = sent_at if started_at is None else started_at
+        if self.timeout.comments_count:
+            self.first_at = sent_at  # any bytes count: only idle/total apply
+        self.rebind(response)
 
     def rebind(self, response: httpx2.Response) -> None:
         """Watch ``response`` from now on (a resumed stream goes on with the same watch)."""

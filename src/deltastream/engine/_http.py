@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 import msgspec
 
-from ..transport import BODY_EXTENSION, RESEND_STALE_EXTENSION
+from ..transport import BODY_EXTENSION, RESEND_STALE_EXTENSION, WAITING_EXTENSION
 from ..transport._common import header
 from ._deadlines import DEFAULT_TIMEOUT, Timeout
 from ._direct import adirect_send, build, direct_send, lane
@@ -69,6 +69,7 @@ class RequestOptions:
     max_retries: int = 2
     stream: bool = False
     require_done: bool = True
+    while_waiting: Callable[[], None] | None = None
 
     def build(
         self,
@@ -92,6 +93,8 @@ class RequestOptions:
         extensions: dict[str, Any] = {DEADLINES_EXTENSION: names}
         if resend_stale:
             extensions[RESEND_STALE_EXTENSION] = True
+        if self.while_waiting is not None:
+            extensions[WAITING_EXTENSION] = self.while_waiting
         url = _parsed_url(self.url)
         if content is not None and (transport := lane(http, url, self.params)) is not None:
             request = build(http, self.method, url, headers, content, timeouts, extensions)

@@ -53,6 +53,7 @@ from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
 
 __all__ = [
     "FINISHED_STATUSES",
+    "InFlight",
     "BaseAsyncStream",
     "BaseStream",
     "ChunkStream",
@@ -61,6 +62,7 @@ __all__ = [
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
+S = TypeVar("S", bound="_StreamBase[Any]")
 
 _DRAIN_LIMIT = 64 * 1024  # what we read past [DONE] to keep the connection reusable
 # How long past the terminal event the body's end may take to arrive: within it, the
@@ -69,6 +71,8 @@ DRAIN_GRACE = 0.05
 _TEXT_DELTA = "response.output_text.delta"
 # A stored response with one of these statuses is over: no event will follow.
 FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"})
+# A core's response until its stream is bound: no byte is fed to it before then.
+_UNBOUND = cast(httpx2.Response, None)
 
 
 class _StreamBase(Generic[T]):
@@ -81,27 +85,39 @@ class _StreamBase(Generic[T]):
 
     def _setup(
         self,
-        response: httpx2.Response,
+        response: httpx2.Response | None,
         timeout: Timeout,
         require_done: bool,
         max_event_size: int,
         core: type[StreamCore],
         face: Face | None = None,
     ) -> None:
-        self.response = response
-        self._core = core(response, max_event_size=max_event_size, accumulate=False, face=face)
+        """What the stream holds, none of which needs its response; then, given one,
+        :meth:`_bind`. Without it, the stream is bound once its response is in (see
+        :class:`InFlight`)."""
+        self._core = core(_UNBOUND, max_event_size=max_event_size, accumulate=False, face=face)
         self._require_done = require_done
         self._cancelled = False
+        self._metrics = StreamMetrics(0.0, 0.0)
+        self._watch = Watch(timeout, 0.0, None)
+        self._max_event_size = max_event_size
+        self._max_resumes = 0
+        self._response_id: str | None = None
+        if response is not None:
+            self._bind(response)
+
+    def _bind(self, response: httpx2.Response) -> None:
+        """Read ``response`` (its headers are in), and count its deadlines from when
+        it was sent."""
+        self.response = self._core.response = response
         headers_at = time.monotonic()
         # Taken, not read: an open stream keeps the times in its watch and metrics.
         sent_at, started_at, retries = response.extensions.pop(
             ATTEMPT_EXTENSION, (headers_at, headers_at, 0)
         )
-        self._metrics = StreamMetrics(sent_at, headers_at, retries=retries)
-        self._watch = Watch.of_response(timeout, response, sent_at, started_at)
-        self._max_event_size = max_event_size
-        self._max_resumes = 0
-        self._response_id: str | None = None
+        metrics = self._metrics
+        metrics.sent_at, metrics.headers_at, metrics.retries = sent_at, headers_at, retries
+        self._watch.begin(response, sent_at, started_at)
 
     def _twin(self) -> Self:
         """Another instance of this stream's class over the same state (the very same
@@ -226,6 +242,40 @@ class _StreamBase(Generic[T]):
         self._core.end(require_done=self._require_done)
 
 
+class InFlight(Generic[S]):
+    """Makes a stream while its request is in flight, and binds it to its response.
+
+    Set as a request's ``while_waiting`` (``RequestOptions``): deltastream's transports
+    call it once the request is sent, before they wait for the answer, and all a
+    stream sets up without its response (its protocol core, accumulator, metrics,
+    deadline watch and generator) is made while the server works. Made after the
+    answer, it would run on a CPU just woken from the wait, where the same code is
+    several times slower, and the first chunk would wait for it. Through another
+    transport nothing calls it, and :meth:`bind` makes the stream then. A retried
+    request keeps the stream made for its first attempt: nothing has been fed to it.
+    """
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, make: Callable[[], S]) -> None:
+        self._make: Callable[[], S] | None = make  # None once bound: one stream, ever
+        self._made: S | None = None
+
+    def __call__(self) -> None:
+        if self._made is None and self._make is not None:
+            self._made = self._make()
+
+    def bind(self, response: httpx2.Response) -> S:
+        """The stream, reading ``response``; it is no longer held here."""
+        stream, make = self._made, self._make
+        self._made = self._make = None
+        if stream is None:
+            assert make is not None, "bound twice"
+            stream = make()
+        stream._bind(response)
+        return stream
+
+
 class BaseStream(_StreamBase[T]):
     """A streamed response, iterated synchronously. Use it as a context manager."""
 
@@ -233,7 +283,7 @@ class BaseStream(_StreamBase[T]):
 
     def __init__(
         self,
-        response: httpx2.Response,
+        response: httpx2.Response | None,
         *,
         timeout: Timeout = DEFAULT_TIMEOUT,
         require_done: bool = True,
@@ -251,7 +301,9 @@ class BaseStream(_StreamBase[T]):
         ``finished(response_id)`` says whether the response is over: a stream that
         ends cleanly before any event, of a finished response, had nothing after the
         cursor it asked from, and is empty, not cut. ``face`` presents the engine's
-        items, errors and snapshots in another face's types (see ``_protocol.Face``)."""
+        items, errors and snapshots in another face's types (see ``_protocol.Face``).
+        ``response`` None: the stream is made before its response is in, and
+        :class:`InFlight` binds it."""
         self._setup(response, timeout, require_done, max_event_size, core, face)
         self._resume = resume
         self._finished = finished
@@ -425,7 +477,7 @@ class BaseAsyncStream(_StreamBase[T]):
 
     def __init__(
         self,
-        response: httpx2.Response,
+        response: httpx2.Response | None,
         *,
         timeout: Timeout = DEFAULT_TIMEOUT,
         require_done: bool = True,
@@ -536,7 +588,7 @@ class BaseAsyncStream(_StreamBase[T]):
     def __del__(self) -> None:
         # Left unfinished (a loop broken out of, no close()): let the connection go now,
         # as an async generator's finalizer would have.
-        if getattr(self, "_over", True):
+        if getattr(self, "_over", True) or not hasattr(self, "response"):  # or never bound
             return
         self._over = True
         watchdog.unwatch(self._watch)

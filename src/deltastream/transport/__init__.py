@@ -7,12 +7,13 @@ use these transports and honour proxy settings as httpx2's own would."""
 
 from ._async import AsyncHTTP11Transport, AsyncResponseBody
 from ._clients import async_http_client, sync_http_client
-from ._common import BODY_EXTENSION, RESEND_STALE_EXTENSION, shutdown_socket
+from ._common import BODY_EXTENSION, RESEND_STALE_EXTENSION, WAITING_EXTENSION, shutdown_socket
 from ._sync import HTTP11Transport
 
 __all__ = [
     "BODY_EXTENSION",
     "RESEND_STALE_EXTENSION",
+    "WAITING_EXTENSION",
     "AsyncHTTP11Transport",
     "AsyncResponseBody",
     "HTTP11Transport",

@@ -40,6 +40,7 @@ from ._common import (
     origin_of,
     outgoing,
     timeouts_of,
+    while_waiting,
 )
 from ._dial import adial, aresolve
 from ._h1 import ResponseStart, encode_chunk
@@ -399,6 +400,7 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
                         raise StaleConnection from exc
                     raise
                 send_error = exc  # an answer (or the end) is waiting: read it first
+            while_waiting(request)
             read_timeout = timeouts.get("read")
             while True:
                 try:

@@ -20,6 +20,7 @@ __all__ = [
     "BODY_EXTENSION",
     "READ_SIZE",
     "RESEND_STALE_EXTENSION",
+    "WAITING_EXTENSION",
     "BodyState",
     "NetworkStream",
     "PreparedHead",
@@ -35,12 +36,16 @@ __all__ = [
     "request_headers",
     "shutdown_socket",
     "timeouts_of",
+    "while_waiting",
 ]
 
 READ_SIZE = 64 * 1024
 BODY_EXTENSION = "deltastream.body"  # the response's body stream, read by _http.iter_body
 # Set (true) on a request by a caller whose retry policy would send it again anyway.
 RESEND_STALE_EXTENSION = "deltastream.resend_stale"
+# A callable set on a request: called once the request is sent, before its answer is
+# waited for (see while_waiting).
+WAITING_EXTENSION = "deltastream.while_waiting"
 _ALWAYS_RESENT = frozenset({"GET", "HEAD"})
 _FD_RESERVE = 256  # file descriptors left for everything else the process opens
 _MAX_IDLE = 100
@@ -128,6 +133,17 @@ def may_resend(request: httpx2.Request) -> bool:
     return isinstance(request.stream, httpx2.ByteStream) and (
         request.method in _ALWAYS_RESENT or request.extensions.get(RESEND_STALE_EXTENSION) is True
     )
+
+
+def while_waiting(request: httpx2.Request) -> None:
+    """Run the request's ``WAITING_EXTENSION`` callable, if it has one: its request is
+    out and the server is at work, so what the caller does there (setting up the
+    stream that will read the answer) costs the answer no time. Left until the answer
+    is in, the same work runs on a CPU just woken from the wait, slowly, and the first
+    chunk waits for it."""
+    hook = request.extensions.pop(WAITING_EXTENSION, None)  # once: not again on a resend
+    if hook is not None:
+        hook()
 
 
 def nothing_came(

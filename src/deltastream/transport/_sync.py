@@ -59,6 +59,7 @@ from ._common import (
     outgoing,
     shutdown_socket,
     timeouts_of,
+    while_waiting,
 )
 from ._dial import dial, resolve
 from ._h1 import ResponseStart, encode_chunk
@@ -424,6 +425,7 @@ class HTTP11Transport(httpx2.BaseTransport):
                         raise StaleConnection from exc
                     raise
                 send_error = exc  # an answer (or the end) is waiting: read it first
+            while_waiting(request)
             conn.read_timeout(timeouts.get("read"))
             while True:
                 try:

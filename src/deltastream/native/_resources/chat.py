@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
 import httpx2
@@ -10,7 +10,14 @@ import httpx2
 from ...engine._deadlines import Timeout
 from ...engine._decode import EventDecodeError, decode_chat_completion
 from ...engine._errors import APIResponseValidationError
-from ...engine._http import aensure_event_stream, asend, ensure_event_stream, send
+from ...engine._http import (
+    RequestOptions,
+    aensure_event_stream,
+    asend,
+    ensure_event_stream,
+    send,
+)
+from ...engine._streams import InFlight
 from ...engine.types.chat import ChatCompletion, ChatCompletionChunk
 from .._streams import AsyncStream, Stream
 
@@ -133,15 +140,16 @@ class Completions:
         client = self._client
         body, options = _split(model, messages, stream, dict(params))
         request = client._options(_PATH, body, stream=stream, **options)
-        response = send(client._http, request)
         if not stream:
+            response = send(client._http, request)
             try:
                 data = response.read()
             finally:
                 response.close()
             return _completion(response, data)
-        ensure_event_stream(response)
-        return Stream(response, timeout=request.timeout, require_done=request.require_done)
+        in_flight = InFlight(_sync_stream(request))
+        request.while_waiting = in_flight
+        return in_flight.bind(ensure_event_stream(send(client._http, request)))
 
 
 class AsyncCompletions:
@@ -186,15 +194,35 @@ class AsyncCompletions:
         client = self._client
         body, options = _split(model, messages, stream, dict(params))
         request = client._options(_PATH, body, stream=stream, **options)
-        response = await asend(client._http, request)
         if not stream:
+            response = await asend(client._http, request)
             try:
                 data = await response.aread()
             finally:
                 await response.aclose()
             return _completion(response, data)
-        await aensure_event_stream(response)
-        return AsyncStream(response, timeout=request.timeout, require_done=request.require_done)
+        in_flight = InFlight(_async_stream(request))
+        request.while_waiting = in_flight
+        return in_flight.bind(await aensure_event_stream(await asend(client._http, request)))
+
+
+def _sync_stream(request: RequestOptions) -> Callable[[], Stream[ChatCompletionChunk]]:
+    """What makes the request's stream before its response is in (see ``InFlight``)."""
+    timeout, require_done = request.timeout, request.require_done
+
+    def make() -> Stream[ChatCompletionChunk]:
+        return Stream(None, timeout=timeout, require_done=require_done)
+
+    return make
+
+
+def _async_stream(request: RequestOptions) -> Callable[[], AsyncStream[ChatCompletionChunk]]:
+    timeout, require_done = request.timeout, request.require_done
+
+    def make() -> AsyncStream[ChatCompletionChunk]:
+        return AsyncStream(None, timeout=timeout, require_done=require_done)
+
+    return make
 
 
 class Chat:

@@ -21,7 +21,7 @@ from ...engine._http import (
     send,
 )
 from ...engine._protocol import ResponseEventStream
-from ...engine._streams import FINISHED_STATUSES
+from ...engine._streams import FINISHED_STATUSES, InFlight
 from ...engine.types.responses import Response, ResponseStreamEvent
 from .._streams import AsyncStream, Stream
 
@@ -148,7 +148,9 @@ def _stored(
     """A GET of the stored response ``response_id``, on the same server as ``request``."""
     base = request.url[: request.url.rindex(_PATH)]
     url = f"{base}{_PATH}/{quote(response_id, safe='')}"
-    return dataclasses.replace(request, method="GET", url=url, body=None, params=params)
+    return dataclasses.replace(
+        request, method="GET", url=url, body=None, params=params, while_waiting=None
+    )
 
 
 def _status_request(request: RequestOptions, response_id: str) -> RequestOptions:
@@ -175,16 +177,21 @@ def _stream(
     def finished(response_id: str) -> bool:
         return _read(http, _status_request(request, response_id)).status in FINISHED_STATUSES
 
-    return Stream(
-        ensure_event_stream(send(http, request)),
-        timeout=request.timeout,
-        require_done=request.require_done,
-        core=ResponseEventStream,
-        resume=resume if resumable else None,
-        max_resumes=request.max_retries,
-        response_id=response_id,
-        finished=finished if resumable else None,
-    )
+    def make() -> Stream[ResponseStreamEvent]:
+        return Stream(
+            None,
+            timeout=request.timeout,
+            require_done=request.require_done,
+            core=ResponseEventStream,
+            resume=resume if resumable else None,
+            max_resumes=request.max_retries,
+            response_id=response_id,
+            finished=finished if resumable else None,
+        )
+
+    in_flight = InFlight(make)
+    request.while_waiting = in_flight
+    return in_flight.bind(ensure_event_stream(send(http, request)))
 
 
 async def _aread(http: httpx2.AsyncClient, request: RequestOptions) -> Response:
@@ -212,16 +219,21 @@ async def _astream(
         stored = await _aread(http, _status_request(request, response_id))
         return stored.status in FINISHED_STATUSES
 
-    return AsyncStream(
-        await aensure_event_stream(await asend(http, request)),
-        timeout=request.timeout,
-        require_done=request.require_done,
-        core=ResponseEventStream,
-        resume=resume if resumable else None,
-        max_resumes=request.max_retries,
-        response_id=response_id,
-        finished=finished if resumable else None,
-    )
+    def make() -> AsyncStream[ResponseStreamEvent]:
+        return AsyncStream(
+            None,
+            timeout=request.timeout,
+            require_done=request.require_done,
+            core=ResponseEventStream,
+            resume=resume if resumable else None,
+            max_resumes=request.max_retries,
+            response_id=response_id,
+            finished=finished if resumable else None,
+        )
+
+    in_flight = InFlight(make)
+    request.while_waiting = in_flight
+    return in_flight.bind(await aensure_event_stream(await asend(http, request)))
 
 
 class Responses:
