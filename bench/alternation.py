@@ -34,6 +34,7 @@ __all__ = [
     "floor_note",
     "label",
     "render",
+    "request_ratio",
     "ttfc_note",
     "ttfc_pairs",
     "ttfc_ratio",
@@ -144,27 +145,45 @@ class Rounds:
         return f"{', '.join(names)} ({' and '.join(modes)})"
 
 
-def _ttfc_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each run of the "ttfc alternating" section: client -> its rounds' medians."""
-    return [run.get("clients") or {} for run in runs(results, "ttfc alternating", TOGETHER)]
+def _turn_runs(results: dict[str, Any], section: str) -> list[dict[str, Any]]:
+    """Each run of a section whose clients take turns stream by stream ("ttfc
+    alternating", "one request alternating"): client -> its rounds' medians."""
+    return [run.get("clients") or {} for run in runs(results, section, TOGETHER)]
 
 
 def ttfc_rounds(results: dict[str, Any], name: str) -> Spread | None:
     """``name``'s warm time to first chunk in ms, round by round, taking turns."""
     return Spread.of(
-        [ms for clients in _ttfc_runs(results) for ms in clients.get(name, {}).get("ttfc_ms", [])]
+        [
+            ms
+            for clients in _turn_runs(results, "ttfc alternating")
+            for ms in clients.get(name, {}).get("ttfc_ms", [])
+        ]
     )
 
 
-def ttfc_ratio(results: dict[str, Any], top: str, bottom: str) -> Spread | None:
-    """``top``'s warm time to first chunk over ``bottom``'s, round by round, from the
-    runs of the "ttfc alternating" section (each round's figure is a median of streams)."""
+def _turns_ratio(
+    results: dict[str, Any], section: str, key: str, top: str, bottom: str
+) -> Spread | None:
+    """``top``'s figure ``key`` over ``bottom``'s, round by round, from the runs of
+    ``section`` (each round's figure is a median of streams)."""
     ratios = []
-    for clients in _ttfc_runs(results):
+    for clients in _turn_runs(results, section):
         if top in clients and bottom in clients:
-            pairs = zip(clients[top]["ttfc_ms"], clients[bottom]["ttfc_ms"], strict=False)
+            pairs = zip(clients[top][key], clients[bottom][key], strict=False)
             ratios += [ours / floor for ours, floor in pairs if floor]
     return Spread.of(ratios)
+
+
+def ttfc_ratio(results: dict[str, Any], top: str, bottom: str) -> Spread | None:
+    """``top``'s warm time to first chunk over ``bottom``'s, taking turns."""
+    return _turns_ratio(results, "ttfc alternating", "ttfc_ms", top, bottom)
+
+
+def request_ratio(results: dict[str, Any], top: str, bottom: str) -> Spread | None:
+    """``top``'s CPU time for one request of the shortest stream over ``bottom``'s,
+    taking turns request by request."""
+    return _turns_ratio(results, "one request alternating", "us_per_request", top, bottom)
 
 
 def ttfc_pairs(results: dict[str, Any], top: str, bottom: str) -> Spread | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .alternation import request_ratio
 from .clients import DROPIN_ASYNC, DROPIN_SYNC, FLOOR_ASYNC, FLOOR_SYNC, NATIVE_ASYNC, NATIVE_SYNC
 from .figures import DASH, TIMES, median
 from .payload import MIN_CHUNKS
@@ -350,10 +351,18 @@ def _request_findings(results: dict[str, Any]) -> str:
     if native is None or floor is None:
         return ""
     per_request, floor_request = native * MIN_CHUNKS, floor * MIN_CHUNKS
+    turns = request_ratio(results, NATIVE_SYNC, FLOOR_SYNC)
+    taking_turns = (
+        ""
+        if turns is None
+        else f" (taking turns request by request in one process: {turns.median:.2f}{TIMES}, "
+        f"rounds {turns.low:.2f}{TIMES} to {turns.high:.2f}{TIMES}; the floor's figure "
+        "alone moves by up to half between fresh processes)"
+    )
     text = (
         f"**A request.** The native client spends {per_request:.0f} µs of CPU on a "
         f"request of the shortest stream, the raw floor {floor_request:.0f} µs "
-        f"({per_request / floor_request:.1f}{TIMES}). The floor formats one request "
+        f"({per_request / floor_request:.1f}{TIMES}{taking_turns}). The floor formats one request "
         "head and parses the status line. deltastream's request, from a client that "
         "httpx2 would add nothing to (no auth, event hooks, stored cookies or client "
         "query parameters, its own transport for the URL, httpx2's logging off), goes "

@@ -138,6 +138,20 @@ SECTIONS = [
         {"scenario": "stream", "streams": 1000, "n": MIN_CHUNKS},
         extra_runs=2,
     ),
+    # The same request with the native client and the floor taking turns, request by
+    # request: the floor's figure alone moves by half between fresh processes.
+    Section(
+        "one request alternating",
+        alternation.GROUPS["native"],
+        {
+            "scenario": "ttfc_alternate",
+            "measure": "cpu",
+            "rounds": 20,
+            "streams": 100,
+            "n": MIN_CHUNKS,
+        },
+        together=True,
+    ),
     Section(
         "new client",
         [NATIVE_SYNC, NATIVE_ASYNC, DROPIN_SYNC, DROPIN_ASYNC, OPENAI_SYNC, OPENAI_ASYNC],
@@ -235,9 +249,12 @@ def _summary(result: dict[str, Any]) -> str:
     if "error" in result:
         return f"FAILED: {result['error']}"
     if "clients" in result:  # clients taking turns: each one's median per round
+        figures_of = next(iter(result["clients"].values()))
         key, digits, unit = ("ttfc_ms", 3, "ms to first chunk")
-        if "us_per_chunk" in next(iter(result["clients"].values())):
+        if "us_per_chunk" in figures_of:
             key, digits, unit = ("us_per_chunk", 2, "µs/chunk")
+        elif "us_per_request" in figures_of:
+            key, digits, unit = ("us_per_request", 1, "µs CPU per request")
         return (
             ", ".join(
                 f"{name} {statistics.median(figures[key]):.{digits}f}"
@@ -323,6 +340,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+_RESULTS = ROOT / "bench" / "results"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run deltastream's benchmarks.")
     parser.add_argument("--quick", action="store_true", help="leave out concurrency")
@@ -336,7 +356,10 @@ def main(argv: list[str] | None = None) -> None:
         help="run only this section (repeatable); implies --no-docs and --no-profile",
     )
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "bench" / "results" / "latest.json", help="JSON"
+        "--out",
+        type=Path,
+        help="JSON (default: bench/results/latest.json, or partial.json for a run with --only, "
+        "which must not overwrite the full run it may be merged into)",
     )
     parser.add_argument(
         "--into",
@@ -349,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:  # a partial run: its figures would leave the docs' other tables empty
         sections = [s for s in SECTIONS if s.name in args.only]
         args.no_docs = args.no_profile = True
+    if args.out is None:
+        args.out = _RESULTS / ("partial.json" if args.only else "latest.json")
     started = time.time()
     data: dict[str, Any] = {
         "machine": machine.describe(),

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .alternation import Rounds, ttfc_pairs, ttfc_ratio
+from .alternation import Rounds, request_ratio, ttfc_pairs, ttfc_ratio
 from .clients import (
     DROPIN_ASYNC,
     DROPIN_SYNC,
@@ -346,7 +346,9 @@ def _request_rows(results: dict[str, Any]) -> list[list[str]]:
                         wanted,
                         ours,
                         median(results, section, floor).get(key),
-                        ttfc_ratio(results, client, floor) if section == "ttfc" else None,
+                        (ttfc_ratio if section == "ttfc" else request_ratio)(
+                            results, client, floor
+                        ),
                         ttfc_pairs(results, client, floor) if section == "ttfc" else None,
                     )
                 )

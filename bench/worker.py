@@ -28,7 +28,8 @@ Scenarios:
   which on a shared machine moves more between fresh processes than within a round.
 - ``ttfc_alternate``: warm time to first chunk with the ``clients`` taking turns stream
   by stream (sync ones in turn, async ones in one event loop), ``streams`` each per
-  round after a warm-up: each client's median per round.
+  round after a warm-up: each client's median per round. With ``measure="cpu"``, the
+  process's CPU time for each whole stream instead (``us_per_request``).
 """
 
 from __future__ import annotations
@@ -198,6 +199,35 @@ async def _ttfc_async(client: AsyncBenchClient, streams: int, n: int) -> list[fl
     return times
 
 
+def _request_cpu_sync(client: SyncBenchClient, streams: int, n: int) -> list[float]:
+    times = []
+    for _ in range(streams):
+        start = time.process_time()
+        with client.stream(n) as stream:
+            for _ in stream:
+                pass
+        times.append(time.process_time() - start)
+    return times
+
+
+async def _request_cpu_async(client: AsyncBenchClient, streams: int, n: int) -> list[float]:
+    times = []
+    for _ in range(streams):
+        start = time.process_time()
+        async with client.stream(n) as stream:
+            async for _ in stream:
+                pass
+        times.append(time.process_time() - start)
+    return times
+
+
+# measure -> (sync timer, async timer, the figure's key, seconds to its unit)
+_TURN_MEASURES: dict[str, tuple[Any, Any, str, float]] = {
+    "ttfc": (_ttfc_sync, _ttfc_async, "ttfc_ms", 1e3),
+    "cpu": (_request_cpu_sync, _request_cpu_async, "us_per_request", 1e6),
+}
+
+
 def scenario_ttfc(spec: ClientSpec, port: int, streams: int, n: int) -> Result:
     if spec.kind == "sync":
         client = spec.make(port)
@@ -246,11 +276,19 @@ def _rotated(specs: list[ClientSpec], shift: int) -> list[ClientSpec]:
 
 
 def scenario_ttfc_alternate(
-    clients: list[str], port: int, rounds: int, streams: int, n: int, warmup: int = 20
+    clients: list[str],
+    port: int,
+    rounds: int,
+    streams: int,
+    n: int,
+    warmup: int = 20,
+    measure: str = "ttfc",
 ) -> Result:
-    """Warm time to first chunk with the clients taking turns stream by stream, sync
-    ones among themselves and async ones in one event loop: each round's median per
-    client, so a ratio within a round compares clients at one machine speed."""
+    """Warm time to first chunk (or, ``measure="cpu"``, CPU time per stream) with the
+    clients taking turns stream by stream, sync ones among themselves and async ones in
+    one event loop: each round's median per client, so a ratio within a round compares
+    clients at one machine speed."""
+    timer, atimer, key, unit = _TURN_MEASURES[measure]
     specs = [CLIENTS[name] for name in clients]
     sync = [spec for spec in specs if spec.kind == "sync"]
     async_ = [spec for spec in specs if spec.kind != "sync"]
@@ -260,7 +298,7 @@ def scenario_ttfc_alternate(
         times: dict[str, list[float]] = {spec.name: [] for spec in order}
         for _ in range(count):
             for spec in order:
-                times[spec.name] += _ttfc_sync(made[spec.name], 1, n)
+                times[spec.name] += timer(made[spec.name], 1, n)
         return times
 
     with asyncio.Runner() as runner:
@@ -270,7 +308,7 @@ def scenario_ttfc_alternate(
             times: dict[str, list[float]] = {spec.name: [] for spec in order}
             for _ in range(count):
                 for spec in order:
-                    times[spec.name] += await _ttfc_async(made[spec.name], 1, n)
+                    times[spec.name] += await atimer(made[spec.name], 1, n)
             return times
 
         for round_ in range(-1, rounds):  # round -1: the warm-up, not kept
@@ -283,11 +321,11 @@ def scenario_ttfc_alternate(
                 found |= runner.run(async_turns(count, _rotated(async_, shift)))
             if round_ >= 0:
                 for name, times in found.items():
-                    medians[name].append(statistics.median(times) * 1e3)
+                    medians[name].append(statistics.median(times) * unit)
         _close_all(runner, specs, made)
     return {
         "rounds": rounds,
-        "clients": {name: {"ttfc_ms": values} for name, values in medians.items()},
+        "clients": {name: {key: values} for name, values in medians.items()},
     }
 
 
