@@ -355,9 +355,9 @@ def _request_findings(results: dict[str, Any]) -> str:
     taking_turns = (
         ""
         if turns is None
-        else f" (taking turns request by request in one process: {turns.median:.2f}{TIMES}, "
-        f"rounds {turns.low:.2f}{TIMES} to {turns.high:.2f}{TIMES}; the floor's figure "
-        "alone moves by up to half between fresh processes)"
+        else f"; taking turns request by request in one process, {turns.median:.2f}{TIMES}, "
+        f"rounds {turns.low:.2f}{TIMES} to {turns.high:.2f}{TIMES}: the floor's figure "
+        "alone moves by up to half between fresh processes"
     )
     text = (
         f"**A request.** The native client spends {per_request:.0f} µs of CPU on a "
