@@ -329,11 +329,18 @@ def _times(value: float) -> str:
 def _request_rows(results: dict[str, Any]) -> list[list[str]]:
     """Issue 19's per-request targets: a request, warm time to first chunk, a new client."""
     rows: list[list[str]] = []
-    ratios = (  # section, figure, what it is, wanted
-        ("one request", "us_per_chunk", "one request (the shortest stream), CPU", 2),
-        ("ttfc", "ttfc_ms", "warm time to first chunk (p50)", 1.5),
+    ratios = (  # section, figure, what it is, wanted, taking turns, fresh pairs
+        (
+            "one request",
+            "us_per_chunk",
+            "one request (the shortest stream), CPU",
+            2,
+            request_ratio,
+            None,
+        ),
+        ("ttfc", "ttfc_ms", "warm time to first chunk (p50)", 1.5, ttfc_ratio, ttfc_pairs),
     )
-    for section, key, what, wanted in ratios:
+    for section, key, what, wanted, in_turns, in_pairs in ratios:
         for client, floor, mode in (
             (NATIVE_SYNC, FLOOR_SYNC, "sync"),
             (NATIVE_ASYNC, FLOOR_ASYNC, "async"),
@@ -346,10 +353,8 @@ def _request_rows(results: dict[str, Any]) -> list[list[str]]:
                         wanted,
                         ours,
                         median(results, section, floor).get(key),
-                        (ttfc_ratio if section == "ttfc" else request_ratio)(
-                            results, client, floor
-                        ),
-                        ttfc_pairs(results, client, floor) if section == "ttfc" else None,
+                        in_turns(results, client, floor),
+                        None if in_pairs is None else in_pairs(results, client, floor),
                     )
                 )
     for client, face in ((NATIVE_SYNC, "native"), (DROPIN_SYNC, "drop-in")):

@@ -14,8 +14,9 @@ from collections.abc import Callable
 import httpx2
 
 import deltastream
+from deltastream.engine._errors import APIStatusError
 from deltastream.engine._http import RequestOptions, asend, send
-from deltastream.engine._streams import InFlight
+from deltastream.engine._streams import InFlight, open_stream
 from deltastream.engine.types.chat import ChatCompletionChunk
 from deltastream.native import Stream
 from deltastream.transport import WAITING_EXTENSION, AsyncHTTP11Transport, HTTP11Transport
@@ -156,3 +157,26 @@ def test_in_flight_binds_the_stream_made_in_the_wait_and_makes_no_other() -> Non
 def test_in_flight_that_no_transport_called_makes_its_stream_when_bound() -> None:
     in_flight = InFlight(lambda: Stream[ChatCompletionChunk](None))
     assert _text(_bound(in_flight)) == "Hello"
+
+
+def test_open_stream_leaves_no_hook_on_its_request_whether_it_opens_or_fails() -> None:
+    """A request built from the options later (a resumed Responses stream's) makes no
+    stream, and a failed one leaves no cycle from the options to the stream maker."""
+    body = sse_body(chunk_json("Hi", finish="stop"))
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/bad"):
+            return httpx2.Response(400, json={"error": {"message": "no"}})
+        return event_stream(body)
+
+    with httpx2.Client(transport=httpx2.MockTransport(answer)) as http:
+        for path, opens in (("/good", True), ("/bad", False)):
+            options = RequestOptions("POST", "http://testserver" + path, {}, body={}, max_retries=0)
+            try:
+                stream = open_stream(http, options, lambda: Stream[ChatCompletionChunk](None))
+            except APIStatusError:
+                assert not opens
+            else:
+                assert opens
+                assert _text(stream) == "Hi"
+            assert options.while_waiting is None

@@ -45,7 +45,17 @@ from ._errors import (
     StreamDecodeError,
     StreamTruncatedError,
 )
-from ._http import ATTEMPT_EXTENSION, aiter_body, iter_body, transport_error
+from ._http import (
+    ATTEMPT_EXTENSION,
+    RequestOptions,
+    aensure_event_stream,
+    aiter_body,
+    asend,
+    ensure_event_stream,
+    iter_body,
+    send,
+    transport_error,
+)
 from ._metrics import StreamMetrics
 from ._protocol import ChunkStream, Face, ResponseEventStream, StreamCore
 from ._sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
@@ -57,6 +67,8 @@ __all__ = [
     "BaseAsyncStream",
     "BaseStream",
     "ChunkStream",
+    "aopen_stream",
+    "open_stream",
     "ResponseEventStream",
 ]
 
@@ -245,14 +257,15 @@ class _StreamBase(Generic[T]):
 class InFlight(Generic[S]):
     """Makes a stream while its request is in flight, and binds it to its response.
 
-    Set as a request's ``while_waiting`` (``RequestOptions``): deltastream's transports
-    call it once the request is sent, before they wait for the answer, and all a
-    stream sets up without its response (its protocol core, accumulator, metrics,
-    deadline watch and generator) is made while the server works. Made after the
-    answer, it would run on a CPU just woken from the wait, where code runs about three
-    times slower than in a loop, and the first chunk would wait for it. Through another
-    transport nothing calls it, and :meth:`bind` makes the stream then. A retried
-    request keeps the stream made for its first attempt: nothing has been fed to it.
+    Set as a request's ``while_waiting`` (``RequestOptions``; :func:`open_stream` does
+    it): deltastream's transports call it once the request is sent, before they wait
+    for the answer, and all a stream sets up without its response (its protocol core,
+    accumulator, metrics, deadline watch and generator) is made while the server
+    works. Made after the answer, it would run on a CPU just woken from the wait,
+    where code runs about three times slower than in a loop, and the first chunk
+    would wait for it. Through another transport nothing calls it, and :meth:`bind`
+    makes the stream then. A retried request keeps the stream made for its first
+    attempt: nothing has been fed to it.
     """
 
     __slots__ = ("_made", "_make")
@@ -274,6 +287,32 @@ class InFlight(Generic[S]):
             stream = make()
         stream._bind(response)
         return stream
+
+
+def open_stream(http: httpx2.Client, request: RequestOptions, make: Callable[[], S]) -> S:
+    """The stream ``make`` makes, reading the answer to ``request``: made while the
+    request is in flight (:class:`InFlight`), bound once the answer is in and is an
+    event stream (else ``ensure_event_stream`` raises)."""
+    in_flight = InFlight(make)
+    request.while_waiting = in_flight
+    try:
+        response = ensure_event_stream(send(http, request))
+    finally:
+        request.while_waiting = None  # a request built from it later makes no stream
+    return in_flight.bind(response)
+
+
+async def aopen_stream(
+    http: httpx2.AsyncClient, request: RequestOptions, make: Callable[[], S]
+) -> S:
+    """The async twin of :func:`open_stream`."""
+    in_flight = InFlight(make)
+    request.while_waiting = in_flight
+    try:
+        response = await aensure_event_stream(await asend(http, request))
+    finally:
+        request.while_waiting = None
+    return in_flight.bind(response)
 
 
 class BaseStream(_StreamBase[T]):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
 import httpx2
@@ -10,14 +10,8 @@ import httpx2
 from ...engine._deadlines import Timeout
 from ...engine._decode import EventDecodeError, decode_chat_completion
 from ...engine._errors import APIResponseValidationError
-from ...engine._http import (
-    RequestOptions,
-    aensure_event_stream,
-    asend,
-    ensure_event_stream,
-    send,
-)
-from ...engine._streams import InFlight
+from ...engine._http import asend, send
+from ...engine._streams import aopen_stream, open_stream
 from ...engine.types.chat import ChatCompletion, ChatCompletionChunk
 from .._streams import AsyncStream, Stream
 
@@ -147,9 +141,11 @@ class Completions:
             finally:
                 response.close()
             return _completion(response, data)
-        in_flight = InFlight(_sync_stream(request))
-        request.while_waiting = in_flight
-        return in_flight.bind(ensure_event_stream(send(client._http, request)))
+
+        def make() -> Stream[ChatCompletionChunk]:
+            return Stream(None, timeout=request.timeout, require_done=request.require_done)
+
+        return open_stream(client._http, request, make)
 
 
 class AsyncCompletions:
@@ -201,28 +197,11 @@ class AsyncCompletions:
             finally:
                 await response.aclose()
             return _completion(response, data)
-        in_flight = InFlight(_async_stream(request))
-        request.while_waiting = in_flight
-        return in_flight.bind(await aensure_event_stream(await asend(client._http, request)))
 
+        def make() -> AsyncStream[ChatCompletionChunk]:
+            return AsyncStream(None, timeout=request.timeout, require_done=request.require_done)
 
-def _sync_stream(request: RequestOptions) -> Callable[[], Stream[ChatCompletionChunk]]:
-    """What makes the request's stream before its response is in (see ``InFlight``)."""
-    timeout, require_done = request.timeout, request.require_done
-
-    def make() -> Stream[ChatCompletionChunk]:
-        return Stream(None, timeout=timeout, require_done=require_done)
-
-    return make
-
-
-def _async_stream(request: RequestOptions) -> Callable[[], AsyncStream[ChatCompletionChunk]]:
-    timeout, require_done = request.timeout, request.require_done
-
-    def make() -> AsyncStream[ChatCompletionChunk]:
-        return AsyncStream(None, timeout=timeout, require_done=require_done)
-
-    return make
+        return await aopen_stream(client._http, request, make)
 
 
 class Chat:

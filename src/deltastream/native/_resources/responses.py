@@ -21,7 +21,7 @@ from ...engine._http import (
     send,
 )
 from ...engine._protocol import ResponseEventStream
-from ...engine._streams import FINISHED_STATUSES, InFlight
+from ...engine._streams import FINISHED_STATUSES, aopen_stream, open_stream
 from ...engine.types.responses import Response, ResponseStreamEvent
 from .._streams import AsyncStream, Stream
 
@@ -148,9 +148,7 @@ def _stored(
     """A GET of the stored response ``response_id``, on the same server as ``request``."""
     base = request.url[: request.url.rindex(_PATH)]
     url = f"{base}{_PATH}/{quote(response_id, safe='')}"
-    return dataclasses.replace(
-        request, method="GET", url=url, body=None, params=params, while_waiting=None
-    )
+    return dataclasses.replace(request, method="GET", url=url, body=None, params=params)
 
 
 def _status_request(request: RequestOptions, response_id: str) -> RequestOptions:
@@ -189,9 +187,7 @@ def _stream(
             finished=finished if resumable else None,
         )
 
-    in_flight = InFlight(make)
-    request.while_waiting = in_flight
-    return in_flight.bind(ensure_event_stream(send(http, request)))
+    return open_stream(http, request, make)
 
 
 async def _aread(http: httpx2.AsyncClient, request: RequestOptions) -> Response:
@@ -231,9 +227,7 @@ async def _astream(
             finished=finished if resumable else None,
         )
 
-    in_flight = InFlight(make)
-    request.while_waiting = in_flight
-    return in_flight.bind(await aensure_event_stream(await asend(http, request)))
+    return await aopen_stream(http, request, make)
 
 
 class Responses:
