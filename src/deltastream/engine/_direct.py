@@ -28,7 +28,7 @@ from httpx2._client import BoundAsyncStream, BoundSyncStream, ClientState
 
 from .._memo import Memo
 from ..transport import AsyncHTTP11Transport, HTTP11Transport
-from ..transport._common import PREPARED_HEAD, PreparedHead, header, outgoing
+from ..transport._common import PREPARED_HEAD, PreparedHead, header, origin_of, outgoing
 
 __all__ = ["adirect_send", "build", "direct_send", "lane"]
 
@@ -161,11 +161,12 @@ class _Template:
         self.encoding = model.headers.encoding
         self.prepared: PreparedHead | None = None
         # Else the transport encodes each request's head (and raises) as for any request.
-        with contextlib.suppress(httpx2.LocalProtocolError):
+        with contextlib.suppress(httpx2.LocalProtocolError, httpx2.UnsupportedProtocol):
             method_bytes, head, chunked, asks_close = outgoing(model, None)
             if not chunked:
                 # The head without its blank line; each request adds Content-Length.
-                self.prepared = PreparedHead(method_bytes, head[:-2], asks_close)
+                origin = origin_of(url)
+                self.prepared = PreparedHead(method_bytes, head[:-2], asks_close, origin)
 
 
 def _finish(

@@ -37,8 +37,8 @@ from ._common import (
     make_response,
     may_resend,
     nothing_came,
-    origin_of,
     outgoing,
+    request_origin,
     timeouts_of,
     while_waiting,
 )
@@ -305,16 +305,16 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
                 self._fallback = httpx2.AsyncHTTPTransport(**self._options)
             return await self._fallback.handle_async_request(request)
         pool = self._pool_for(loop)
-        origin = origin_of(request.url)
+        origin = request_origin(request)
         timeouts = timeouts_of(request)
         resend = may_resend(request)
         while True:
             conn = await pool.acquire(origin, timeouts.get("pool"))
             if conn is None:
                 conn = await self._connect(pool, loop, origin, timeouts)
-                return await self._exchange(pool, conn, request, resend=False)
+                return await self._exchange(pool, conn, request, timeouts, resend=False)
             try:
-                return await self._exchange(pool, conn, request, resend=resend)
+                return await self._exchange(pool, conn, request, timeouts, resend=resend)
             except StaleConnection:
                 continue  # the server had closed it: take another one
 
@@ -382,10 +382,14 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
         channel.transport = tls
 
     async def _exchange(
-        self, pool: _Pool, conn: _Connection, request: httpx2.Request, resend: bool
+        self,
+        pool: _Pool,
+        conn: _Connection,
+        request: httpx2.Request,
+        timeouts: dict[str, float | None],
+        resend: bool,
     ) -> httpx2.Response:
         """See ``HTTP11Transport._exchange``."""
-        timeouts = timeouts_of(request)
         forward = self._proxy.forward if self._proxy and conn.origin[0] == b"http" else None
         channel = conn.channel
         send_error: httpx2.TransportError | None = None

@@ -33,6 +33,7 @@ __all__ = [
     "nothing_came",
     "outgoing",
     "origin_of",
+    "request_origin",
     "request_headers",
     "shutdown_socket",
     "timeouts_of",
@@ -77,6 +78,12 @@ def origin_of(url: httpx2.URL) -> Origin:
     return scheme, url.raw_host, port
 
 
+def request_origin(request: httpx2.Request) -> Origin:
+    """``origin_of(request.url)``, known already for a request with a prepared head."""
+    prepared: PreparedHead | None = getattr(request, PREPARED_HEAD, None)
+    return origin_of(request.url) if prepared is None else prepared.origin
+
+
 def timeouts_of(request: httpx2.Request) -> dict[str, float | None]:
     timeouts = request.extensions.get("timeout")
     return timeouts if isinstance(timeouts, dict) else {}
@@ -94,12 +101,13 @@ class PreparedHead:
     so a request made from it (a redirect, which copies extensions) does not inherit
     it."""
 
-    __slots__ = ("asks_close", "method", "start")
+    __slots__ = ("asks_close", "method", "origin", "start")
 
-    def __init__(self, method: bytes, start: bytes, asks_close: bool) -> None:
+    def __init__(self, method: bytes, start: bytes, asks_close: bool, origin: Origin) -> None:
         self.method = method
         self.start = start  # the header lines, each with its CRLF, but no blank line
         self.asks_close = asks_close
+        self.origin = origin  # where these requests go: origin_of their URL
 
     def head(self, content_length: int) -> bytes:
         """The whole head of a request whose body is ``content_length`` bytes."""

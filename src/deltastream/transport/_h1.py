@@ -192,7 +192,7 @@ class ResponseHead:
 
     def keeps_alive(self) -> bool:
         """Whether the server lets the connection carry another request."""
-        tokens = self.values(b"connection")
+        tokens = self._framing.get(b"connection", ())
         if self.http_version == b"HTTP/1.0":
             return b"keep-alive" in tokens
         return b"close" not in tokens
@@ -298,13 +298,14 @@ class BodyDecoder:
         self.complete = False
         self._chunked = False
         self._remaining: int | None = None  # None: until the connection closes
+        framing = head._framing  # read, not copied as values() would
         if method == b"HEAD" or head.status < 200 or head.status in _NO_BODY_STATUS:
             self._remaining = 0
-        elif codings := head.values(b"transfer-encoding"):
+        elif codings := framing.get(b"transfer-encoding"):
             self._chunked = codings[-1] == b"chunked"
             self._remaining = 0 if self._chunked else None
         else:
-            lengths = set(head.values(b"content-length"))
+            lengths = set(framing.get(b"content-length", ()))
             if len(lengths) > 1:
                 raise _error(f"Conflicting Content-Length values {sorted(lengths)!r}")
             if lengths:
@@ -480,8 +481,9 @@ class ResponseStart:
     def reusable(self, head: ResponseHead, asks_close: bool) -> bool:
         """Whether the connection may carry another request after this response
         (``asks_close``: the request said ``Connection: close``)."""
-        if head.values(b"transfer-encoding") and (
-            head.http_version == b"HTTP/1.0" or head.values(b"content-length")
+        framing = head._framing
+        if b"transfer-encoding" in framing and (
+            head.http_version == b"HTTP/1.0" or b"content-length" in framing
         ):
             return False  # framing a proxy could read two ways: do not reuse (RFC 9112 6.1)
         return head.keeps_alive() and head.status != 101 and not asks_close

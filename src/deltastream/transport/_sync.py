@@ -55,8 +55,8 @@ from ._common import (
     make_response,
     may_resend,
     nothing_came,
-    origin_of,
     outgoing,
+    request_origin,
     shutdown_socket,
     timeouts_of,
     while_waiting,
@@ -364,15 +364,16 @@ class HTTP11Transport(httpx2.BaseTransport):
         self._pool = _Pool(limits or default_limits())
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        origin = origin_of(request.url)
+        origin = request_origin(request)
         timeouts = timeouts_of(request)
         resend = may_resend(request)
         while True:
             conn = self._pool.acquire(origin, timeouts.get("pool"))
             if conn is None:
-                return self._exchange(self._connect(origin, timeouts), request, resend=False)
+                conn = self._connect(origin, timeouts)
+                return self._exchange(conn, request, timeouts, resend=False)
             try:
-                return self._exchange(conn, request, resend=resend)
+                return self._exchange(conn, request, timeouts, resend=resend)
             except StaleConnection:
                 continue  # the server had closed it: take another one
 
@@ -404,12 +405,15 @@ class HTTP11Transport(httpx2.BaseTransport):
         return _Connection(sock, origin)
 
     def _exchange(
-        self, conn: _Connection, request: httpx2.Request, resend: bool
+        self,
+        conn: _Connection,
+        request: httpx2.Request,
+        timeouts: dict[str, float | None],
+        resend: bool,
     ) -> httpx2.Response:
-        """Send ``request`` on ``conn`` and read the response head. ``resend``: the
-        connection is a reused one and the request may go out again if it was stale
-        (raises ``StaleConnection``)."""
-        timeouts = timeouts_of(request)
+        """Send ``request`` on ``conn`` and read the response head. ``timeouts``: the
+        request's. ``resend``: the connection is a reused one and the request may go
+        out again if it was stale (raises ``StaleConnection``)."""
         forward = self._proxy.forward if self._proxy and conn.origin[0] == b"http" else None
         sock = conn.sock
         send_error: httpx2.TransportError | None = None
