@@ -17,7 +17,7 @@ import pytest
 import deltastream
 from deltastream.engine._direct import build, lane
 from deltastream.transport import sync_http_client
-from deltastream.transport._common import PREPARED_HEAD, outgoing
+from deltastream.transport._common import PREPARED_HEAD, origin_of, outgoing
 
 from ._helpers import chunk_json, sse_body
 from ._raw_server import Reply, Seen, Serve, response
@@ -242,6 +242,15 @@ def test_the_response_is_whole_as_httpx2_leaves_it(serve: Serve) -> None:
     client.close()
 
 
+def test_a_url_of_another_scheme_is_refused_as_httpx2_refuses_it() -> None:
+    # Its template has no prepared head (nor origin): the transport refuses it.
+    client = deltastream.Client(base_url="ftp://127.0.0.1:9/v1", api_key="k", max_retries=0)
+    with pytest.raises(deltastream.native.APIConnectionError) as caught:
+        text_of(client)
+    assert isinstance(caught.value.__cause__, httpx2.UnsupportedProtocol)
+    client.close()
+
+
 def test_a_transport_error_carries_its_request() -> None:
     client = deltastream.Client(base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0)
     with pytest.raises(deltastream.native.APIConnectionError) as caught:
@@ -281,6 +290,7 @@ def test_the_request_built_by_hand_is_the_one_httpx2_builds() -> None:
     # transport would encode from httpx2's request.
     head = prepared.head(len(content))
     assert (prepared.method, head, False, prepared.asks_close) == outgoing(theirs, None)
+    assert prepared.origin == origin_of(theirs.url)  # where the transport sends it
     # Every request from the template shares it; each head has its own Content-Length.
     longer = build(client._http, "POST", url, {"X-Trace": "1"}, content * 2, timeout, {})
     assert getattr(longer, PREPARED_HEAD) is prepared

@@ -48,9 +48,11 @@ from ._errors import (
 from ._http import (
     ATTEMPT_EXTENSION,
     RequestOptions,
+    aclose_response,
     aensure_event_stream,
     aiter_body,
     asend,
+    close_response,
     ensure_event_stream,
     iter_body,
     send,
@@ -376,7 +378,7 @@ class BaseStream(_StreamBase[T]):
             self._items.close()
         except ValueError:
             pass
-        self.response.close()
+        close_response(self.response)
 
     def until_done(self) -> Self:
         """Consume the rest of the stream."""
@@ -506,7 +508,7 @@ class BaseStream(_StreamBase[T]):
                 self._switch_to(response)
         finally:
             watchdog.unwatch(watch)
-            self.response.close()
+            close_response(self.response)
 
 
 class BaseAsyncStream(_StreamBase[T]):
@@ -652,7 +654,7 @@ class BaseAsyncStream(_StreamBase[T]):
         """Release the connection now. Safe to call more than once."""
         self._ready = None
         await self._finish()
-        await self.response.aclose()  # a response _finish had let go already: a no-op
+        await aclose_response(self.response)  # one _finish had let go already: a no-op
 
     aclose = close
 
@@ -723,7 +725,7 @@ class BaseAsyncStream(_StreamBase[T]):
     async def _resume_at(self, point: tuple[str, int | None]) -> None:
         """Open the stream again from ``point``, the old response closed."""
         await self._drop_body()
-        await self.response.aclose()
+        await aclose_response(self.response)
         assert self._resume is not None
         try:
             response = await self._resume(*point)
@@ -748,7 +750,7 @@ class BaseAsyncStream(_StreamBase[T]):
         self._over = True
         watchdog.unwatch(self._watch)
         await self._drop_body()
-        await self.response.aclose()
+        await aclose_response(self.response)
 
 
 def _let_go(response: httpx2.Response) -> None:

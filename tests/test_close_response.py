@@ -1,0 +1,106 @@
+"""close_response / aclose_response (engine/_http.py): how a stream closes its
+response. A body from deltastream's transport is closed without httpx2's context
+manager; any other response is closed by httpx2's own close. Either way the response
+ends closed, its body's close runs once, and the connection is let go."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import httpx2
+
+from deltastream.engine._http import aclose_response, aiter_body, close_response, iter_body
+from deltastream.transport import BODY_EXTENSION, async_http_client, sync_http_client
+
+from ._helpers import chunk_json, sse_body
+from ._raw_server import Reply, Seen, Serve, response
+
+STREAM = response(
+    sse_body(chunk_json("hi"), chunk_json(finish="stop")),
+    b"Content-Type: text/event-stream\r\n",
+)
+
+
+def streams(seen: Seen) -> Reply:
+    return Reply([STREAM])
+
+
+def test_a_body_read_to_its_end_is_closed_and_its_connection_used_again(serve: Serve) -> None:
+    server = serve(streams)
+    with sync_http_client() as http:
+        for _ in range(2):
+            request = http.build_request("POST", f"{server.url}/v1", content=b"{}")
+            answer = http.send(request, stream=True)
+            assert b"".join(iter_body(answer)).startswith(b"data: ")
+            close_response(answer)
+            assert answer.is_closed
+            assert answer.elapsed.total_seconds() > 0  # httpx2's bound stream was closed
+            close_response(answer)  # again: nothing more happens
+    assert [seen.connection for seen in server.seen] == [0, 0]
+
+
+def test_a_body_closed_unread_lets_its_connection_go(serve: Serve) -> None:
+    server = serve(streams)
+    with sync_http_client() as http:
+        for _ in range(2):
+            request = http.build_request("POST", f"{server.url}/v1", content=b"{}")
+            answer = http.send(request, stream=True)
+            body = answer.extensions[BODY_EXTENSION]
+            close_response(answer)
+            assert answer.is_closed
+            assert not body.holds_connection
+    assert len(server.seen) == 2
+
+
+class _Body(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"data: x\n\n"
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"data: x\n\n"
+
+    def close(self) -> None:
+        self.closed += 1
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+def test_any_other_response_is_closed_by_httpx2() -> None:
+    body = _Body()
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, stream=body))
+    with httpx2.Client(transport=transport) as http:
+        answer = http.send(http.build_request("GET", "http://example.test/"), stream=True)
+        close_response(answer)
+        close_response(answer)
+    assert answer.is_closed
+    assert body.closed == 1
+
+
+def test_the_async_twin_closes_both_kinds(serve: Serve) -> None:
+    server = serve(streams)
+    body = _Body()
+
+    async def main() -> None:
+        async with async_http_client() as http:
+            for _ in range(2):
+                request = http.build_request("POST", f"{server.url}/v1", content=b"{}")
+                answer = await http.send(request, stream=True)
+                assert b"".join([data async for data in aiter_body(answer)])
+                await aclose_response(answer)
+                assert answer.is_closed
+                await aclose_response(answer)
+        transport = httpx2.MockTransport(lambda request: httpx2.Response(200, stream=body))
+        async with httpx2.AsyncClient(transport=transport) as mocked:
+            other = await mocked.send(mocked.build_request("GET", "http://x.test/"), stream=True)
+            await aclose_response(other)
+            await aclose_response(other)
+            assert other.is_closed
+
+    asyncio.run(main())
+    assert [seen.connection for seen in server.seen] == [0, 0]
+    assert body.closed == 1
