@@ -157,6 +157,36 @@ def test_an_unwatched_socket_is_never_touched() -> None:
         assert watch.expired is None
 
 
+def test_entries_of_finished_watches_do_not_wake_the_watchdog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A client making many short requests leaves an entry per finished stream in the
+    # heap. Each used to wake the thread when it came due; the thread now drops them
+    # at its next look, due or not, and sleeps until a watch that is still on.
+    wakes: list[float | None] = []
+    wait = watchdog._cond.wait
+
+    def counting(timeout: float | None = None) -> bool:
+        wakes.append(timeout)
+        return wait(timeout)
+
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        start = time.monotonic()
+        for i in range(50):  # finished streams, their entries due 4 ms apart
+            finished = Watch(Timeout(first_token=0.2 + i * 0.004), start, reader)
+            watchdog.watch(finished)
+            watchdog.unwatch(finished)
+        monkeypatch.setattr(watchdog._cond, "wait", counting)
+        on = Watch(Timeout(first_token=0.05), time.monotonic(), reader)
+        watchdog.watch(on)  # comes due first: the thread looks then
+        reader.settimeout(10)
+        assert reader.recv(10) == b""  # it expired
+        time.sleep(0.5)  # past every finished entry's time
+    assert on.expired == ("first_token", 0.05)
+    assert len(wakes) <= 5, wakes
+
+
 def test_equal_to_httpxs_timeout_when_it_bounds_the_same() -> None:
     assert Timeout(60.0, connect=5.0) == httpx2.Timeout(60.0, connect=5.0)
     assert httpx2.Timeout(60.0, connect=5.0) == Timeout(60.0, connect=5.0)

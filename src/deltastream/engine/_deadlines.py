@@ -382,8 +382,10 @@ class _Watchdog:
 
     An entry is only a hint: when it comes due, the watch's deadline is computed again
     (it moves on with every event) and pushed back if it is still ahead. An entry whose
-    time is not the watch's ``scheduled`` one was superseded and is dropped; entries of
-    finished watches are dropped when they come due, or when the heap is compacted.
+    time is not the watch's ``scheduled`` one was superseded, and one of a finished
+    watch no longer counts: each is dropped when it reaches the top at one of the
+    thread's looks, due or not (so the thread sleeps until a watch still on), or when
+    the heap is compacted.
     """
 
     def __init__(self) -> None:
@@ -456,7 +458,11 @@ class _Watchdog:
         while True:
             heap = self._heap
             now = time.monotonic()
-            while heap and heap[0][0] <= now:
+            # Every entry at the top that no longer counts goes now, due or not: the
+            # thread then sleeps until a watch that is still on. Else each finished
+            # stream's entry woke it when it came due (once per request, a while after
+            # it: a client making many short requests paid a wake-up for each).
+            while heap and (heap[0][0] <= now or not _counts(heap[0])):
                 when, _, watch = heapq.heappop(heap)
                 if not watch.active or watch.scheduled != when:
                     continue
@@ -477,6 +483,12 @@ class _Watchdog:
         sock = watch.sock
         if sock is not None:
             shut_down(sock)
+
+
+def _counts(entry: tuple[float, int, Watch]) -> bool:
+    """Whether a heap entry is its watch's current one, for a watch still on."""
+    watch = entry[2]
+    return watch.active and watch.scheduled == entry[0]
 
 
 watchdog = _Watchdog()

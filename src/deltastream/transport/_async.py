@@ -41,6 +41,7 @@ from ._common import (
     request_origin,
     timeouts_of,
     while_waiting,
+    whole_body,
 )
 from ._dial import adial, aresolve
 from ._h1 import ResponseStart, encode_chunk
@@ -453,7 +454,7 @@ async def _send(
     body = request.stream
     try:
         if isinstance(body, httpx2.ByteStream) and not chunked:
-            await channel.write(head + b"".join(body), time_limit)
+            await channel.write(head + whole_body(request), time_limit)
         else:
             await channel.write(head, time_limit)
             assert isinstance(body, AsyncIterable)

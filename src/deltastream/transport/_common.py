@@ -37,6 +37,7 @@ __all__ = [
     "request_headers",
     "shutdown_socket",
     "timeouts_of",
+    "whole_body",
     "while_waiting",
 ]
 
@@ -133,6 +134,14 @@ def outgoing(
         target, headers = forward(request.url, headers)
     chunked = declares_chunked(headers)
     return method, request_head(method, target, headers), chunked, asks_to_close(headers)
+
+
+def whole_body(request: httpx2.Request) -> bytes:
+    """The body of a request whose stream is an ``httpx2.ByteStream``: as httpx2 read
+    it when it built the request, else joined from the stream (a generator, per
+    request, for the same bytes)."""
+    content: bytes | None = getattr(request, "_content", None)
+    return b"".join(request.stream) if content is None else content  # type: ignore[arg-type]
 
 
 def may_resend(request: httpx2.Request) -> bool:

@@ -60,6 +60,7 @@ from ._common import (
     shutdown_socket,
     timeouts_of,
     while_waiting,
+    whole_body,
 )
 from ._dial import dial, resolve
 from ._h1 import ResponseStart, encode_chunk
@@ -471,7 +472,7 @@ def _send(sock: socket.socket, request: httpx2.Request, head: bytes, chunked: bo
     body = request.stream
     try:
         if isinstance(body, httpx2.ByteStream) and not chunked:
-            sock.sendall(head + b"".join(body))
+            sock.sendall(head + whole_body(request))
         else:
             sock.sendall(head)
             assert isinstance(body, Iterable)
