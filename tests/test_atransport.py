@@ -25,7 +25,7 @@ from deltastream.engine._deadlines import shut_down
 from deltastream.engine._http import aiter_body
 from deltastream.transport import RESEND_STALE_EXTENSION
 from deltastream.transport._async import AsyncHTTP11Transport
-from deltastream.transport._common import NetworkStream
+from deltastream.transport._common import WHOLE_UNDER, NetworkStream
 
 from ._raw_server import (
     CHUNKED_HEAD,
@@ -124,7 +124,8 @@ async def test_one_read_of_many_small_chunks_is_one_piece(serve: Serve) -> None:
 async def test_a_stream_that_came_with_its_head_gives_its_first_event_alone(
     serve: Serve,
 ) -> None:
-    events = [b"data: %d\n\n" % i for i in range(5)]
+    # Its rest, after the first event, is more than what goes with the first.
+    events = [b"data: %d %s\n\n" % (i, b"x" * (WHOLE_UNDER // 3)) for i in range(5)]
     server = serve(lambda seen: Reply([CHUNKED_HEAD + b"".join(map(chunk, events)) + LAST_CHUNK]))
     async with make_client() as client:
         for _ in range(2):
@@ -134,6 +135,16 @@ async def test_a_stream_that_came_with_its_head_gives_its_first_event_alone(
         async with client.stream("GET", server.url) as resp:  # closed unread
             assert resp.status_code == 200
     assert server.connections_of() == [0, 0, 0]
+
+
+async def test_a_short_stream_that_came_with_its_head_comes_up_whole(serve: Serve) -> None:
+    events = [b"data: %d\n\n" % i for i in range(5)]
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + b"".join(map(chunk, events)) + LAST_CHUNK]))
+    async with make_client() as client:
+        for _ in range(2):
+            async with client.stream("GET", server.url) as resp:
+                assert [piece async for piece in resp.aiter_raw()] == [b"".join(events)]
+    assert server.connections_of() == [0, 0]
 
 
 async def test_content_length_body_in_several_writes(serve: Serve) -> None:

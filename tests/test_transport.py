@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import deltastream
 from deltastream.transport import BODY_EXTENSION
-from deltastream.transport._common import NetworkStream, header, make_response
+from deltastream.transport._common import WHOLE_UNDER, NetworkStream, header, make_response
 from deltastream.transport._h1 import ResponseHead
 from deltastream.transport._sync import HTTP11Transport
 
@@ -102,14 +102,29 @@ def test_one_read_of_many_small_chunks_is_one_piece(serve: Serve) -> None:
 EVENTS = [b"data: %d\n\n" % i for i in range(5)]
 
 
+# Events whose rest, after the first, is more than what goes with the first.
+LONG_EVENTS = [b"data: %d %s\n\n" % (i, b"x" * (WHOLE_UNDER // 3)) for i in range(5)]
+
+
 def test_a_stream_that_came_with_its_head_gives_its_first_event_alone(serve: Serve) -> None:
     # One write, so one read holds the head and the whole body: the first event comes
     # up before the rest is unframed, and the rest in one piece.
+    body = b"".join(map(chunk, LONG_EVENTS)) + LAST_CHUNK
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + body]))
+    with make_client() as client:
+        for _ in range(2):
+            with client.stream("GET", server.url) as resp:
+                assert list(resp.iter_raw()) == [LONG_EVENTS[0], b"".join(LONG_EVENTS[1:])]
+    assert server.connections_of() == [0, 0]
+
+
+def test_a_short_stream_that_came_with_its_head_comes_up_whole(serve: Serve) -> None:
+    # Its rest is shorter than a pass of its own would be worth: one piece.
     server = serve(lambda seen: Reply([CHUNKED_HEAD + b"".join(map(chunk, EVENTS)) + LAST_CHUNK]))
     with make_client() as client:
         for _ in range(2):
             with client.stream("GET", server.url) as resp:
-                assert list(resp.iter_raw()) == [EVENTS[0], b"".join(EVENTS[1:])]
+                assert list(resp.iter_raw()) == [b"".join(EVENTS)]
     assert server.connections_of() == [0, 0]
 
 

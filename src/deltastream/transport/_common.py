@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 READ_SIZE = 64 * 1024
+# What came with a response's head, past its first event, that is taken in the same
+# step as that event (see BodyState.take_first): a few events of a token stream.
+WHOLE_UNDER = 2048
 BODY_EXTENSION = "deltastream.body"  # the response's body stream, read by _http.iter_body
 # Set (true) on a request by a caller whose retry policy would send it again anyway.
 RESEND_STALE_EXTENSION = "deltastream.resend_stale"
@@ -305,17 +308,19 @@ class BodyState(Generic[C]):
     def take_first(self) -> bytes:
         """Body bytes from what came with the head; b"" once all of it is taken.
 
-        Its first event comes up alone when more follows it: a fast server sends a
-        short stream whole with its head, and the first chunk should not wait while
-        the rest is unframed and split into events. (A cut anywhere is correct: the
-        decoder takes its input in any pieces. This one is where the first event of
-        a token stream ends, and its HTTP chunk with it.)"""
+        Its first event comes up alone when more than ``WHOLE_UNDER`` bytes follow
+        it: a fast server sends a short stream whole with its head, and the first chunk
+        should not wait while the rest is unframed and split into events. A shorter
+        rest costs less to unframe than a read's pass of its own through the stream
+        does, so it goes with the first event. (A cut anywhere is correct: the decoder
+        takes its input in any pieces. This one is where the first event of a token
+        stream ends, and its HTTP chunk with it.)"""
         while raw := self.first:
             cut = len(raw)
             if self.first_cut:
                 self.first_cut = False
                 end = raw.find(b"\n\n") + 2
-                if 1 < end < cut:
+                if 1 < end < cut - WHOLE_UNDER:
                     cut = end + 2 if raw.startswith(b"\r\n", end) else end
             self.first = raw[cut:]
             try:
