@@ -44,7 +44,7 @@ from ._common import (
     whole_body,
 )
 from ._dial import adial, aresolve
-from ._h1 import ResponseStart, encode_chunk
+from ._h1 import BodyDecoder, ResponseStart, encode_chunk
 from ._pool import Origin, Slots
 from ._proxy import ProxyRoute, TunnelReply
 from ._tls import TLSConfig
@@ -166,14 +166,25 @@ class _Pool:
         self._slots.close_idle()
 
 
-class _ResponseBody(httpx2.AsyncByteStream):
-    """The body's bytes, a read at a time. Its own iterator, not an async generator,
-    and it waits on the channel without a coroutine of the channel's. A reader with a
-    frame of its own to wait in (an engine stream) can do without this one's too:
+class _ResponseBody(BodyState[_Connection], httpx2.AsyncByteStream):
+    """The body's bytes, a read at a time: its state between reads (``BodyState``)
+    and its iterator in one object. Its own iterator, not an async generator, and it
+    waits on the channel without a coroutine of the channel's. A reader with a frame
+    of its own to wait in (an engine stream) can do without this one's too:
     :meth:`ready`, :meth:`arrival` and :meth:`waited` are ``__anext__`` in parts."""
 
-    def __init__(self, state: BodyState[_Connection], request: httpx2.Request) -> None:
-        self._state = state
+    __slots__ = ("_read_timeout", "_request", "_timed")  # and no __dict__: see _sync
+
+    def __init__(
+        self,
+        conn: _Connection,
+        decoder: BodyDecoder,
+        first: bytes,
+        reusable: bool,
+        pool: _Pool,
+        request: httpx2.Request,
+    ) -> None:
+        super().__init__(conn, decoder, first, reusable, pool)
         self._request = request
         self._read_timeout: float | None = None
         self._timed = False  # _read_timeout is looked up (at the first wait)
@@ -187,10 +198,10 @@ class _ResponseBody(httpx2.AsyncByteStream):
             try:
                 await self.arrival()
             except TimeoutError as exc:
-                self._state.finish(reusable=False)
+                self.finish(reusable=False)
                 raise httpx2.ReadTimeout("timed out reading the body") from exc
             except BaseException:
-                self._state.finish(reusable=False)
+                self.finish(reusable=False)
                 raise
             finally:
                 self.waited()
@@ -202,17 +213,16 @@ class _ResponseBody(httpx2.AsyncByteStream):
     def ready(self) -> bytes | None:
         """The body's next bytes if they are here, b"" at its end; None when they are
         to be waited for: await :meth:`arrival`, then :meth:`waited`, then ask again."""
-        state = self._state
-        if state.first and (first := state.take_first()):  # a call only while there is some
+        if self.first and (first := self.take_first()):  # a call only while there is some
             return first
-        while (conn := state.conn) is not None:
+        while (conn := self.conn) is not None:
             channel = conn.channel
             if not channel.chunks and not channel.eof:
                 return None
             try:
-                body = state.step(channel.take())
+                body = self.step(channel.take())
             except BaseException:
-                state.finish(reusable=False)
+                self.finish(reusable=False)
                 raise
             if body:
                 return body  # if it ended the body, step() gave the connection back
@@ -227,31 +237,31 @@ class _ResponseBody(httpx2.AsyncByteStream):
             # change it once the response is in.
             self._read_timeout = timeouts_of(self._request).get("read")
             self._timed = True
-        conn = self._state.conn
+        conn = self.conn
         assert conn is not None  # ready() said to wait: the body has its connection
         return conn.channel.arrival(self._read_timeout)  # Channel.read, inline
 
     def waited(self) -> None:
         """After awaiting :meth:`arrival`, however that ended."""
-        conn = self._state.conn
+        conn = self.conn
         if conn is not None:
             conn.channel.waited()
 
     async def aclose(self) -> None:
         # Never waits (nor ever may): an abandoned stream closes it from __del__.
-        self._state.close()
+        self.close()
 
     @property
     def holds_connection(self) -> bool:
         """Whether the body still has its connection (else it ended, or was closed:
         either way nothing more will be read)."""
-        return self._state.conn is not None
+        return self.conn is not None
 
     def shutdown(self, how: int) -> None:
         """See ``_sync._ResponseBody.shutdown``: only while this body holds the
         connection. Safe from another thread: it only shuts the socket down, and the
         event loop sees the end of the stream."""
-        conn = self._state.conn
+        conn = self.conn
         transport = conn.channel.transport if conn is not None else None
         if transport is not None:
             shutdown_transport(transport, how)
@@ -431,11 +441,10 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
         head, decoder, first = started
         # After an early answer the server has not read the rest of the request.
         reusable = start.reusable(head, asks_close) and send_error is None
-        state = BodyState(conn, decoder, first, reusable, pool)
+        body = _ResponseBody(conn, decoder, first, reusable, pool, request)
         if decoder.complete:  # no body to read: the connection is free now
-            state.finish(state.ends_clean())
-        stream = _ResponseBody(state, request)
-        return make_response(head, stream, conn.network_stream)
+            body.finish(body.ends_clean())
+        return make_response(head, body, conn.network_stream)
 
     async def aclose(self) -> None:
         if self._pool is not None:

@@ -63,7 +63,7 @@ from ._common import (
     whole_body,
 )
 from ._dial import dial, resolve
-from ._h1 import ResponseStart, encode_chunk
+from ._h1 import BodyDecoder, ResponseStart, encode_chunk
 from ._pool import Origin, Slots
 from ._proxy import ProxyRoute, TunnelReply
 from ._tls import TLSConfig
@@ -285,13 +285,24 @@ class _Pool:
             self._slots.close_idle()
 
 
-class _ResponseBody(httpx2.SyncByteStream):
-    """The body of one response, read straight from the socket. Its own iterator, not
-    a generator: a reader that stops at the end of the stream's events (before the
+class _ResponseBody(BodyState[_Connection], httpx2.SyncByteStream):
+    """The body of one response, read straight from the socket: its state between
+    reads (``BodyState``) and its iterator in one object. Its own iterator, not a
+    generator: a reader that stops at the end of the stream's events (before the
     body's own end) leaves nothing to close by raising into it."""
 
-    def __init__(self, state: BodyState[_Connection], request: httpx2.Request) -> None:
-        self._state = state
+    __slots__ = ("_request", "_timed")  # and no __dict__: an open stream holds one
+
+    def __init__(
+        self,
+        conn: _Connection,
+        decoder: BodyDecoder,
+        first: bytes,
+        reusable: bool,
+        pool: _Pool,
+        request: httpx2.Request,
+    ) -> None:
+        super().__init__(conn, decoder, first, reusable, pool)
         self._request = request
         self._timed = False  # the socket's read timeout is set (at the first read)
 
@@ -299,10 +310,9 @@ class _ResponseBody(httpx2.SyncByteStream):
         return self
 
     def __next__(self) -> bytes:
-        state = self._state
-        if state.first and (first := state.take_first()):  # a call only while there is some
+        if self.first and (first := self.take_first()):  # a call only while there is some
             return first
-        while (conn := state.conn) is not None:
+        while (conn := self.conn) is not None:
             try:
                 if not self._timed:
                     # Looked up at the first read, not before: the engine's deadlines
@@ -315,28 +325,25 @@ class _ResponseBody(httpx2.SyncByteStream):
                     raise httpx2.ReadTimeout(str(exc) or "timed out reading the body") from exc
                 except OSError as exc:
                     raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
-                body = state.step(data)
+                body = self.step(data)
             except BaseException:
-                state.finish(reusable=False)
+                self.finish(reusable=False)
                 raise
             if body:
                 return body  # if it ended the body, step() gave the connection back
         raise StopIteration
 
-    def close(self) -> None:
-        self._state.close()
-
     @property
     def holds_connection(self) -> bool:
         """Whether the body still has its connection (else it ended, or was closed:
         either way nothing more will be read)."""
-        return self._state.conn is not None
+        return self.conn is not None
 
     def shutdown(self, how: int) -> None:
         """Shut the connection down while this body holds it, from any thread (the
         deadline watchdog, ``Stream.cancel``); once released it belongs to the pool and
         maybe another request, so then nothing."""
-        conn = self._state.conn
+        conn = self.conn
         if conn is not None:
             shutdown_socket(conn.sock, how)
 
@@ -458,11 +465,10 @@ class HTTP11Transport(httpx2.BaseTransport):
         head, decoder, first = started
         # After an early answer the server has not read the rest of the request.
         reusable = start.reusable(head, asks_close) and send_error is None
-        state = BodyState(conn, decoder, first, reusable, self._pool)
+        body = _ResponseBody(conn, decoder, first, reusable, self._pool, request)
         if decoder.complete:  # no body to read: the connection is free now
-            state.finish(state.ends_clean())
-        stream = _ResponseBody(state, request)
-        return make_response(head, stream, conn.network_stream)
+            body.finish(body.ends_clean())
+        return make_response(head, body, conn.network_stream)
 
     def close(self) -> None:
         self._pool.close()
