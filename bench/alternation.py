@@ -151,15 +151,26 @@ def _turn_runs(results: dict[str, Any], section: str) -> list[dict[str, Any]]:
     return [run.get("clients") or {} for run in runs(results, section, TOGETHER)]
 
 
-def ttfc_rounds(results: dict[str, Any], name: str) -> Spread | None:
-    """``name``'s warm time to first chunk in ms, round by round, taking turns."""
+def _rounds(results: dict[str, Any], section: str, key: str, name: str) -> Spread | None:
+    """``name``'s figure ``key``, round by round, from the runs of ``section``."""
     return Spread.of(
         [
-            ms
-            for clients in _turn_runs(results, "ttfc alternating")
-            for ms in clients.get(name, {}).get("ttfc_ms", [])
+            value
+            for clients in _turn_runs(results, section)
+            for value in clients.get(name, {}).get(key, [])
         ]
     )
+
+
+def ttfc_rounds(results: dict[str, Any], name: str) -> Spread | None:
+    """``name``'s warm time to first chunk in ms, round by round, taking turns."""
+    return _rounds(results, "ttfc alternating", "ttfc_ms", name)
+
+
+def request_rounds(results: dict[str, Any], name: str) -> Spread | None:
+    """``name``'s CPU µs for one request of the shortest stream, round by round,
+    taking turns."""
+    return _rounds(results, "one request alternating", "us_per_request", name)
 
 
 def _turns_ratio(

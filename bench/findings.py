@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .alternation import request_ratio
+from .alternation import request_ratio, request_rounds
 from .clients import DROPIN_ASYNC, DROPIN_SYNC, FLOOR_ASYNC, FLOOR_SYNC, NATIVE_ASYNC, NATIVE_SYNC
 from .figures import DASH, TIMES, median
 from .payload import MIN_CHUNKS
@@ -352,12 +352,15 @@ def _request_findings(results: dict[str, Any]) -> str:
         return ""
     per_request, floor_request = native * MIN_CHUNKS, floor * MIN_CHUNKS
     turns = request_ratio(results, NATIVE_SYNC, FLOOR_SYNC)
+    ours, theirs = request_rounds(results, NATIVE_SYNC), request_rounds(results, FLOOR_SYNC)
     taking_turns = (
         ""
-        if turns is None
+        if turns is None or ours is None or theirs is None
         else f"; taking turns request by request in one process, {turns.median:.2f}{TIMES}, "
-        f"rounds {turns.low:.2f}{TIMES} to {turns.high:.2f}{TIMES}: the floor's figure "
-        "alone moves by up to half between fresh processes"
+        f"rounds {turns.low:.2f}{TIMES} to {turns.high:.2f}{TIMES}, at {ours.median:.0f} "
+        f"µs and {theirs.median:.0f} µs: the floor's figure moves most, by up to half "
+        "between fresh processes, and run between the native client's requests it "
+        "costs more than alone (likely its caches, just churned by the longer path)"
     )
     text = (
         f"**A request.** The native client spends {per_request:.0f} µs of CPU on a "
@@ -373,12 +376,30 @@ def _request_findings(results: dict[str, Any]) -> str:
         "is Python code, not system calls: over 5,000 requests (getrusage, runs of 1,000 "
         "and 6,000 apart) the native client spends about 125 µs in user space and 30 µs "
         "in the kernel per request, the floor about 30 µs and 20 µs. In instructions "
-        "(callgrind, 100 against 500 requests) a request is about 478,000 against the "
-        "floor's 114,000 (505,000 a round ago): the request's options about 39,000; "
-        "the transport's exchange and the body's framing about 250,000 (httpx2's "
-        "request and response objects, the pool's check that an idle connection is "
-        "still open, the head); the stream about 205,000 (its set-up, the SSE and typed "
-        "decoding, the accumulation, the deadline watch, the close). Found on the way "
+        "(callgrind, 200 against 400 requests) a request is about 410,000 against the "
+        "floor's 106,000 (462,000 at the start of this round, measured the same way; "
+        "505,000 two rounds ago). Of the 462,000: the request's options and the "
+        "request itself about 64,000; the transport's exchange, the body's framing "
+        "and the close about 183,000 (httpx2's request and response objects, the "
+        "pool's check that an idle connection is still open, the head); the stream "
+        "about 215,000 (its set-up, the SSE and typed decoding, the accumulation, the "
+        "deadline watch, the close). What cost most was not a call but what a call "
+        "can hide: httpx2 closes a response inside a context manager built on a "
+        "generator, which the stream paid twice per request (about 15,000 "
+        "instructions; our own body's close is now called as httpx2's would call it, "
+        "without the wrapper, which only names the request in an error our close "
+        "never raises); an `isinstance` test against `collections.abc.Generator`, "
+        "answered in Python by the ABC machinery (about 5,000; now the exact type); "
+        "the request's origin, read through three URL properties per request (now "
+        "kept with the prepared head); a `contextlib.suppress`; and a response that "
+        "came whole with its head took two passes through the stream, its first "
+        "event alone and then the rest (now one when less than 2 KiB follows the "
+        "first event: unframing that much costs less than a pass, and the first chunk "
+        "of a longer rest still comes up alone). Each transport's response body is "
+        "now one object with slots where it was two and a dict. Each against the "
+        f"main before it, taking turns: 0.92{TIMES} for the trims and the close, "
+        f"0.93{TIMES} for the one pass, 0.97{TIMES} for the one body object. Found on "
+        "the way "
         "and gone: `needle in some_bytes` on CPython 3.11 first tries the needle as an "
         "integer and raises and clears a `TypeError` (3 a request, ~3,000 instructions "
         "each), and httpx2's `headers.get` of an absent header raises and catches a "
@@ -392,8 +413,8 @@ def _request_findings(results: dict[str, Any]) -> str:
         "kernel's and the server's work on caches the client's longer path has just "
         "churned, not the request's size. And what runs after the wait runs on a CPU "
         "this VM has just woken: the head is parsed in 13 µs there against 4.4 µs in a "
-        "tight loop. This round took about 5% off (a short stream that came whole with "
-        "its head hands its first event up before the rest is unframed; no socket "
+        "tight loop. Two rounds ago about 5% came off (a short stream that came whole "
+        "with its head hands its first event up before the rest is unframed; no socket "
         "option changes per request; no second look at the deadlines on the first "
         "event). What is left is spread over some forty calls of a few µs each: the "
         "options and the request (about 20 µs there), the response and the stream "
@@ -430,8 +451,9 @@ def _request_findings(results: dict[str, Any]) -> str:
     if kib is not None and floor_kib is not None:
         text += (
             f" **An open stream** holds {kib:.1f} KiB of the process's memory at 10,000 "
-            f"streams (the floor {floor_kib:.1f} KiB; 11.8 KiB before this round, 14.8 "
-            "the round before). What went this round: the async generator each stream "
+            f"streams (the floor {floor_kib:.1f} KiB; 9.7 KiB before this round, whose "
+            "response body is one object where it was two and a dict; 11.8 and 14.8 KiB "
+            "the rounds before). What went in those: the async generator each stream "
             "ran in (the event loop kept a weak reference to each in a set) and the "
             "coroutine of the body it waited through (the stream is its own iterator and "
             "waits for the connection in its one frame); the timer each connection kept "
@@ -447,9 +469,15 @@ def _request_findings(results: dict[str, Any]) -> str:
             "for the socket, about 0.9 KiB as for the floor; and a dozen owners of 50 to "
             "150 bytes: the SSE decoder, the accumulator, the metrics, the deadline watch "
             "and its heap entry, the connection's channel. **A finished stream** leaves only "
-            "its heap entry (about 200 bytes) until the heap is next compacted; until this "
-            "round the entry held the stream's body too, and through it the request with "
-            "its prompt (500 finished streams with 100 kB prompts held 75.7 MB; now 0.2 MB)."
+            "its heap entry (about 200 bytes) until the watchdog next looks (or the heap "
+            "is compacted); two rounds ago the entry held the stream's body too, and "
+            "through it the request with its prompt (500 finished streams with 100 kB "
+            "prompts held 75.7 MB; now 0.2 MB). Until this round the watchdog also woke "
+            "for each finished stream's entry when it came due, a while after the "
+            "stream: a client making many short requests paid a wake-up per request "
+            "from the idle time on (0.65 wakes per request with 20 ms deadlines). Now "
+            "every entry that no longer counts leaves the top of the heap at any look, "
+            "due or not, and the thread sleeps until a watch still on (0.07)."
         )
     return text
 
