@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import gzip
 import socket
 import ssl
 import threading
@@ -145,6 +146,26 @@ async def test_a_short_stream_that_came_with_its_head_comes_up_whole(serve: Serv
             async with client.stream("GET", server.url) as resp:
                 assert [piece async for piece in resp.aiter_raw()] == [b"".join(events)]
     assert server.connections_of() == [0, 0]
+
+
+async def test_a_body_replaced_after_the_request_was_built_is_the_one_sent(
+    serve: Serve,
+) -> None:
+    server = serve(lambda seen: ok())
+    payload = b'{"model": "m", "messages": []}' * 10
+
+    async def compress(request: httpx2.Request) -> None:
+        packed = gzip.compress(request.content)
+        request.stream = httpx2.ByteStream(packed)
+        request.headers["Content-Length"] = str(len(packed))
+
+    async with make_client() as client:
+        client.event_hooks["request"] = [compress]
+        for _ in range(2):
+            assert (await client.post(server.url, content=payload)).status_code == 200
+    for seen in server.seen:
+        assert gzip.decompress(seen.body) == payload
+    assert [seen.connection for seen in server.seen] == [0, 0]
 
 
 async def test_content_length_body_in_several_writes(serve: Serve) -> None:

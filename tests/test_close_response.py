@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import httpx2
+import pytest
 
 from deltastream.engine._http import aclose_response, aiter_body, close_response, iter_body
 from deltastream.transport import BODY_EXTENSION, async_http_client, sync_http_client
@@ -70,6 +71,18 @@ class _Body(httpx2.SyncByteStream, httpx2.AsyncByteStream):
         self.closed += 1
 
 
+class _FailingBody(_Body):
+    """A body whose close fails as a transport's may."""
+
+    def close(self) -> None:
+        super().close()
+        raise httpx2.ReadError("the close failed")
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        raise httpx2.ReadError("the close failed")
+
+
 def test_any_other_response_is_closed_by_httpx2() -> None:
     body = _Body()
     transport = httpx2.MockTransport(lambda request: httpx2.Response(200, stream=body))
@@ -79,6 +92,25 @@ def test_any_other_response_is_closed_by_httpx2() -> None:
         close_response(answer)
     assert answer.is_closed
     assert body.closed == 1
+
+
+def test_an_error_from_another_body_s_close_names_its_request_as_httpx2_has_it() -> None:
+    # httpx2's own close, not the shortcut: it names the request in the error.
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, stream=_FailingBody()))
+    with httpx2.Client(transport=transport) as http:
+        answer = http.send(http.build_request("GET", "http://example.test/"), stream=True)
+        with pytest.raises(httpx2.ReadError) as caught:
+            close_response(answer)
+    assert caught.value.request is answer.request
+
+    async def main() -> None:
+        async with httpx2.AsyncClient(transport=transport) as client:
+            other = await client.send(client.build_request("GET", "http://x.test/"), stream=True)
+            with pytest.raises(httpx2.ReadError) as caught:
+                await aclose_response(other)
+            assert caught.value.request is other.request
+
+    asyncio.run(main())
 
 
 def test_the_async_twin_closes_both_kinds(serve: Serve) -> None:

@@ -6,6 +6,7 @@ request."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import socket
 import ssl
 import threading
@@ -893,6 +894,27 @@ def test_a_post_body_with_content_length_arrives_intact(serve: Serve) -> None:
     assert seen.headers["content-length"] == str(len(payload))
     assert "transfer-encoding" not in seen.headers
     assert seen.body == payload
+
+
+def _compress_body(request: httpx2.Request) -> None:
+    """A request hook that replaces the body it was built with (as a hook or an auth
+    flow that compresses or signs a body does)."""
+    packed = gzip.compress(request.content)
+    request.stream = httpx2.ByteStream(packed)
+    request.headers["Content-Encoding"] = "gzip"
+    request.headers["Content-Length"] = str(len(packed))
+
+
+def test_a_body_replaced_after_the_request_was_built_is_the_one_sent(serve: Serve) -> None:
+    server = serve(lambda seen: ok())
+    payload = b'{"model": "m", "messages": []}' * 10
+    with make_client() as client:
+        client.event_hooks["request"] = [_compress_body]
+        for _ in range(2):  # and the connection stays in step
+            assert client.post(server.url, content=payload).status_code == 200
+    for seen in server.seen:
+        assert gzip.decompress(seen.body) == payload
+    assert [seen.connection for seen in server.seen] == [0, 0]
 
 
 def test_a_generator_body_is_sent_chunked(serve: Serve) -> None:

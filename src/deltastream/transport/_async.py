@@ -173,7 +173,7 @@ class _ResponseBody(BodyState[_Connection], httpx2.AsyncByteStream):
     of its own to wait in (an engine stream) can do without this one's too:
     :meth:`ready`, :meth:`arrival` and :meth:`waited` are ``__anext__`` in parts."""
 
-    __slots__ = ("_read_timeout", "_request", "_timed")  # and no __dict__: see _sync
+    __slots__ = ("_read_timeout", "_request", "_timed")  # no instance dict: see _sync
 
     def __init__(
         self,
@@ -463,7 +463,7 @@ async def _send(
     body = request.stream
     try:
         if isinstance(body, httpx2.ByteStream) and not chunked:
-            await channel.write(head + whole_body(request), time_limit)
+            await channel.write(head + whole_body(body), time_limit)
         else:
             await channel.write(head, time_limit)
             assert isinstance(body, AsyncIterable)

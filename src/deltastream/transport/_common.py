@@ -139,12 +139,13 @@ def outgoing(
     return method, request_head(method, target, headers), chunked, asks_to_close(headers)
 
 
-def whole_body(request: httpx2.Request) -> bytes:
-    """The body of a request whose stream is an ``httpx2.ByteStream``: as httpx2 read
-    it when it built the request, else joined from the stream (a generator, per
-    request, for the same bytes)."""
-    content: bytes | None = getattr(request, "_content", None)
-    return b"".join(request.stream) if content is None else content  # type: ignore[arg-type]
+def whole_body(stream: httpx2.ByteStream) -> bytes:
+    """A ``ByteStream``'s bytes, as its iterator gives them, without the generator it
+    makes per request. From the stream itself, not the request's ``content``: an
+    event hook or an auth flow may have replaced the stream since the request was
+    built (a compressed or signed body), and the stream is what is sent."""
+    data = stream._stream if type(stream) is httpx2.ByteStream else None
+    return data if isinstance(data, bytes) else b"".join(stream)
 
 
 def may_resend(request: httpx2.Request) -> bool:

@@ -291,7 +291,7 @@ class _ResponseBody(BodyState[_Connection], httpx2.SyncByteStream):
     generator: a reader that stops at the end of the stream's events (before the
     body's own end) leaves nothing to close by raising into it."""
 
-    __slots__ = ("_request", "_timed")  # and no __dict__: an open stream holds one
+    __slots__ = ("_request", "_timed")  # no instance dict is made: an open stream holds one
 
     def __init__(
         self,
@@ -478,7 +478,7 @@ def _send(sock: socket.socket, request: httpx2.Request, head: bytes, chunked: bo
     body = request.stream
     try:
         if isinstance(body, httpx2.ByteStream) and not chunked:
-            sock.sendall(head + whole_body(request))
+            sock.sendall(head + whole_body(body))
         else:
             sock.sendall(head)
             assert isinstance(body, Iterable)
