@@ -28,6 +28,7 @@ from .figures import DASH, RANGE, TIMES, Spread, fmt, median, runs, table
 
 __all__ = [
     "GROUPS",
+    "GROUP_JOBS",
     "RATIOS",
     "TOGETHER",
     "Rounds",
@@ -50,7 +51,10 @@ GROUPS = {
     "sync": [NATIVE_SYNC, DROPIN_SYNC, OPENAI_SYNC, FLOOR_SYNC],
     "async": [NATIVE_ASYNC, DROPIN_ASYNC, OPENAI_ASYNC, FLOOR_ASYNC],
     "native": [NATIVE_SYNC, FLOOR_SYNC, NATIVE_ASYNC, FLOOR_ASYNC],
+    "uvloop": [NATIVE_ASYNC, FLOOR_ASYNC],
 }
+# What a group's job sets besides its clients: the "uvloop" group runs on uvloop.
+GROUP_JOBS: dict[str, dict[str, Any]] = {"uvloop": {"loop": "uvloop"}}
 _SHORT = {
     NATIVE_SYNC: "native",
     NATIVE_ASYNC: "native",
@@ -79,12 +83,16 @@ RATIOS = [
     ),
     ("native", NATIVE_SYNC, FLOOR_SYNC),
     ("native", NATIVE_ASYNC, FLOOR_ASYNC),
+    ("uvloop", NATIVE_ASYNC, FLOOR_ASYNC),
 ]
 
 
-def label(top: str, bottom: str) -> str:
-    """``drop-in / native (sync)``."""
+def label(top: str, bottom: str, group: str = "") -> str:
+    """``drop-in / native (sync)``; ``native / raw floor (async, uvloop)`` for the
+    uvloop group."""
     mode = "async" if top.endswith("async") else "sync"
+    if group == "uvloop":
+        mode += ", uvloop"
     return f"{_SHORT[top]} / {_SHORT[bottom]} ({mode})"
 
 
@@ -142,7 +150,8 @@ class Rounds:
     def holds(self) -> str:
         names = sorted({_SHORT[name] for name in self.chunks}, key=list(_SHORT.values()).index)
         modes = sorted({"async" if n.endswith("async") else "sync" for n in self.chunks})
-        return f"{', '.join(names)} ({' and '.join(modes)})"
+        loop = " on uvloop" if self.group == "uvloop" else ""
+        return f"{', '.join(names)} ({' and '.join(modes)}{loop})"
 
 
 def _turn_runs(results: dict[str, Any], section: str) -> list[dict[str, Any]]:
@@ -303,7 +312,7 @@ def render(results: dict[str, Any]) -> str:
         each = ", ".join(f"{v:.2f}" for v in rounds.ratio_by_process(top, bottom))
         ratio_rows.append(
             [
-                label(top, bottom),
+                label(top, bottom, group),
                 rounds.holds(),
                 f"{spread.median:.2f}{TIMES}",
                 f"{q1:.2f} {RANGE} {q3:.2f}",
@@ -360,7 +369,7 @@ def render(results: dict[str, Any]) -> str:
 def _drift(rounds: Rounds) -> str:
     """How far the floor's own figure moved, against how far its ratio to native did."""
     clients = GROUPS[rounds.group]
-    native, floor = clients[0], clients[1] if rounds.group == "native" else clients[3]
+    native, floor = clients[0], next(c for c in clients if c in (FLOOR_SYNC, FLOOR_ASYNC))
     alone = rounds.client(floor)
     ratio = rounds.ratio(native, floor)
     if alone is None or ratio is None or len(alone.values) < 2:

@@ -106,7 +106,8 @@ SECTIONS = [
                 "n": 100_000,
                 "rounds": ALTERNATE_ROUNDS,
                 "n_of": ALTERNATE_N_OF,
-            },
+            }
+            | alternation.GROUP_JOBS.get(group, {}),
             together=True,
         )
         for group, clients in alternation.GROUPS.items()

@@ -157,7 +157,7 @@ CPU_TARGETS = [
         FLOOR_ASYNC,
         1.2,
         True,
-        "",  # not measured in one process
+        "uvloop",
     ),
     CpuTarget(
         "sync, long stream: openai-python's CPU per chunk over native's",

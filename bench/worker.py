@@ -513,16 +513,17 @@ def scenario_alternate(
     rounds: int,
     n_of: dict[str, int] | None = None,
     warmup: int = 1000,
+    loop: str = "asyncio",
 ) -> Result:
     """Each client in turn, ``rounds`` times, after one short warm-up stream each (it
-    connects and runs every first-call path)."""
+    connects and runs every first-call path); async clients on ``loop``."""
     specs = [CLIENTS[name] for name in clients]
     sizes = {spec.name: (n_of or {}).get(spec.name, n) for spec in specs}
     headers = {"x-bench-framing": "per-event"}
     per_client: dict[str, dict[str, Any]] = {
         spec.name: {"chunks": sizes[spec.name], "us_per_chunk": [], "wall_s": []} for spec in specs
     }
-    with asyncio.Runner() as runner:
+    with _runner(loop) as runner:
         made = _make_all(runner, specs, port)
 
         def once(spec: ClientSpec, chunks: int) -> Result:
