@@ -87,12 +87,18 @@ RATIOS = [
 ]
 
 
+def _loop(group: str) -> str | None:
+    """The event loop a group's rounds run on, when not asyncio's own."""
+    loop: str | None = GROUP_JOBS.get(group, {}).get("loop")
+    return loop
+
+
 def label(top: str, bottom: str, group: str = "") -> str:
     """``drop-in / native (sync)``; ``native / raw floor (async, uvloop)`` for the
     uvloop group."""
     mode = "async" if top.endswith("async") else "sync"
-    if group == "uvloop":
-        mode += ", uvloop"
+    if loop := _loop(group):
+        mode += f", {loop}"
     return f"{_SHORT[top]} / {_SHORT[bottom]} ({mode})"
 
 
@@ -150,8 +156,9 @@ class Rounds:
     def holds(self) -> str:
         names = sorted({_SHORT[name] for name in self.chunks}, key=list(_SHORT.values()).index)
         modes = sorted({"async" if n.endswith("async") else "sync" for n in self.chunks})
-        loop = " on uvloop" if self.group == "uvloop" else ""
-        return f"{', '.join(names)} ({' and '.join(modes)}{loop})"
+        loop = _loop(self.group)
+        on = f" on {loop}" if loop else ""
+        return f"{', '.join(names)} ({' and '.join(modes)}{on})"
 
 
 def _turn_runs(results: dict[str, Any], section: str) -> list[dict[str, Any]]:

@@ -27,12 +27,16 @@ def streams(seen: Seen) -> Reply:
     return Reply([STREAM])
 
 
+def sent(http: httpx2.Client, url: str) -> httpx2.Response:
+    """The answer to a request to ``url``, its body not read yet."""
+    return http.send(http.build_request("POST", f"{url}/v1", content=b"{}"), stream=True)
+
+
 def test_a_body_read_to_its_end_is_closed_and_its_connection_used_again(serve: Serve) -> None:
     server = serve(streams)
     with sync_http_client() as http:
         for _ in range(2):
-            request = http.build_request("POST", f"{server.url}/v1", content=b"{}")
-            answer = http.send(request, stream=True)
+            answer = sent(http, server.url)
             assert b"".join(iter_body(answer)).startswith(b"data: ")
             close_response(answer)
             assert answer.is_closed
@@ -45,8 +49,7 @@ def test_a_body_closed_unread_lets_its_connection_go(serve: Serve) -> None:
     server = serve(streams)
     with sync_http_client() as http:
         for _ in range(2):
-            request = http.build_request("POST", f"{server.url}/v1", content=b"{}")
-            answer = http.send(request, stream=True)
+            answer = sent(http, server.url)
             body = answer.extensions[BODY_EXTENSION]
             close_response(answer)
             assert answer.is_closed

@@ -462,9 +462,13 @@ class _Watchdog:
             # thread then sleeps until a watch that is still on. Else each finished
             # stream's entry woke it when it came due (once per request, a while after
             # it: a client making many short requests paid a wake-up for each).
-            while heap and (heap[0][0] <= now or not _counts(heap[0])):
-                when, _, watch = heapq.heappop(heap)
-                if not watch.active or watch.scheduled != when:
+            while heap:
+                when, _, watch = heap[0]
+                counts = watch.active and watch.scheduled == when
+                if counts and when > now:
+                    break
+                heapq.heappop(heap)
+                if not counts:
                     continue
                 deadline = watch.next_deadline(now)
                 if deadline is None:
@@ -483,12 +487,6 @@ class _Watchdog:
         sock = watch.sock
         if sock is not None:
             shut_down(sock)
-
-
-def _counts(entry: tuple[float, int, Watch]) -> bool:
-    """Whether a heap entry is its watch's current one, for a watch still on."""
-    watch = entry[2]
-    return watch.active and watch.scheduled == entry[0]
 
 
 watchdog = _Watchdog()

@@ -499,7 +499,7 @@ class BaseStream(_StreamBase[T]):
                     # The exact type (httpx2's iter_bytes), not the ABC: a cheaper test.
                     if isinstance(body, types.GeneratorType):
                         body.close()
-                self.response.close()
+                close_response(self.response)
                 assert self._resume is not None
                 try:
                     response = self._resume(*point)

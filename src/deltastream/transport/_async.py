@@ -44,7 +44,7 @@ from ._common import (
     whole_body,
 )
 from ._dial import adial, aresolve
-from ._h1 import BodyDecoder, ResponseStart, encode_chunk
+from ._h1 import ResponseStart, encode_chunk
 from ._pool import Origin, Slots
 from ._proxy import ProxyRoute, TunnelReply
 from ._tls import TLSConfig
@@ -173,21 +173,7 @@ class _ResponseBody(BodyState[_Connection], httpx2.AsyncByteStream):
     of its own to wait in (an engine stream) can do without this one's too:
     :meth:`ready`, :meth:`arrival` and :meth:`waited` are ``__anext__`` in parts."""
 
-    __slots__ = ("_read_timeout", "_request", "_timed")  # no instance dict: see _sync
-
-    def __init__(
-        self,
-        conn: _Connection,
-        decoder: BodyDecoder,
-        first: bytes,
-        reusable: bool,
-        pool: _Pool,
-        request: httpx2.Request,
-    ) -> None:
-        super().__init__(conn, decoder, first, reusable, pool)
-        self._request = request
-        self._read_timeout: float | None = None
-        self._timed = False  # _read_timeout is looked up (at the first wait)
+    __slots__ = ("_read_timeout",)  # set at the first wait; no instance dict: see _sync
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -232,11 +218,9 @@ class _ResponseBody(BodyState[_Connection], httpx2.AsyncByteStream):
         """What to await when :meth:`ready` said to wait; it fails with ``TimeoutError``
         past the read timeout (an abandoned wait leaves the connection unusable: the
         caller closes the body)."""
-        if not self._timed:
-            # Looked up at the first wait, not before: the engine's deadlines may
-            # change it once the response is in.
-            self._read_timeout = timeouts_of(self._request).get("read")
-            self._timed = True
+        if not self.timed:
+            self._read_timeout = timeouts_of(self.request).get("read")
+            self.timed = True
         conn = self.conn
         assert conn is not None  # ready() said to wait: the body has its connection
         return conn.channel.arrival(self._read_timeout)  # Channel.read, inline

@@ -294,10 +294,16 @@ class BodyState(Generic[C]):
     the framing, and hand the connection back (to ``pool``) the moment the body is
     complete, or as unusable when it ends any other way."""
 
-    __slots__ = ("conn", "decoder", "first", "first_cut", "pool", "reusable")
+    __slots__ = ("conn", "decoder", "first", "first_cut", "pool", "request", "reusable", "timed")
 
     def __init__(
-        self, conn: C | None, decoder: BodyDecoder, first: bytes, reusable: bool, pool: Pool[C]
+        self,
+        conn: C | None,
+        decoder: BodyDecoder,
+        first: bytes,
+        reusable: bool,
+        pool: Pool[C],
+        request: httpx2.Request,
     ) -> None:
         self.conn = conn  # None once given back
         self.decoder = decoder
@@ -305,6 +311,10 @@ class BodyState(Generic[C]):
         self.first_cut = True  # see take_first
         self.reusable = reusable
         self.pool = pool  # not its bound release: an object fewer per open stream
+        self.request = request
+        # The request's read timeout was looked up, at the first read: not before, as
+        # the engine's deadlines may change it once the response is in.
+        self.timed = False
 
     def take_first(self) -> bytes:
         """Body bytes from what came with the head; b"" once all of it is taken.

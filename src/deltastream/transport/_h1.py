@@ -108,7 +108,7 @@ class ResponseHead:
     on every response, and a stream held open should not keep its own copy of them.
     """
 
-    __slots__ = ("_framing", "all_ascii", "fields", "http_version", "reason", "status")
+    __slots__ = ("all_ascii", "fields", "framing", "http_version", "reason", "status")
 
     def __init__(
         self,
@@ -124,7 +124,9 @@ class ResponseHead:
         self.reason = reason
         self.http_version = http_version
         self.fields = fields
-        self._framing = _framing(fields)
+        # The values of the headers that decide framing and reuse, as lower-case tokens
+        # by header name: read by the body decoder and the reuse check, not changed.
+        self.framing = _framing(fields)
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
@@ -183,7 +185,7 @@ class ResponseHead:
         """Every value of header ``name`` (lower case), comma-separated lists split and
         lowered: for the few headers that decide framing and reuse."""
         if name in _FRAMING:
-            return list(self._framing.get(name, ()))
+            return list(self.framing.get(name, ()))
         found: list[bytes] = []
         for _, key, value in self.fields:
             if key == name:
@@ -192,7 +194,7 @@ class ResponseHead:
 
     def keeps_alive(self) -> bool:
         """Whether the server lets the connection carry another request."""
-        tokens = self._framing.get(b"connection", ())
+        tokens = self.framing.get(b"connection", ())
         if self.http_version == b"HTTP/1.0":
             return b"keep-alive" in tokens
         return b"close" not in tokens
@@ -298,7 +300,7 @@ class BodyDecoder:
         self.complete = False
         self._chunked = False
         self._remaining: int | None = None  # None: until the connection closes
-        framing = head._framing  # read, not copied as values() would
+        framing = head.framing
         if method == b"HEAD" or head.status < 200 or head.status in _NO_BODY_STATUS:
             self._remaining = 0
         elif codings := framing.get(b"transfer-encoding"):
@@ -481,7 +483,7 @@ class ResponseStart:
     def reusable(self, head: ResponseHead, asks_close: bool) -> bool:
         """Whether the connection may carry another request after this response
         (``asks_close``: the request said ``Connection: close``)."""
-        framing = head._framing
+        framing = head.framing
         if b"transfer-encoding" in framing and (
             head.http_version == b"HTTP/1.0" or b"content-length" in framing
         ):

@@ -63,7 +63,7 @@ from ._common import (
     whole_body,
 )
 from ._dial import dial, resolve
-from ._h1 import BodyDecoder, ResponseStart, encode_chunk
+from ._h1 import ResponseStart, encode_chunk
 from ._pool import Origin, Slots
 from ._proxy import ProxyRoute, TunnelReply
 from ._tls import TLSConfig
@@ -291,20 +291,7 @@ class _ResponseBody(BodyState[_Connection], httpx2.SyncByteStream):
     generator: a reader that stops at the end of the stream's events (before the
     body's own end) leaves nothing to close by raising into it."""
 
-    __slots__ = ("_request", "_timed")  # no instance dict is made: an open stream holds one
-
-    def __init__(
-        self,
-        conn: _Connection,
-        decoder: BodyDecoder,
-        first: bytes,
-        reusable: bool,
-        pool: _Pool,
-        request: httpx2.Request,
-    ) -> None:
-        super().__init__(conn, decoder, first, reusable, pool)
-        self._request = request
-        self._timed = False  # the socket's read timeout is set (at the first read)
+    __slots__ = ()  # no instance dict is made: an open stream holds one
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -314,11 +301,9 @@ class _ResponseBody(BodyState[_Connection], httpx2.SyncByteStream):
             return first
         while (conn := self.conn) is not None:
             try:
-                if not self._timed:
-                    # Looked up at the first read, not before: the engine's deadlines
-                    # may change it once the response is in.
-                    conn.read_timeout(timeouts_of(self._request).get("read"))
-                    self._timed = True
+                if not self.timed:
+                    conn.read_timeout(timeouts_of(self.request).get("read"))
+                    self.timed = True
                 try:
                     data = conn.recv()
                 except _TIMED_OUT as exc:
