@@ -358,9 +358,18 @@ def _request_findings(results: dict[str, Any]) -> str:
         if turns is None or ours is None or theirs is None
         else f"; taking turns request by request in one process, {turns.median:.2f}{TIMES}, "
         f"rounds {turns.low:.2f}{TIMES} to {turns.high:.2f}{TIMES}, at {ours.median:.0f} "
-        f"µs and {theirs.median:.0f} µs: the floor's figure moves most, by up to half "
-        "between fresh processes, and run between the native client's requests it "
-        "costs more than alone (likely its caches, just churned by the longer path)"
+        f"µs and {theirs.median:.0f} µs. The floor's figure is the one that moves: in "
+        "fresh processes run back to back (each the mean of 1,000 requests) it read "
+        "either about 55 µs or about 110 µs a request with nothing changed between "
+        "them, while the native client read 137 to 208 µs, so five pairs of fresh "
+        f"processes gave from 2.0{TIMES} to 3.5{TIMES}. In one process the ratio "
+        "does not depend on how the two take turns (request by request "
+        f"1.65{TIMES}; in blocks of 20 requests 1.58{TIMES}, of 200 1.54{TIMES}, of "
+        f"2,000 1.63{TIMES} and 1.85{TIMES}), and the floor cost the same (125 to 133 "
+        "µs) after a block of the native client's requests as after a busy loop, a "
+        "sleep or nothing: it does not pay for caches the longer path churned, as "
+        "the last round guessed. Which of the two a program that makes a request "
+        "now and then would see is not settled, so the target is called split"
     )
     text = (
         f"**A request.** The native client spends {per_request:.0f} µs of CPU on a "
