@@ -228,6 +228,19 @@ async def test_a_non_event_stream_answer_is_a_clear_error(mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("content_type", ["Text/Event-Stream", "TEXT/EVENT-STREAM; charset=UTF-8"])
+async def test_the_event_stream_content_type_is_case_insensitive(
+    mode: str, content_type: str
+) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = sse_body(chunk_json("hel"), chunk_json("lo"))
+        return httpx2.Response(200, headers={"content-type": content_type}, content=body)
+
+    chunks = await stream_chunks(mode, handler)
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks) == "hello"
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_in_band_error_event_raises_with_the_partial_result(mode: str) -> None:
     error = {"error": {"message": "overloaded", "type": "server_error", "code": "busy"}}
     body = sse_body(chunk_json("par"), chunk_json("tial"), done=False)

@@ -58,6 +58,7 @@ from .engine._http import (
     aiter_body,
     aread_head,
     check_event_stream,
+    is_event_stream,
     iter_body,
     parse_error_body,
     read_head,
@@ -385,7 +386,7 @@ class _Session:
 
 
 def _is_event_stream(response: httpx2.Response) -> bool:
-    return "text/event-stream" in response.headers.get("content-type", "")
+    return is_event_stream(response.headers.get("content-type"))
 
 
 # -- the shells -------------------------------------------------------------------------

@@ -180,3 +180,16 @@ def test_an_oversized_event_is_a_decode_error_that_says_so() -> None:
     assert error.msg == error.message
     assert (error.data, error.pos) == (b"", 0)
     assert error.partial.choices[0].message.content == "a"
+
+
+@pytest.mark.parametrize("content_type", ["TEXT/Event-Stream", "Text/Event-Stream; charset=UTF-8"])
+def test_an_event_stream_content_type_in_capitals_streams_as_in_openai(content_type: str) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = GOOD + b"data: [DONE]\n\n"
+        return httpx2.Response(200, headers={"content-type": content_type}, content=body)
+
+    for cls in (openai.OpenAI, deltastream.OpenAI):
+        http = httpx2.Client(transport=httpx2.MockTransport(handler))
+        with cls(base_url="http://parity/v1", api_key="sk-test", http_client=http) as client:
+            stream = client.chat.completions.create(model="m", messages=[], stream=True)
+            assert [chunk.choices[0].delta.content for chunk in stream] == ["a"]

@@ -43,6 +43,7 @@ __all__ = [
     "check_event_stream",
     "close_response",
     "ensure_event_stream",
+    "is_event_stream",
     "iter_body",
     "parse_error_body",
     "read_head",
@@ -191,13 +192,21 @@ def parse_error_body(data: bytes) -> object:
         return data.decode("utf-8", "replace")
 
 
+def is_event_stream(content_type: str | None) -> bool:
+    """Whether a Content-Type names an event stream. Media types are case-insensitive
+    (``Text/Event-Stream`` is one too); the usual spelling is tested first."""
+    if not content_type:
+        return False
+    return "text/event-stream" in content_type or "text/event-stream" in content_type.lower()
+
+
 def check_event_stream(response: httpx2.Response, head: bytes | None) -> None:
     """Raise unless a 2xx answer to a streaming request is an event stream.
 
     ``head`` is the start of the body when the caller has read it (for the message).
     """
     content_type = response.headers.get("content-type", "")
-    if "text/event-stream" in content_type:
+    if is_event_stream(content_type):
         return
     preview = (head or b"")[:_PREVIEW].decode("utf-8", "replace")
     raise APIResponseValidationError(
@@ -211,7 +220,7 @@ def check_event_stream(response: httpx2.Response, head: bytes | None) -> None:
 def ensure_event_stream(response: httpx2.Response) -> httpx2.Response:
     """The response, if it is an event stream; otherwise close it and raise, quoting
     the start of its body."""
-    if "text/event-stream" not in (header(response.headers, b"content-type") or ""):
+    if not is_event_stream(header(response.headers, b"content-type")):
         try:
             head = read_head(response, _PREVIEW)
         finally:
@@ -222,7 +231,7 @@ def ensure_event_stream(response: httpx2.Response) -> httpx2.Response:
 
 async def aensure_event_stream(response: httpx2.Response) -> httpx2.Response:
     """The async twin of :func:`ensure_event_stream`."""
-    if "text/event-stream" not in (header(response.headers, b"content-type") or ""):
+    if not is_event_stream(header(response.headers, b"content-type")):
         try:
             head = await aread_head(response, _PREVIEW)
         finally:

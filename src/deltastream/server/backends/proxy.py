@@ -24,6 +24,7 @@ import httpx2
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...engine._http import is_event_stream as names_event_stream
 from .._body import BodyItem, Cut, split_blocks
 from .._errors import APIError
 from .replay import MAX_FILE_BYTES, recording_suffix
@@ -50,7 +51,7 @@ _TIMEOUT: Final = httpx2.Timeout(connect=10.0, read=600.0, write=60.0, pool=10.0
 
 
 def is_event_stream(response: httpx2.Response) -> bool:
-    return "text/event-stream" in response.headers.get("content-type", "")
+    return names_event_stream(response.headers.get("content-type"))
 
 
 class _Blocks:
