@@ -1,6 +1,7 @@
 """``responses.retrieve(id, stream=True, starting_after=N)`` with N at or past the last
 event of a finished response: the server answers with an empty stream, and so does the
-client (as openai's does), on both faces, sync and async; over real sockets to the
+client (as openai's does), on both faces, sync and async, with retries left or none
+(max_retries=0: nothing to resume with, and still no error); over real sockets to the
 local server. An empty answer for a response still running is resumed as before."""
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ def finished_response(client: Any) -> str:
     return str(created.id)
 
 
+@pytest.mark.parametrize("max_retries", [2, 0])
 @pytest.mark.parametrize("face", ["native", "drop-in", "openai"])
-def test_past_the_end_is_an_empty_stream(server_url: str, face: str) -> None:
+def test_past_the_end_is_an_empty_stream(server_url: str, face: str, max_retries: int) -> None:
     make: Any = {
         "native": deltastream.Client,
         "drop-in": deltastream.OpenAI,
         "openai": openai.OpenAI,
     }[face]
-    with make(base_url=server_url, api_key="sk-test") as client:
+    with make(base_url=server_url, api_key="sk-test", max_retries=max_retries) as client:
         response_id = finished_response(client)
         started = time.monotonic()
         stream = client.responses.retrieve(response_id, stream=True, starting_after=PAST_THE_END)
@@ -45,13 +47,16 @@ def test_past_the_end_is_an_empty_stream(server_url: str, face: str) -> None:
         assert events[-1].type == "response.completed"
 
 
+@pytest.mark.parametrize("max_retries", [2, 0])
 @pytest.mark.parametrize("face", ["native", "drop-in"])
-async def test_past_the_end_is_an_empty_stream_async(server_url: str, face: str) -> None:
+async def test_past_the_end_is_an_empty_stream_async(
+    server_url: str, face: str, max_retries: int
+) -> None:
     sync_make: Any = deltastream.Client if face == "native" else deltastream.OpenAI
     with sync_make(base_url=server_url, api_key="sk-test") as sync_client:
         response_id = await asyncio.to_thread(finished_response, sync_client)
     make: Any = deltastream.AsyncClient if face == "native" else deltastream.AsyncOpenAI
-    async with make(base_url=server_url, api_key="sk-test") as client:
+    async with make(base_url=server_url, api_key="sk-test", max_retries=max_retries) as client:
         stream = await client.responses.retrieve(
             response_id, stream=True, starting_after=PAST_THE_END
         )

@@ -169,6 +169,14 @@ class _StreamBase(Generic[T]):
         """No event has come, on a stream that can tell whether its response is over."""
         return self._finished is not None and self._core.events_received == 0
 
+    def _over_without_resume(self) -> str | None:
+        """The id to ask whether the response is over, for a stream that ended cleanly
+        before any event and cannot be resumed (no resumes left): a retrieved stream
+        of a finished response has nothing after it, and is empty, as openai's is."""
+        if not self._nothing_asked_for() or self._watch.expired is not None:
+            return None
+        return self._response_id
+
     def _switch_to(self, response: httpx2.Response) -> None:
         """Go on reading from ``response``, a resumed stream (the old one is closed)."""
         self.response = response
@@ -491,7 +499,9 @@ class BaseStream(_StreamBase[T]):
                         return
                     point = self._resume_point()
                     if point is None:
-                        self._end()
+                        response_id = self._over_without_resume()
+                        if response_id is None or not _probe(self._finished, response_id):
+                            self._end()
                         return
                     if self._nothing_asked_for() and _probe(self._finished, point[0]):
                         return
@@ -595,7 +605,9 @@ class BaseAsyncStream(_StreamBase[T]):
                 except StopAsyncIteration:
                     point = self._resume_point()
                     if point is None:
-                        self._end()
+                        response_id = self._over_without_resume()
+                        if response_id is None or not await _aprobe(self._finished, response_id):
+                            self._end()
                         raise
                     if self._nothing_asked_for() and await _aprobe(self._finished, point[0]):
                         raise
