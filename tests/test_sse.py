@@ -652,6 +652,30 @@ def test_close_returns_nothing() -> None:
     assert decoder.close() == []
 
 
+@pytest.mark.parametrize(
+    ("stream", "unfinished"),
+    [
+        (b"data: a\n\n", None),
+        (b"data: a\n\ndata: [DONE]", b"[DONE]"),
+        (b"data: a\n\ndata: [DONE]\n", b"[DONE]"),
+        (b"data: a\r\n\r\ndata:[DONE]\r\n", b"[DONE]"),
+        (b"data: a\n\ndata: b\ndata: c", b"b\nc"),
+        (b"data: a\n\nevent: e\n", None),
+        (b"data: a\n\nid: 2", None),
+    ],
+)
+def test_unfinished_is_the_data_of_the_block_the_stream_stopped_in(
+    stream: bytes, unfinished: bytes | None
+) -> None:
+    for size in (1, 3, len(stream)):
+        decoder = SSEDecoder()
+        for start in range(0, len(stream), size):
+            decoder.feed(stream[start : start + size])
+        assert decoder.unfinished() == unfinished
+        decoder.close()
+        assert decoder.unfinished() is None
+
+
 def test_retry_line_of_unfinished_block_takes_effect(chunking: Chunking) -> None:
     # A complete retry line sets the reconnection time at once, dispatch or not.
     assert_decodes(b"data: a\n\nretry: 5000\ndata: b\n", chunking, [ev("a")], retry=5000)

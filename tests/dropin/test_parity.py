@@ -193,3 +193,16 @@ def test_an_event_stream_content_type_in_capitals_streams_as_in_openai(content_t
         with cls(base_url="http://parity/v1", api_key="sk-test", http_client=http) as client:
             stream = client.chat.completions.create(model="m", messages=[], stream=True)
             assert [chunk.choices[0].delta.content for chunk in stream] == ["a"]
+
+
+@pytest.mark.parametrize("end", [b"data: [DONE]", b"data: [DONE]\n", b"data: [DONE]\r\n"])
+def test_a_done_without_its_blank_line_ends_the_stream_as_in_openai(end: bytes) -> None:
+    body = GOOD + end
+    assert texts(openai.OpenAI, body) == ["a"]
+    assert texts(deltastream.OpenAI, body) == ["a"]
+    assert texts(deltastream.Client, body) == ["a"]
+
+
+def test_a_cut_off_event_that_is_not_done_still_raises() -> None:
+    with pytest.raises(deltastream.StreamTruncatedError):
+        texts(deltastream.OpenAI, GOOD + b"data: [DON")

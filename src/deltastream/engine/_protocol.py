@@ -208,6 +208,8 @@ class StreamCore:
 
     def end(self, *, require_done: bool = True) -> None:
         """The body ended. Raise if the stream never said it was done."""
+        if not self.done and self._done_cut_off():
+            self.done = True
         self.sse.close()
         if not self.done and require_done:
             raise self.fail(
@@ -219,6 +221,11 @@ class StreamCore:
                     request=self.response.request,
                 )
             )
+
+    def _done_cut_off(self) -> bool:
+        """Whether the body ended in the middle of its end marker (a cut-off final
+        event, which the SSE decoder does not dispatch)."""
+        return False
 
     def fail(self, error: BaseException) -> BaseException:
         """The error to raise for ``error``, carrying what was received so far."""
@@ -258,6 +265,12 @@ class ChunkStream(StreamCore):
         # decoded whole, which costs less per chunk.
         self.first_unread = face is None and not accumulate
         self.fed_raw = self.lazy  # `fed` holds the events, not yet decoded
+
+    def _done_cut_off(self) -> bool:
+        # `data: [DONE]` with no blank line after it: the server said it was done
+        # (openai's client, which never asks for [DONE], ends there quietly too).
+        tail = self.sse.unfinished()
+        return tail is not None and tail.strip() == _DONE
 
     def _chunks(self, events: list[Any]) -> list[Any]:
         """The chunks of these events (or of their data: see ``plain``); for a face

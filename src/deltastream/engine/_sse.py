@@ -229,6 +229,19 @@ class SSEDecoder:
         self.last_event_id = self._id_buffer
         return payloads
 
+    def unfinished(self) -> bytes | None:
+        """The data of the event the stream stopped in the middle of (no blank line
+        closed its block), or None. :meth:`close` discards that event, as the spec
+        says; a caller may still want to know that it was a cut-off ``[DONE]``."""
+        data: bytes | None = None
+        if self._has_data:
+            data = self._data if self._joined is None else bytes(self._joined)
+        line = bytes(self._pending).rstrip(b"\r")
+        if line.startswith(b"data:"):
+            value = line[6:] if line[5:6] == b" " else line[5:]
+            data = value if data is None else data + b"\n" + value
+        return data
+
     def close(self) -> list[ServerSentEvent]:
         """End of stream: an unfinished line and an unfinished block are discarded, as
         the spec says (so an ``id`` in a block that never ended does not take effect).
