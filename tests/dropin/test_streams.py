@@ -40,6 +40,28 @@ def test_a_chat_stream_is_openais_with_the_extras(server_url: str) -> None:
         assert stream.metrics.time_to_first_token is not None
 
 
+@pytest.mark.parametrize("make", [openai.OpenAI, deltastream.OpenAI, deltastream.Client])
+def test_a_stream_read_marks_its_response_consumed_as_httpx2_does(
+    server_url: str, make: Any
+) -> None:
+    with make(base_url=server_url, api_key="sk-test") as client:
+        stream = chat(client)
+        assert not stream.response.is_stream_consumed
+        next(iter(stream))
+        assert stream.response.is_stream_consumed
+        stream.close()
+        assert stream.response.is_stream_consumed
+        assert stream.response.is_closed
+
+
+async def test_an_async_stream_read_marks_its_response_consumed(server_url: str) -> None:
+    async with deltastream.AsyncOpenAI(base_url=server_url) as client:
+        stream: Any = await client.chat.completions.create(model="m", messages=STORY, stream=True)
+        assert not stream.response.is_stream_consumed
+        assert [chunk async for chunk in stream]
+        assert stream.response.is_stream_consumed
+
+
 def test_tee_and_sse_events(server_url: str) -> None:
     with deltastream.OpenAI(base_url=server_url) as client:
         first, second = chat(client).tee()

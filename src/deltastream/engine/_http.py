@@ -380,6 +380,7 @@ def iter_body(response: httpx2.Response) -> Iterator[bytes]:
     four objects and as many steps per read and change nothing."""
     body = response.extensions.get(BODY_EXTENSION)
     if isinstance(body, httpx2.SyncByteStream) and _untouched(response):
+        response.is_stream_consumed = True  # as httpx2 marks a body it starts to read
         return iter(body)
     return response.iter_bytes()
 
@@ -388,6 +389,7 @@ def aiter_body(response: httpx2.Response) -> AsyncIterator[bytes]:
     """:func:`iter_body` for async responses."""
     body = response.extensions.get(BODY_EXTENSION)
     if isinstance(body, httpx2.AsyncByteStream) and _untouched(response):
+        response.is_stream_consumed = True
         return aiter(body)
     return response.aiter_bytes()
 
