@@ -206,3 +206,22 @@ def test_a_done_without_its_blank_line_ends_the_stream_as_in_openai(end: bytes) 
 def test_a_cut_off_event_that_is_not_done_still_raises() -> None:
     with pytest.raises(deltastream.StreamTruncatedError):
         texts(deltastream.OpenAI, GOOD + b"data: [DON")
+
+
+def test_a_raw_responses_stream_that_is_not_an_event_stream_is_refused_at_parse() -> None:
+    """with_raw_response leaves the body to the caller: the content type is checked
+    when the stream is made from it, as a plain call's is when it is sent."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"hello": "world"})
+
+    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    with deltastream.OpenAI(base_url="http://parity/v1", api_key="k", http_client=http) as client:
+        raw = client.chat.completions.with_raw_response.create(model="m", messages=[], stream=True)
+        with pytest.raises(openai.APIResponseValidationError, match="application/json"):
+            raw.parse()
+        assert raw.http_response.read() == b'{"hello":"world"}'  # still the caller's
+        streaming = client.chat.completions.with_streaming_response.create
+        refused = pytest.raises(openai.APIResponseValidationError, match="application/json")
+        with streaming(model="m", messages=[], stream=True) as response, refused:
+            response.parse()

@@ -21,9 +21,17 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
 from ..engine._deadlines import NO_TIMEOUT, Timeout
-from ..engine._http import aensure_event_stream, ensure_event_stream
+from ..engine._errors import APIError
+from ..engine._http import (
+    aensure_event_stream,
+    check_event_stream,
+    ensure_event_stream,
+    is_event_stream,
+)
 from ..engine._protocol import ChunkStream, ResponseEventStream, StreamCore
 from ..engine._streams import FINISHED_STATUSES, BaseAsyncStream, BaseStream
+from ..transport._common import header
+from ._errors import translate
 from ._faces import ChatFace, ResponsesFace, _Face
 
 __all__ = ["AsyncStream", "Stream", "engine_stream_class"]
@@ -238,6 +246,13 @@ def engine_stream_class(stream_cls: Any) -> type[Any] | None:
 def _settings(stream: Any, client: Any, response: httpx2.Response, options: Any) -> dict[str, Any]:
     """The engine's settings for a stream of this request: its deadlines, its face, and
     whether (and as what) it can be opened again from a cursor."""
+    if not is_event_stream(header(response.headers, b"content-type")):
+        # Only a raw-response call's stream gets here (``with_raw_response``, then
+        # ``parse()``): the client left its body unchecked, and unread, for the caller.
+        try:
+            check_event_stream(response, None)
+        except APIError as error:
+            raise translate(error, None, 0) from None
     resumable, response_id = _resumable(options)
     return {
         "timeout": _timeout(client, options),

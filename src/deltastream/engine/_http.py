@@ -208,13 +208,14 @@ def check_event_stream(response: httpx2.Response, head: bytes | None) -> None:
     content_type = response.headers.get("content-type", "")
     if is_event_stream(content_type):
         return
-    preview = (head or b"")[:_PREVIEW].decode("utf-8", "replace")
-    raise APIResponseValidationError(
+    message = (
         f"Expected a text/event-stream response to a streaming request, got "
-        f"{content_type or 'no content type'!r}; the body starts: {preview!r}",
-        response=response,
-        body=preview,
+        f"{content_type or 'no content type'!r}"
     )
+    preview = None if head is None else head[:_PREVIEW].decode("utf-8", "replace")
+    if preview is not None:
+        message += f"; the body starts: {preview!r}"
+    raise APIResponseValidationError(message, response=response, body=preview)
 
 
 def ensure_event_stream(response: httpx2.Response) -> httpx2.Response:
