@@ -14,6 +14,8 @@ import pytest
 import deltastream
 import deltastream.native
 
+from .._wire import WIRE_DIR
+
 CHUNK = {
     "id": "c",
     "object": "chat.completion.chunk",
@@ -225,3 +227,39 @@ def test_a_raw_responses_stream_that_is_not_an_event_stream_is_refused_at_parse(
         refused = pytest.raises(openai.APIResponseValidationError, match="application/json")
         with streaming(model="m", messages=[], stream=True) as response, refused:
             response.parse()
+
+
+def _with_keepalive(recording: bytes, after: int) -> bytes:
+    """A recorded Responses stream with OpenAI's keepalive event (sent while a model
+    reasons in silence) after event ``after``, sequence numbers counted on through it."""
+    blocks, number = [], 0
+    for block in recording.split(b"\n\n"):
+        data = [line[6:] for line in block.split(b"\n") if line.startswith(b"data: ")]
+        if not data:
+            continue
+        event = json.loads(data[0])
+        event["sequence_number"], number = number, number + 1
+        blocks.append(f"event: {event['type']}\ndata: {json.dumps(event)}".encode())
+        if len(blocks) == after + 1:
+            keepalive = {"type": "keepalive", "sequence_number": number}
+            blocks.append(f"event: keepalive\ndata: {json.dumps(keepalive)}".encode())
+            number += 1
+    return b"\n\n".join(blocks) + b"\n\n"
+
+
+def test_a_keepalive_event_passes_through_a_responses_stream_as_in_openai() -> None:
+    body = _with_keepalive((WIRE_DIR / "openai/responses-function-call.sse").read_bytes(), 2)
+    results = []
+    for cls in (openai.OpenAI, deltastream.OpenAI, deltastream.Client):
+        with client_of(cls, body) as client:
+            events = list(client.responses.create(model="m", input="hi", stream=True))
+            assert [event.sequence_number for event in events] == list(range(len(events)))
+            assert events[3].type == "keepalive"
+            results.append([event.type for event in events])
+        if cls is not deltastream.Client:
+            with (
+                client_of(cls, body) as client,
+                client.responses.stream(model="m", input="hi") as s,
+            ):
+                assert s.get_final_response().status == "completed"
+    assert results[0] == results[1] == results[2]
