@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import openai
 import pytest
 
 import deltastream
+import deltastream.native
 from deltastream.server import create_app, run_in_thread
 from deltastream.server._errors import APIError
 from deltastream.server.responses._build import ResponseBuilder
@@ -265,6 +267,142 @@ def test_cancel(http: httpx2.Client, slow_url: str) -> None:
     foreground = post(http, slow_url, body("Hello!")).json()
     refused = http.post(f"{slow_url}/responses/{foreground['id']}/cancel")
     assert refused.status_code == 400
+
+
+STORY = "Write a story about a robot."
+CANCEL_MESSAGE = "The response was cancelled by a request to its cancel endpoint."
+#: What each face does once it has handed over the cancel's error event: openai's
+#: stream ends; deltastream's raise (README: "raises after it is handed over").
+ENDINGS: dict[Any, type[Exception] | None] = {
+    openai.OpenAI: None,
+    deltastream.OpenAI: deltastream.APIStreamError,
+    deltastream.Client: deltastream.native.APIStreamError,
+}
+ENDINGS_ASYNC: dict[Any, type[Exception]] = {
+    deltastream.AsyncOpenAI: deltastream.APIStreamError,
+    deltastream.AsyncClient: deltastream.native.APIStreamError,
+}
+
+
+def read_events(chunks: Iterator[bytes], count: int) -> bytes:
+    """A body's bytes up to at least its first ``count`` events."""
+    wire = b""
+    while wire.count(b"\n\n") < count:
+        wire += next(chunks)
+    return wire
+
+
+def test_a_cancelled_stream_is_numbered_without_gaps(http: httpx2.Client, slow_url: str) -> None:
+    """The cancel's error event takes the next sequence_number, live and on every
+    retrieve (the message it cut short sends no .done events), and the stored response
+    keeps that message, incomplete."""
+    request = body(STORY, max_output_tokens=None, background=True, stream=True)
+    with http.stream("POST", f"{slow_url}/responses", json=request) as live:
+        chunks = live.iter_bytes()
+        wire = read_events(chunks, 6)  # into the text deltas: a message is open
+        url = f"{slow_url}/responses/{parse_sse(wire)[0].json()['response']['id']}"
+        cancelled = http.post(f"{url}/cancel")
+        wire += b"".join(chunks)
+    assert cancelled.status_code == 200, cancelled.text
+    events = [event.json() for event in parse_sse(wire)]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert events[-1] == {
+        "type": "error",
+        "sequence_number": len(events) - 1,
+        "code": "response_cancelled",
+        "message": CANCEL_MESSAGE,
+        "param": None,
+    }
+    assert events[-2]["type"] == "response.output_text.delta"
+    assert http.get(url, params={"stream": "true"}).content == wire
+    for after in range(len(events) - 1):
+        again = http.get(url, params={"stream": "true", "starting_after": str(after)})
+        assert events_of(again) == events[after + 1 :], after
+    last = str(len(events) - 1)
+    assert http.get(url, params={"stream": "true", "starting_after": last}).content == b""
+    stored = http.get(url).json()
+    assert stored == cancelled.json()
+    assert stored["status"] == "cancelled"
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert stored["output"][0]["status"] == "incomplete"
+    assert stored["output"][0]["content"][0]["text"] == text
+
+
+@pytest.mark.parametrize("client_class", list(ENDINGS), ids=["openai", "drop-in", "native"])
+def test_each_client_reads_a_cancelled_stream_as_openai_does(
+    http: httpx2.Client, slow_url: str, client_class: Any
+) -> None:
+    """Four events read, the response cancelled, the stream read on: every event once, in
+    order, the last the cancel's error event, handed over by deltastream's faces as by
+    openai's; the same live and retrieved, from the start or after an event."""
+    ending = ENDINGS[client_class]
+    with client_class(base_url=slow_url, api_key="x", max_retries=0) as client:
+        stream = client.responses.create(model="gpt-4o", input=STORY, background=True, stream=True)
+        iterator = iter(stream)
+        events = list(islice(iterator, 4))
+        response_id = events[0].response.id
+        assert client.responses.cancel(response_id).status == "cancelled"
+        events += read_to_the_end(iterator, ending)
+        wire = events_of(http.get(f"{slow_url}/responses/{response_id}", params={"stream": "true"}))
+        assert [event.to_dict() for event in events] == wire
+        assert [e["sequence_number"] for e in wire] == list(range(len(wire)))
+        assert wire[-1]["type"] == "error"
+        assert wire[-1]["code"] == "response_cancelled"
+        for after in (None, 2, len(wire) - 2):
+            cursor = {} if after is None else {"starting_after": after}
+            again = client.responses.retrieve(response_id, stream=True, **cursor)
+            start = 0 if after is None else after + 1
+            assert [e.to_dict() for e in read_to_the_end(again, ending)] == wire[start:]
+
+
+def read_to_the_end(events: Iterable[Any], ending: type[Exception] | None) -> list[Any]:
+    """What ``events`` hands over, checking that it ends as ``ending`` says."""
+    read: list[Any] = []
+    if ending is None:
+        collect(events, read)
+        return read
+    with pytest.raises(ending) as caught:
+        collect(events, read)
+    assert getattr(caught.value, "code", None) == "response_cancelled"
+    return read
+
+
+def collect(events: Iterable[Any], into: list[Any]) -> None:
+    for event in events:
+        into.append(event)
+
+
+async def acollect(events: AsyncIterable[Any], into: list[Any], count: int | None = None) -> None:
+    """``events`` into ``into``: ``count`` of them, or to the end."""
+    async for event in events:
+        into.append(event)
+        if len(into) == count:
+            return
+
+
+@pytest.mark.parametrize(
+    "client_class", [openai.AsyncOpenAI, *ENDINGS_ASYNC], ids=["openai", "drop-in", "native"]
+)
+async def test_each_async_client_reads_a_cancelled_stream_as_openai_does(
+    slow_url: str, client_class: Any
+) -> None:
+    async with client_class(base_url=slow_url, api_key="x", max_retries=0) as client:
+        stream = await client.responses.create(
+            model="gpt-4o", input=STORY, background=True, stream=True
+        )
+        iterator = aiter(stream)
+        events: list[Any] = []
+        await acollect(iterator, events, 4)
+        await client.responses.cancel(events[0].response.id)
+        if client_class is openai.AsyncOpenAI:
+            await acollect(iterator, events)
+        else:
+            with pytest.raises(ENDINGS_ASYNC[client_class]):
+                await acollect(iterator, events)
+    numbers = [event.sequence_number for event in events]
+    assert numbers == list(range(len(numbers)))
+    assert events[-1].type == "error"
+    assert events[-1].code == "response_cancelled"
 
 
 def test_the_official_client_reads_the_stream_and_its_helpers(url: str) -> None:

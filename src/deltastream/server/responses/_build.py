@@ -112,23 +112,34 @@ class ResponseBuilder:
     def _where(self, item: dict[str, object]) -> dict[str, object]:
         return {"item_id": item["id"], "output_index": len(self.output) - 1}
 
-    def _close(self, status: str = "completed") -> list[Event]:
+    def _part(self) -> dict[str, object]:
+        """The open message's text so far, as its content part."""
+        return {
+            "type": "output_text",
+            "annotations": [],
+            "logprobs": list(self.logprobs),
+            "text": "".join(self._texts),
+        }
+
+    def _seal(self, status: str) -> dict[str, object] | None:
+        """End the open item in the response object, without an event (None: none open)."""
         item = self._open()
         if item is None:
-            return []
+            return None
         item["status"] = status
+        if item["type"] == "message":
+            item["content"] = [self._part()]
+        return item
+
+    def _close(self, status: str = "completed") -> list[Event]:
+        item = self._seal(status)
+        if item is None:
+            return []
         events: list[Event] = []
         if item["type"] == "message":
             where = {**self._where(item), "content_index": 0}
-            text = "".join(self._texts)
-            part: dict[str, object] = {
-                "type": "output_text",
-                "annotations": [],
-                "logprobs": list(self.logprobs),
-                "text": text,
-            }
-            item["content"] = [part]
-            text_done = {"text": text, "logprobs": list(self.logprobs)}
+            part = self._part()
+            text_done = {"text": part["text"], "logprobs": list(self.logprobs)}
             events.append(self._event("response.output_text.done", **where, **text_done))
             events.append(self._event("response.content_part.done", **where, part=dict(part)))
         else:
@@ -258,8 +269,9 @@ class ResponseBuilder:
         return [*events, self._with_response("response.failed")]
 
     def cancel(self, message: str) -> list[Event]:
-        """The response was cancelled: an ``error`` event ends its stream."""
-        self._close("incomplete")
+        """The response was cancelled: an ``error`` event, the next number, ends its stream.
+        The open item ends in the response object only; its ``.done`` events are not sent."""
+        self._seal("incomplete")
         self.response["status"] = "cancelled"
         return [self._event("error", code="response_cancelled", message=message, param=None)]
 
