@@ -12,6 +12,11 @@ import openai
 import pytest
 from openai import _base_client, _models, _streaming
 from openai._utils import LazyProxy
+from openai.lib.streaming.chat import (
+    AsyncChatCompletionStream,
+    ChatCompletionStream,
+    ChatCompletionStreamState,
+)
 
 
 @pytest.mark.parametrize("cls", [openai.OpenAI, openai.AsyncOpenAI])
@@ -50,6 +55,20 @@ def test_openai_reads_a_stream_classs_item_type_from_its_direct_bases() -> None:
         pass
 
     assert _streaming.extract_stream_chunk_type(Chunks) is openai.types.chat.ChatCompletionChunk
+
+
+@pytest.mark.parametrize("cls", [ChatCompletionStream, AsyncChatCompletionStream])
+def test_the_chat_helper_streams_keep_what_the_drop_in_extends(cls: Any) -> None:
+    # the engine's stream, read for the extras; the state, given a null delta's
+    # stand-in through handle_chunk (dropin/_helpers.py)
+    raw: Any = type("Raw", (), {"response": None})()
+    stream = cls(raw_stream=raw, response_format=openai.omit, input_tools=openai.omit)
+    assert stream._raw_stream is raw
+    assert type(stream._state) is ChatCompletionStreamState
+    assert list(inspect.signature(ChatCompletionStreamState.handle_chunk).parameters) == [
+        "self",
+        "chunk",
+    ]
 
 
 def test_the_request_options_the_engine_reads() -> None:

@@ -4,8 +4,10 @@ Each event's bytes are validated into openai's own model by pydantic-core (a few
 microseconds, against openai's own object building at many times that). An event that
 does not fit openai's schema (real servers send such) is built the way openai builds
 every event, leniently, through the client's ``_process_response_data``: it still
-arrives, never dropped and never an exception. Snapshots and partial results are built
-from the engine's accumulator on demand, in openai's types.
+arrives, never dropped and never an exception, and as openai hands it over (a null
+``delta`` stays None, content sent as a list of parts stays that list: the engine's
+accumulator copes with both). Snapshots and partial results are built from the engine's
+accumulator on demand, in openai's types.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from openai.types.responses import Response, ResponseStreamEvent
 from openai.types.responses.response_output_item import ResponseOutputItem
 
 from ..engine._accumulate import ExtrasChatAccumulator
-from ..engine._decode import EventDecodeError, InBandError, normalise, parse_json
+from ..engine._decode import EventDecodeError, InBandError, content_parts, parse_json
 from ..engine._protocol import StreamCore
 from ._errors import translate
 
-__all__ = ["ChatFace", "ResponsesFace"]
+__all__ = ["ChatFace", "ResponsesFace", "part_text"]
 
 
 def _validator(type_: Any) -> Any:
@@ -67,7 +69,7 @@ class _Face:
         if not isinstance(data, dict):
             raise EventDecodeError("stream event is not a JSON object", raw)
         return self._client._process_response_data(
-            data=self._fill(normalise(data)), cast_to=self.cast_to, response=self._response
+            data=self._fill(data), cast_to=self.cast_to, response=self._response
         )
 
     def _fill(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +114,8 @@ class ChatFace(_Face):
     def _fill(self, data: dict[str, Any]) -> dict[str, Any]:
         """What the accumulator walks, where a server left it out: a list of choices,
         each with an index and a delta. (A missing ``id``, ``created`` or ``model`` is
-        None, as openai's lenient building leaves it, on the chunk and the snapshot.)"""
+        None, as openai's lenient building leaves it, on the chunk and the snapshot. A
+        delta sent as null stays None, as in openai.)"""
         choices = data.get("choices")
         if not isinstance(choices, list):
             choices = data["choices"] = []
@@ -180,6 +183,12 @@ def chat_completion(native: Any) -> ChatCompletion:
             if message.get(name) is None:
                 message.pop(name, None)
     return cast(ChatCompletion, construct_type(type_=ChatCompletion, value=data))
+
+
+def part_text(content: Any) -> str:
+    """The text of a delta's content that is not a string: that of its text parts, if
+    it is a list of typed parts (as Mistral sends)."""
+    return "".join(content_parts(content)[0]) if isinstance(content, list) else ""
 
 
 def _item(native: Any) -> dict[str, Any]:

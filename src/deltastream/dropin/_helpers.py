@@ -7,12 +7,14 @@ helper streams openai returns are given a subclass of their own class that adds 
 engine's extras (``metrics``, ``cancel()``, ``events_received``, ``text_deltas()``),
 read from the engine's stream underneath. Events, ``.type`` strings and final results
 stay openai's, made by openai's code. (A subclass given to the object, rather than one
-built in its place, keeps openai's constructors and private state out of reach.)
+built in its place, keeps openai's constructors and private state out of reach.) The
+chat helper's state is given one the same way, for the one chunk openai's fails on: a
+null delta.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -20,7 +22,9 @@ from openai.lib.streaming.chat import (
     AsyncChatCompletionStream,
     AsyncChatCompletionStreamManager,
     ChatCompletionStream,
+    ChatCompletionStreamEvent,
     ChatCompletionStreamManager,
+    ChatCompletionStreamState,
 )
 from openai.lib.streaming.responses import (
     AsyncResponseStream,
@@ -31,8 +35,11 @@ from openai.lib.streaming.responses import (
 from openai.resources.chat import AsyncChat, Chat
 from openai.resources.chat.completions import AsyncCompletions, Completions
 from openai.resources.responses import AsyncResponses, Responses
+from openai.types.chat import ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
 from ..engine._metrics import StreamMetrics
+from ._faces import part_text
 
 __all__ = ["AsyncChatResource", "AsyncResponsesResource", "ChatResource", "ResponsesResource"]
 
@@ -72,11 +79,18 @@ class _SyncExtras(_Extras):
     __slots__ = ()
 
     def text_deltas(self) -> Iterator[str]:
-        """The text, delta by delta (the helper's own events go by meanwhile)."""
+        """The text, delta by delta (the helper's own events go by meanwhile). A chat
+        delta sent as a list of typed parts gives the text of its text parts."""
         kind = self._delta_type
         for event in self:  # type: ignore[attr-defined]
             if event.type == kind:
-                yield event.delta
+                delta = event.delta
+                if delta.__class__ is str:
+                    yield delta
+                else:
+                    text = part_text(delta)
+                    if text:
+                        yield text
 
 
 class _AsyncExtras(_Extras):
@@ -87,7 +101,13 @@ class _AsyncExtras(_Extras):
         kind = self._delta_type
         async for event in self:  # type: ignore[attr-defined]
             if event.type == kind:
-                yield event.delta
+                delta = event.delta
+                if delta.__class__ is str:
+                    yield delta
+                else:
+                    text = part_text(delta)
+                    if text:
+                        yield text
 
 
 # Each extended class has its helper class as its first base: CPython lets an object
@@ -112,16 +132,48 @@ class AsyncDeltaResponseStream(AsyncResponseStream[T], _AsyncExtras):
     _delta_type = "response.output_text.delta"
 
 
+class _ChatState(ChatCompletionStreamState[T]):
+    """openai's helper state, which fails on a chunk whose delta is null (None, as
+    openai hands it over) with an AttributeError: it is given that chunk with an empty
+    delta in its place, and its events carry the chunk as handed over."""
+
+    __slots__ = ()
+
+    def handle_chunk(self, chunk: ChatCompletionChunk) -> Iterable[ChatCompletionStreamEvent[T]]:
+        for choice in chunk.choices:
+            if choice.delta is None:
+                return self._handle_null_delta(chunk)
+        return super().handle_chunk(chunk)
+
+    def _handle_null_delta(self, chunk: ChatCompletionChunk) -> list[ChatCompletionStreamEvent[T]]:
+        choices = [
+            choice
+            if choice.delta is not None
+            else choice.model_copy(update={"delta": ChoiceDelta()})
+            for choice in chunk.choices
+        ]
+        events = list(super().handle_chunk(chunk.model_copy(update={"choices": choices})))
+        for event in events:
+            if event.type == "chunk":
+                event.chunk = chunk
+        return events
+
+
 def _extended(obj: Any, cls: type[Any]) -> Any:
     obj.__class__ = cls
     return obj
+
+
+def _chat_stream(stream: Any, cls: type[Any]) -> Any:
+    _extended(stream._state, _ChatState)
+    return _extended(stream, cls)
 
 
 class _ChatManager(ChatCompletionStreamManager[T]):
     __slots__ = ()
 
     def __enter__(self) -> DeltaChatCompletionStream[T]:
-        stream: DeltaChatCompletionStream[T] = _extended(
+        stream: DeltaChatCompletionStream[T] = _chat_stream(
             super().__enter__(), DeltaChatCompletionStream
         )
         return stream
@@ -131,7 +183,7 @@ class _AsyncChatManager(AsyncChatCompletionStreamManager[T]):
     __slots__ = ()
 
     async def __aenter__(self) -> AsyncDeltaChatCompletionStream[T]:
-        stream: AsyncDeltaChatCompletionStream[T] = _extended(
+        stream: AsyncDeltaChatCompletionStream[T] = _chat_stream(
             await super().__aenter__(), AsyncDeltaChatCompletionStream
         )
         return stream

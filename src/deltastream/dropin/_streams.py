@@ -11,7 +11,7 @@ streams).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
@@ -32,7 +32,7 @@ from ..engine._protocol import ChunkStream, ResponseEventStream, StreamCore
 from ..engine._streams import FINISHED_STATUSES, BaseAsyncStream, BaseStream
 from ..transport._common import header
 from ._errors import translate
-from ._faces import ChatFace, ResponsesFace, _Face
+from ._faces import ChatFace, ResponsesFace, _Face, part_text
 
 __all__ = ["AsyncStream", "Stream", "engine_stream_class"]
 
@@ -162,6 +162,24 @@ class ChatCompletionChunkStream(Stream[ChatCompletionChunk], openai.Stream[ChatC
         self.until_done()
         return self.current_snapshot
 
+    def text_deltas(self) -> Iterator[str]:
+        """The content text of choice 0, delta by delta. openai's chunks carry what the
+        engine's never do: a null delta (no text), and content as a list of typed parts
+        (the text of its text parts)."""
+        for chunk in self._items:
+            for choice in chunk.choices:
+                if choice.index == 0:
+                    delta = choice.delta
+                    if delta is not None:
+                        content: Any = delta.content
+                        if content.__class__ is str:
+                            if content:
+                                yield content
+                        elif content:
+                            text = part_text(content)
+                            if text:
+                                yield text
+
 
 class AsyncChatCompletionChunkStream(
     AsyncStream[ChatCompletionChunk], openai.AsyncStream[ChatCompletionChunk]
@@ -180,6 +198,22 @@ class AsyncChatCompletionChunkStream(
         """See :meth:`ChatCompletionChunkStream.get_final_completion`."""
         await self.until_done()
         return self.current_snapshot
+
+    async def text_deltas(self) -> AsyncIterator[str]:
+        """See :meth:`ChatCompletionChunkStream.text_deltas`."""
+        async for chunk in self:
+            for choice in chunk.choices:
+                if choice.index == 0:
+                    delta = choice.delta
+                    if delta is not None:
+                        content: Any = delta.content
+                        if content.__class__ is str:
+                            if content:
+                                yield content
+                        elif content:
+                            text = part_text(content)
+                            if text:
+                                yield text
 
 
 class ResponseEventsStream(Stream[ResponseStreamEvent], openai.Stream[ResponseStreamEvent]):

@@ -14,6 +14,8 @@ Merging rules, as the wire does it across providers:
 - ``role`` is the first non-null role; ``finish_reason`` the last non-null one;
   ``usage`` the last non-null top-level usage (it may come in a chunk with no choices).
 - ``logprobs`` token lists are concatenated.
+- content sent as a list of typed parts (Mistral's; only openai's chunks keep it as
+  sent): the text of its text parts is content, that of its thinking parts ``thinking``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._memo import Memo
+from ._decode import content_parts
 from ._responses_accumulate import ResponseAccumulator
 from .types.chat import (
     ChatCompletion,
@@ -244,7 +247,51 @@ class _ChoiceState:
     def add_logprobs(self, logprobs: ChoiceLogprobs) -> None:
         self._own_extras().add_logprobs(logprobs)
 
+    def content_text(self) -> str | None:
+        """The content so far. openai's chunks keep content sent as a list of typed
+        parts (Mistral's) as it came, so a piece may be such a list: it is read here,
+        when the pieces are joined, not on every delta."""
+        text = self.content
+        if text is None:
+            return None
+        try:
+            return text.value()
+        except TypeError:  # a piece that is not a string
+            self._read_parts()
+            return _join(self.content)
+
+    def compact_content(self) -> None:
+        """Join the content's recent pieces (see :meth:`content_text`)."""
+        text = self.content
+        assert text is not None
+        try:
+            text.compact()
+        except TypeError:  # a piece that is not a string
+            self._read_parts()
+
+    def _read_parts(self) -> None:
+        """The content's recent pieces that are not strings, replaced by the text of
+        their text parts; the text of their thinking parts goes to ``thinking`` (after
+        any thinking sent under its own field meanwhile: no server sends both)."""
+        text = self.content
+        assert text is not None
+        recent: list[Any] = text.recent
+        pieces: list[str] = []
+        for piece in recent:
+            if piece.__class__ is str:
+                pieces.append(piece)
+            elif isinstance(piece, list):
+                said, thought = content_parts(piece)
+                pieces.extend(said)
+                if thought:
+                    extras = self._own_extras()
+                    extras.thinking = _append(extras.thinking, "".join(thought))
+        recent[:] = pieces
+        if not pieces and text.blocks is None:
+            self.content = None  # none of it was text
+
     def build(self) -> Choice:
+        content = self.content_text()  # first: it may move thinking into the extras
         extras = self.extras
         tool_calls = [extras.tool_calls[i].build() for i in sorted(extras.tool_calls)]
         function_call = None
@@ -259,7 +306,7 @@ class _ChoiceState:
             )
         message = ChatCompletionMessage(
             role=self.role or "assistant",
-            content=_join(self.content),
+            content=content,
             refusal=_join(extras.refusal),
             tool_calls=tool_calls or None,
             function_call=function_call,
@@ -360,7 +407,7 @@ class ChatAccumulator:
     def text(self, index: int = 0) -> str:
         """The content text of one choice so far."""
         state = self.find(index)
-        return _join(state.content) or "" if state is not None else ""
+        return state.content_text() or "" if state is not None else ""
 
     def state(self, index: int) -> _ChoiceState:
         """The state of choice ``index``, made if it is new."""
@@ -401,9 +448,10 @@ def _index_of(state: _ChoiceState) -> int:
 class ExtrasChatAccumulator(ChatAccumulator):
     """:class:`ChatAccumulator` for pydantic chunks (openai's), whose deltas have the
     provider fields (``reasoning_content``, ...) only when a server sent them, among
-    their extras. ``add`` is the engine's again but for the test that sends a delta down
-    the fast path: this one runs for every token, so it is not a call to a shared
-    helper."""
+    their extras, and which keep shapes openai's schema does not describe as sent: a
+    null delta is None, and content may be a list of typed parts. ``add`` is the
+    engine's again but for the test that sends a delta down the fast path: this one
+    runs for every token, so it is not a call to a shared helper."""
 
     __slots__ = ()
 
@@ -428,30 +476,34 @@ class ExtrasChatAccumulator(ChatAccumulator):
             if state is None or state.index != index:
                 state = self.state(index)
             delta = facts["delta"]
-            sent = delta.__dict__
-            content = sent["content"]
-            if content is not None:
-                text = state.content
-                if text is None:
-                    state.content = Text(content)
-                else:
-                    recent = text.recent
-                    recent.append(content)
-                    if len(recent) >= _BLOCK:
-                        text.compact()
-                if (
-                    sent["tool_calls"] is None
-                    and sent["refusal"] is None
-                    and sent["function_call"] is None
-                    and not delta.__pydantic_extra__
-                ):
-                    role = sent["role"]
-                    if role is not None and state.role is None:
-                        state.role = _shared(role)
+            try:
+                sent = delta.__dict__
+            except AttributeError:  # "delta": null, handed over as None: nothing to add
+                pass
+            else:
+                content = sent["content"]
+                if content is not None:
+                    text = state.content
+                    if text is None:
+                        state.content = Text(content)
+                    else:
+                        recent = text.recent
+                        recent.append(content)  # a list of parts too: see content_text
+                        if len(recent) >= _BLOCK:
+                            state.compact_content()
+                    if (
+                        sent["tool_calls"] is None
+                        and sent["refusal"] is None
+                        and sent["function_call"] is None
+                        and not delta.__pydantic_extra__
+                    ):
+                        role = sent["role"]
+                        if role is not None and state.role is None:
+                            state.role = _shared(role)
+                    else:
+                        state.add_rare(delta)
                 else:
                     state.add_rare(delta)
-            else:
-                state.add_rare(delta)
             if facts["finish_reason"] is not None:
                 state.finish_reason = facts["finish_reason"]
             if facts["logprobs"] is not None:

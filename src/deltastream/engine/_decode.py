@@ -27,6 +27,7 @@ from .types.responses import (
 __all__ = [
     "EventDecodeError",
     "InBandError",
+    "content_parts",
     "decode_chat_event",
     "decode_chat_chunk",
     "decode_chat_completion",
@@ -191,6 +192,8 @@ def normalise(obj: Any) -> Any:
     for choice in choices:
         if not isinstance(choice, dict):
             continue
+        if "delta" in choice and choice["delta"] is None:
+            choice["delta"] = {}  # "delta": null (sent with a finish reason): nothing new
         for key in ("delta", "message"):
             part = choice.get(key)
             if isinstance(part, dict) and isinstance(part.get("content"), list):
@@ -201,9 +204,19 @@ def normalise(obj: Any) -> Any:
 def _flatten_content_parts(message: dict[str, Any]) -> None:
     """Content as a list of typed parts (Mistral): text parts become ``content``,
     thinking parts become ``thinking``."""
+    text, thinking = content_parts(message["content"])
+    message["content"] = "".join(text) if text else None
+    if thinking:
+        before = message.get("thinking")
+        message["thinking"] = (before if isinstance(before, str) else "") + "".join(thinking)
+
+
+def content_parts(parts: list[Any]) -> tuple[list[str], list[str]]:
+    """The text of content given as a list of typed parts (Mistral's): that of its text
+    parts, and that of its thinking parts. Parts of other kinds carry no text."""
     text: list[str] = []
     thinking: list[str] = []
-    for part in message["content"]:
+    for part in parts:
         if not isinstance(part, dict):
             continue
         kind = part.get("type")
@@ -211,10 +224,7 @@ def _flatten_content_parts(message: dict[str, Any]) -> None:
             text.append(part["text"])
         elif kind == "thinking":
             thinking.extend(_texts(part.get("thinking")))
-    message["content"] = "".join(text) if text else None
-    if thinking:
-        before = message.get("thinking")
-        message["thinking"] = (before if isinstance(before, str) else "") + "".join(thinking)
+    return text, thinking
 
 
 def _texts(value: Any) -> list[str]:

@@ -506,8 +506,8 @@ class ResponseEventStream(StreamCore):
 
 def _carries_token(chunk: Any) -> bool:
     for choice in chunk.choices:
-        d = choice.delta
-        if d.content or d.refusal or d.tool_calls or _reasoning(d):
+        d = choice.delta  # None in openai's chunk for "delta": null
+        if d is not None and (d.content or d.refusal or d.tool_calls or _reasoning(d)):
             return True
     return False
 
