@@ -263,3 +263,28 @@ def test_a_keepalive_event_passes_through_a_responses_stream_as_in_openai() -> N
             ):
                 assert s.get_final_response().status == "completed"
     assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours"),
+    [
+        (openai.AzureOpenAI, deltastream.AzureOpenAI),
+        (openai.AsyncAzureOpenAI, deltastream.AsyncAzureOpenAI),
+    ],
+)
+def test_an_azure_client_without_credentials_is_refused_when_built_as_in_openai(
+    monkeypatch: pytest.MonkeyPatch, theirs: Any, ours: Any
+) -> None:
+    for name in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    options = {"api_version": "2024-10-21", "base_url": "http://azure.local/openai"}
+    with pytest.raises(openai.OpenAIError, match="credentials") as expected:
+        theirs(**options)
+    with pytest.raises(openai.OpenAIError) as caught:
+        ours(**options)
+    assert str(caught.value) == str(expected.value)
+
+
+def test_an_openai_client_without_a_key_for_a_local_server_is_still_built() -> None:
+    client = deltastream.OpenAI(base_url="http://127.0.0.1:9/v1")
+    assert client.base_url.host == "127.0.0.1"

@@ -60,7 +60,10 @@ def _prepare(kwargs: dict[str, Any], cls: type[Any], http_client: Any) -> dict[s
         kwargs["timeout"] = DEFAULT_TIMEOUT
     if given is None:
         kwargs["http_client"] = http_client
-    if _keyless(kwargs) and _accepts(cls, "_enforce_credentials"):
+    # Azure always authenticates (a key or an Azure AD token): the rule for local
+    # servers is not for it, and openai's own check says what is missing at once.
+    azure = issubclass(cls, (openai.AzureOpenAI, openai.AsyncAzureOpenAI))
+    if not azure and _keyless(kwargs) and _accepts(cls, "_enforce_credentials"):
         # (openai's copy() passes True unless told otherwise: a copy is keyless too.)
         kwargs["_enforce_credentials"] = False
     return kwargs
