@@ -14,6 +14,7 @@ import pytest
 import deltastream
 import deltastream.native
 
+from .._raw_server import CHUNKED_HEAD, LAST_CHUNK, Reply, Seen, Serve, chunk
 from .._wire import WIRE_DIR
 
 CHUNK = {
@@ -288,3 +289,42 @@ def test_an_azure_client_without_credentials_is_refused_when_built_as_in_openai(
 def test_an_openai_client_without_a_key_for_a_local_server_is_still_built() -> None:
     client = deltastream.OpenAI(base_url="http://127.0.0.1:9/v1")
     assert client.base_url.host == "127.0.0.1"
+
+
+def _comments_while_thinking(before: bytes) -> Any:
+    """A stream that sends ``before``, then a keep-alive comment every 0.1 s for 0.8 s
+    (a server whose model is thinking), then an event and [DONE]."""
+
+    def handler(seen: Seen) -> Reply:
+        head = CHUNKED_HEAD.replace(b"text/plain", b"text/event-stream")
+        steps: list[Any] = [head + (chunk(before) if before else b"")]
+        for _ in range(8):
+            steps += [0.1, chunk(b": PROCESSING\n\n")]
+        return Reply([*steps, chunk(GOOD + b"data: [DONE]\n\n") + LAST_CHUNK])
+
+    return handler
+
+
+@pytest.mark.parametrize("before", [b"", GOOD], ids=["before-the-first-event", "mid-stream"])
+@pytest.mark.parametrize("timeout", [0.4, httpx2.Timeout(0.4)], ids=["seconds", "httpx2"])
+def test_openais_timeout_forms_count_comments_as_openais_per_read_timeout_does(
+    serve: Serve, before: bytes, timeout: Any
+) -> None:
+    server = serve(_comments_while_thinking(before))
+    expected = ["a", "a"] if before else ["a"]
+    for cls in (openai.OpenAI, deltastream.OpenAI):
+        url = f"{server.url}/v1"
+        with cls(base_url=url, api_key="k", timeout=timeout, max_retries=0) as client:
+            stream = client.chat.completions.create(model="m", messages=[], stream=True)
+            assert [chunk.choices[0].delta.content for chunk in stream] == expected
+
+
+def test_a_deltastream_timeout_keeps_its_own_rule_for_comments(serve: Serve) -> None:
+    server = serve(_comments_while_thinking(GOOD))
+    url = f"{server.url}/v1"
+    timeout = deltastream.Timeout(0.4)
+    with deltastream.OpenAI(base_url=url, api_key="k", timeout=timeout, max_retries=0) as client:
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        with pytest.raises(deltastream.DeadlineError) as caught:
+            list(stream)
+        assert caught.value.deadline == "idle"

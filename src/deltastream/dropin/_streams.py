@@ -10,6 +10,7 @@ streams).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar, cast
@@ -300,11 +301,26 @@ def _settings(stream: Any, client: Any, response: httpx2.Response, options: Any)
 
 def _timeout(client: Any, options: Any) -> Timeout:
     """The request's deadlines: its own ``timeout=`` or else the client's. None means
-    no deadline at all, as in openai."""
+    no deadline at all, as in openai. openai's own forms (seconds, an ``httpx2.Timeout``)
+    bound each read, and any byte ends a read's wait: so with them comments count, as
+    a server's keep-alive comments keep openai's stream going. A ``deltastream.Timeout``
+    says for itself."""
     value = getattr(options, "timeout", openai.NOT_GIVEN)
     if isinstance(value, openai.NotGiven):
         value = client.timeout
-    return NO_TIMEOUT if value is None else Timeout.of(value)
+    if value is None:
+        return NO_TIMEOUT
+    if isinstance(value, Timeout):
+        return value
+    if isinstance(value, int | float):
+        return _per_read(float(value))
+    return Timeout(value, comments_count=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _per_read(seconds: float) -> Timeout:
+    """openai's ``timeout=seconds`` (one object per value: a client's every stream)."""
+    return Timeout(seconds, comments_count=True)
 
 
 def _max_retries(client: Any, options: Any) -> int:
