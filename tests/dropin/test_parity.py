@@ -328,3 +328,76 @@ def test_a_deltastream_timeout_keeps_its_own_rule_for_comments(serve: Serve) -> 
         with pytest.raises(deltastream.DeadlineError) as caught:
             list(stream)
         assert caught.value.deadline == "idle"
+
+
+_RESPONSE = {
+    "id": "resp_1",
+    "object": "response",
+    "created_at": 1,
+    "model": "m",
+    "output": [],
+    "parallel_tool_calls": True,
+    "tool_choice": "auto",
+    "tools": [],
+    "status": "in_progress",
+    "error": None,
+    "incomplete_details": None,
+    "instructions": None,
+    "metadata": {},
+}
+_FAILED = {"status": "failed", "error": {"code": "server_error", "message": "boom"}}
+_FLAT_ERROR = {"type": "error", "code": "server_error", "message": "boom", "param": None}
+
+
+def _responses_body(*events: dict[str, Any]) -> bytes:
+    numbered = [{**event, "sequence_number": n} for n, event in enumerate(events)]
+    return b"".join(
+        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode() for event in numbered
+    )
+
+
+_CREATED = {"type": "response.created", "response": _RESPONSE}
+_FAILURE = {"type": "response.failed", "response": {**_RESPONSE, **_FAILED}}
+
+
+@pytest.mark.parametrize(
+    "events",
+    [(_CREATED, _FAILURE), (_CREATED, _FLAT_ERROR), (_CREATED, _FLAT_ERROR, _FAILURE)],
+    ids=["failed", "error", "error-then-failed"],
+)
+async def test_a_responses_failure_event_is_handed_over_without_raising_as_in_openai(
+    events: tuple[dict[str, Any], ...],
+) -> None:
+    body = _responses_body(*events)
+    seen = {}
+    for cls in (openai.OpenAI, deltastream.OpenAI):
+        with client_of(cls, body) as client:
+            stream = client.responses.create(model="m", input="hi", stream=True)
+            seen[cls] = [event.model_dump() for event in stream]
+    assert seen[openai.OpenAI] == seen[deltastream.OpenAI]
+    assert [event["type"] for event in seen[deltastream.OpenAI]] == [e["type"] for e in events]
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(lambda r: _sse_response(body)))
+    async with deltastream.AsyncOpenAI(base_url="http://p/v1", api_key="k", http_client=http) as ac:
+        astream = await ac.responses.create(model="m", input="hi", stream=True)
+        assert [event.model_dump() async for event in astream] == seen[openai.OpenAI]
+
+
+def _sse_response(body: bytes) -> httpx2.Response:
+    return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+
+def test_an_error_event_with_an_error_object_still_raises_as_in_openai() -> None:
+    nested = {"type": "error", "error": {"type": "server_error", "code": "x", "message": "boom"}}
+    body = _responses_body(_CREATED, nested)
+    for cls in (openai.OpenAI, deltastream.OpenAI):
+        with client_of(cls, body) as client, pytest.raises(openai.APIError, match="boom"):
+            list(client.responses.create(model="m", input="hi", stream=True))
+
+
+def test_the_native_client_raises_at_a_responses_failure() -> None:
+    body = _responses_body(_CREATED, _FAILURE)
+    with client_of(deltastream.Client, body) as client:
+        stream = client.responses.create(model="m", input="hi", stream=True)
+        with pytest.raises(deltastream.native.APIStreamError, match="boom"):
+            list(stream)
+        assert stream.events_received == 2

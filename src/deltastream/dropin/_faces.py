@@ -59,6 +59,7 @@ class _Face:
 
     cast_to: Any
     decodes: bool
+    hands_failures = False
 
     def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, response: httpx2.Response):
         self._client = client
@@ -144,6 +145,7 @@ class ResponsesFace(_Face):
 
     cast_to = ResponseStreamEvent
     decodes = False
+    hands_failures = True  # as openai's stream does: see engine/_protocol.Face
 
     def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, response: httpx2.Response):
         super().__init__(client, response)

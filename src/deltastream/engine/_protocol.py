@@ -67,6 +67,9 @@ class Face(Protocol):
     ``present``s each of the engine's items as one of its own."""
 
     decodes: bool
+    # openai's way with a Responses failure: ``response.failed``, or an ``error`` event
+    # without an ``error`` object, is handed over as an event and raises nothing.
+    hands_failures: bool
 
     def decode(self, raw: bytes) -> Any:
         """An event's data as the face's item (only if it ``decodes``). Raises
@@ -110,6 +113,7 @@ class StreamCore:
         "done",
         "face",
         "failure",
+        "failure_handed",
         "fed",
         "handed",
         "pending",
@@ -135,6 +139,7 @@ class StreamCore:
         self.sse = SSEDecoder(max_event_size)
         self.accumulate = accumulate
         self.done = False
+        self.failure_handed = False  # a failure event went out as an item (see Face)
         self.failure: APIError | None = None
         self.face = face
         self.fed: Sequence[Any] = ()  # the engine's items of the last feed
@@ -208,7 +213,7 @@ class StreamCore:
 
     def end(self, *, require_done: bool = True) -> None:
         """The body ended. Raise if the stream never said it was done."""
-        if not self.done and self._done_cut_off():
+        if not self.done and self._over_without_marker():
             self.done = True
         self.sse.close()
         if not self.done and require_done:
@@ -222,10 +227,11 @@ class StreamCore:
                 )
             )
 
-    def _done_cut_off(self) -> bool:
-        """Whether the body ended in the middle of its end marker (a cut-off final
-        event, which the SSE decoder does not dispatch)."""
-        return False
+    def _over_without_marker(self) -> bool:
+        """Whether the stream is over though its end marker never came: it was cut
+        off (a final event the SSE decoder does not dispatch), or a failure was handed
+        over as an event."""
+        return self.failure_handed
 
     def fail(self, error: BaseException) -> BaseException:
         """The error to raise for ``error``, carrying what was received so far."""
@@ -266,7 +272,7 @@ class ChunkStream(StreamCore):
         self.first_unread = face is None and not accumulate
         self.fed_raw = self.lazy  # `fed` holds the events, not yet decoded
 
-    def _done_cut_off(self) -> bool:
+    def _over_without_marker(self) -> bool:
         # `data: [DONE]` with no blank line after it: the server said it was done
         # (openai's client, which never asks for [DONE], ends there quietly too).
         tail = self.sse.unfinished()
@@ -408,7 +414,7 @@ class ResponseEventStream(StreamCore):
     ``error`` event or ``response.failed`` raises :class:`APIStreamError`.
     """
 
-    __slots__ = ("last_sequence", "skip_through")
+    __slots__ = ("hands_failures", "last_sequence", "skip_through")
 
     accumulator: ResponseAccumulator
     _done_marker = "a terminal event (response.completed, .failed or .incomplete)"
@@ -423,6 +429,7 @@ class ResponseEventStream(StreamCore):
     ):
         super().__init__(response, max_event_size=max_event_size, accumulate=accumulate, face=face)
         self._set_accumulator(ResponseAccumulator())
+        self.hands_failures = face is not None and face.hands_failures
         self.last_sequence: int | None = None  # kept across resumes of the same stream
         # A resumed stream may send again events delivered before the drop: those up to
         # this sequence number are dropped (not counted, not handed over twice).
@@ -465,6 +472,12 @@ class ResponseEventStream(StreamCore):
                     if kind is ResponseCompletedEvent or kind is ResponseIncompleteEvent:
                         self.done = True
                         break
+                    if self.hands_failures and not _carries_error_object(item):
+                        self.failure_handed = True
+                        if kind is ResponseFailedEvent:
+                            self.done = True
+                            break
+                        continue  # openai reads on: a response.failed may follow
                     raise self._stream_error(item)
         except APIError as error:
             if accumulate:
@@ -502,6 +515,17 @@ class ResponseEventStream(StreamCore):
         error.code = None if code is None else str(code)
         error.type = kind if isinstance(kind, str) else None
         return error
+
+
+def _carries_error_object(item: ResponseStreamEvent) -> bool:
+    """An ``error`` event whose data holds an ``error`` object, which openai raises as
+    ``APIError`` (it hands over the flat form, and ``response.failed``)."""
+    if isinstance(item, ResponseFailedEvent):
+        return False
+    try:
+        return bool(item.to_dict().get("error"))
+    except ValueError:  # bad UTF-8 in a field we skipped while decoding
+        return bool(msgspec.to_builtins(item).get("error"))
 
 
 def _carries_token(chunk: Any) -> bool:

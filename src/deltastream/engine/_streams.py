@@ -151,7 +151,7 @@ class _StreamBase(Generic[T]):
         again from, after its connection ended early or went silent past ``idle``; None
         if it cannot be. With nothing handed over yet, a stream whose id is known (a
         retrieved one) opens again from where it first asked (None)."""
-        if self._resume is None or self._cancelled:
+        if self._resume is None or self._cancelled or self._core.failure_handed:
             return None
         expired = self._watch.expired
         if expired is not None and expired[0] != "idle":  # first_token and total are final
