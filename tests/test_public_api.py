@@ -149,6 +149,36 @@ def test_the_native_face_imports_neither_openai_nor_pydantic() -> None:
     assert result.stdout.strip() == "[]"
 
 
+_IMPORTS_UNDER_OUR_NAME = """
+import sys
+from deltastream.types.chat import ChatCompletionChunk
+import openai.types.chat
+assert ChatCompletionChunk is openai.types.chat.ChatCompletionChunk
+assert sys.modules["deltastream.types.chat"] is openai.types.chat
+assert openai.types.chat.__spec__.name == "openai.types.chat"  # openai's, not the alias
+import deltastream.lib.streaming.chat as helpers, openai.lib.streaming.chat
+assert helpers is openai.lib.streaming.chat
+from deltastream.types import responses
+assert responses is openai.types.responses
+import deltastream.engine._sse
+assert deltastream.engine._sse.__name__ == "deltastream.engine._sse"  # ours stays ours
+try:
+    import deltastream.no_such_module
+except ModuleNotFoundError:
+    print("ok")
+"""
+
+
+def test_openais_modules_import_under_our_name_as_the_same_modules() -> None:
+    """A program whose every ``openai`` import became ``deltastream`` (``from
+    deltastream.types.chat import ...``) gets openai's modules, not copies."""
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_UNDER_OUR_NAME], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 def test_submodules_export_what_they_define() -> None:
     assert set(deltastream.sse.__all__) == {
         "DEFAULT_MAX_EVENT_SIZE",

@@ -20,6 +20,7 @@ import sys
 import types as _types
 from typing import TYPE_CHECKING, Any
 
+from . import _aliases
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ class _Module(_types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Module
+_aliases.install(__path__[0])
 
 
 def _module_client() -> Any:
