@@ -971,7 +971,10 @@ async def test_the_network_stream_has_the_socket(serve: Serve) -> None:
         assert callable(sock.shutdown)  # what the deadline watchdog needs
         assert sock.getpeername() == server.address
         assert stream.get_extra_info("ssl_object") is None
-        assert stream.get_extra_info("server_addr") is None
+        # the two ends' addresses, as httpcore's network streams give them
+        assert stream.get_extra_info("server_addr") == server.address
+        assert stream.get_extra_info("client_addr") == sock.getsockname()
+        assert stream.get_extra_info("no such thing") is None
         assert resp.extensions["http_version"] == b"HTTP/1.1"
         assert resp.extensions["reason_phrase"] == b"OK"
 

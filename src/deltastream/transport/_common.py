@@ -201,8 +201,8 @@ def shutdown_socket(sock: Any, how: int) -> None:
 
 
 class NetworkStream:
-    """What ``response.extensions["network_stream"]`` offers: the socket, and the TLS
-    object when there is one."""
+    """What ``response.extensions["network_stream"]`` offers, as httpcore's does: the
+    socket, the TLS object when there is one, and the two ends' addresses."""
 
     __slots__ = ("_sock", "_ssl_object")
 
@@ -217,6 +217,13 @@ class NetworkStream:
             return self._sock
         if info == "ssl_object":
             return self._ssl_object
+        if info == "server_addr" or info == "client_addr":
+            try:
+                return (
+                    self._sock.getpeername() if info == "server_addr" else self._sock.getsockname()
+                )
+            except OSError:  # closed since
+                return None
         return None
 
 
