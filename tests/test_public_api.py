@@ -4,6 +4,7 @@ which imports neither openai nor pydantic."""
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -93,6 +94,13 @@ def test_the_clients_are_openais() -> None:
     ]
     for ours, theirs in pairs:
         assert issubclass(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["OpenAI", "AsyncOpenAI", "AzureOpenAI", "AsyncAzureOpenAI"])
+def test_the_clients_have_openais_parameters(name: str) -> None:
+    """Frameworks that pass a client the arguments its signature names see openai's."""
+    ours, theirs = getattr(deltastream, name), getattr(openai, name)
+    assert inspect.signature(ours) == inspect.signature(theirs)
 
 
 def test_the_drop_ins_own_errors_are_openais() -> None:

@@ -197,6 +197,8 @@ def _async_http_client() -> httpx2.AsyncClient:
 class OpenAI(SyncEngine, openai.OpenAI):
     """openai's ``OpenAI`` client; its streams run on deltastream's engine."""
 
+    __signature__ = inspect.signature(openai.OpenAI)  # openai's parameters, not **kwargs
+
     def __init__(self, **kwargs: Any) -> None:
         self._keyless = _keyless(kwargs)
         client = None if kwargs.get("http_client") else _http_client()
@@ -209,6 +211,8 @@ class OpenAI(SyncEngine, openai.OpenAI):
 
 class AsyncOpenAI(AsyncEngine, openai.AsyncOpenAI):
     """openai's ``AsyncOpenAI`` client; its streams run on deltastream's engine."""
+
+    __signature__ = inspect.signature(openai.AsyncOpenAI)  # openai's parameters, not **kwargs
 
     def __init__(self, **kwargs: Any) -> None:
         self._keyless = _keyless(kwargs)
@@ -223,6 +227,8 @@ class AsyncOpenAI(AsyncEngine, openai.AsyncOpenAI):
 class AzureOpenAI(SyncEngine, openai.AzureOpenAI):
     """openai's ``AzureOpenAI`` client; its streams run on deltastream's engine."""
 
+    __signature__ = inspect.signature(openai.AzureOpenAI)  # openai's parameters, not **kwargs
+
     def __init__(self, **kwargs: Any) -> None:
         client = None if kwargs.get("http_client") else _http_client()
         super().__init__(**_prepare(kwargs, openai.AzureOpenAI, client))
@@ -230,6 +236,8 @@ class AzureOpenAI(SyncEngine, openai.AzureOpenAI):
 
 class AsyncAzureOpenAI(AsyncEngine, openai.AsyncAzureOpenAI):
     """openai's ``AsyncAzureOpenAI`` client; its streams run on deltastream's engine."""
+
+    __signature__ = inspect.signature(openai.AsyncAzureOpenAI)  # openai's parameters, not **kwargs
 
     def __init__(self, **kwargs: Any) -> None:
         client = None if kwargs.get("http_client") else _async_http_client()
