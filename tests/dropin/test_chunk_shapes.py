@@ -16,8 +16,11 @@ from typing import Any
 import httpx2
 import openai
 import pytest
+from openai._models import construct_type
+from openai.types.chat import ChatCompletionChunk
 
 import deltastream
+from deltastream.engine._accumulate import ExtrasChatAccumulator
 from deltastream.engine.types import ChoiceDelta
 from tests._wire import WIRE_DIR, manifest
 
@@ -345,3 +348,18 @@ def test_content_parts_over_a_long_stream_and_its_snapshots() -> None:
         stream.until_done()
         theirs = stream.current_snapshot.choices[0].message
     assert (theirs.content, theirs.thinking) == (text, thinking)
+
+
+def test_a_long_run_of_content_parts_is_joined_as_it_goes() -> None:
+    """Content as lists of text parts, chunk after chunk, is folded into blocks like
+    string content: the pieces waiting to be joined stay under one block's worth (they
+    once piled up, and every delta read them all again: quadratic)."""
+    accumulator = ExtrasChatAccumulator()
+    for i in range(3_000):
+        data = json.loads(chunk_event({"index": 0, "delta": {"content": text_parts(f"{i} ")}})[6:])
+        accumulator.add(construct_type(type_=ChatCompletionChunk, value=data))
+        state = accumulator.find(0)
+        assert state is not None
+        assert state.content is not None
+        assert len(state.content.recent) <= 256
+    assert accumulator.text() == "".join(f"{i} " for i in range(3_000))

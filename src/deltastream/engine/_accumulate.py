@@ -268,6 +268,8 @@ class _ChoiceState:
             text.compact()
         except TypeError:  # a piece that is not a string
             self._read_parts()
+            if self.content is not None and text.recent:
+                text.compact()  # else the pieces pile up, read again at every delta
 
     def _read_parts(self) -> None:
         """The content's recent pieces that are not strings, replaced by the text of
