@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+from typing import Any
 
 import openai
 import pytest
@@ -101,6 +102,12 @@ def test_the_clients_have_openais_parameters(name: str) -> None:
     """Frameworks that pass a client the arguments its signature names see openai's."""
     ours, theirs = getattr(deltastream, name), getattr(openai, name)
     assert inspect.signature(ours) == inspect.signature(theirs)
+
+    class Mine(ours):  # type: ignore[misc,valid-type]
+        def __init__(self, model: str, **options: Any) -> None:
+            super().__init__(**options)
+
+    assert list(inspect.signature(Mine).parameters) == ["model", "options"]  # its own
 
 
 def test_the_drop_ins_own_errors_are_openais() -> None:

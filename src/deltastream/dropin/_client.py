@@ -197,12 +197,13 @@ def _async_http_client() -> httpx2.AsyncClient:
 class OpenAI(SyncEngine, openai.OpenAI):
     """openai's ``OpenAI`` client; its streams run on deltastream's engine."""
 
-    __signature__ = inspect.signature(openai.OpenAI)  # openai's parameters, not **kwargs
-
     def __init__(self, **kwargs: Any) -> None:
         self._keyless = _keyless(kwargs)
         client = None if kwargs.get("http_client") else _http_client()
         super().__init__(**_prepare(kwargs, openai.OpenAI, client))
+
+    # openai's parameters, not **kwargs (on __init__: a subclass keeps its own)
+    __init__.__signature__ = inspect.signature(openai.OpenAI.__init__)  # type: ignore[attr-defined]
 
     def _validate_headers(self, headers: Any, custom_headers: Any) -> None:
         if not self._keyless:  # a keyless client sends no Authorization on purpose
@@ -212,12 +213,13 @@ class OpenAI(SyncEngine, openai.OpenAI):
 class AsyncOpenAI(AsyncEngine, openai.AsyncOpenAI):
     """openai's ``AsyncOpenAI`` client; its streams run on deltastream's engine."""
 
-    __signature__ = inspect.signature(openai.AsyncOpenAI)  # openai's parameters, not **kwargs
-
     def __init__(self, **kwargs: Any) -> None:
         self._keyless = _keyless(kwargs)
         client = None if kwargs.get("http_client") else _async_http_client()
         super().__init__(**_prepare(kwargs, openai.AsyncOpenAI, client))
+
+    # openai's parameters, not **kwargs (on __init__: a subclass keeps its own)
+    __init__.__signature__ = inspect.signature(openai.AsyncOpenAI.__init__)  # type: ignore[attr-defined]
 
     def _validate_headers(self, headers: Any, custom_headers: Any) -> None:
         if not self._keyless:  # a keyless client sends no Authorization on purpose
@@ -227,21 +229,23 @@ class AsyncOpenAI(AsyncEngine, openai.AsyncOpenAI):
 class AzureOpenAI(SyncEngine, openai.AzureOpenAI):
     """openai's ``AzureOpenAI`` client; its streams run on deltastream's engine."""
 
-    __signature__ = inspect.signature(openai.AzureOpenAI)  # openai's parameters, not **kwargs
-
     def __init__(self, **kwargs: Any) -> None:
         client = None if kwargs.get("http_client") else _http_client()
         super().__init__(**_prepare(kwargs, openai.AzureOpenAI, client))
+
+    # openai's parameters, not **kwargs (on __init__: a subclass keeps its own)
+    __init__.__signature__ = inspect.signature(openai.AzureOpenAI.__init__)  # type: ignore[attr-defined]
 
 
 class AsyncAzureOpenAI(AsyncEngine, openai.AsyncAzureOpenAI):
     """openai's ``AsyncAzureOpenAI`` client; its streams run on deltastream's engine."""
 
-    __signature__ = inspect.signature(openai.AsyncAzureOpenAI)  # openai's parameters, not **kwargs
-
     def __init__(self, **kwargs: Any) -> None:
         client = None if kwargs.get("http_client") else _async_http_client()
         super().__init__(**_prepare(kwargs, openai.AsyncAzureOpenAI, client))
+
+    # openai's parameters, not **kwargs (on __init__: a subclass keeps its own)
+    __init__.__signature__ = inspect.signature(openai.AsyncAzureOpenAI.__init__)  # type: ignore[attr-defined]
 
 
 _accelerated: dict[type[Any], type[Any]] = {}
