@@ -7,6 +7,8 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -180,6 +182,22 @@ assert deltastream.engine._sse.__name__ == "deltastream.engine._sse"  # ours sta
 try:
     import deltastream.no_such_module
 except ModuleNotFoundError:
+    pass
+else:
+    raise AssertionError("a module that does not exist was found")
+try:  # `python -m deltastream` asks for this one: never openai's
+    import deltastream.__main__
+except ModuleNotFoundError:
+    assert "openai.__main__" not in sys.modules
+class Failing:  # an openai module that exists but fails to import
+    def find_spec(self, name, path, target=None):
+        if name == "openai.types.failing":
+            raise ImportError("it failed")
+sys.meta_path.append(Failing())
+try:
+    import deltastream.types.failing
+except ImportError as error:
+    assert str(error) == "it failed", error  # not a second search, which finds nothing
     print("ok")
 """
 
@@ -192,6 +210,22 @@ def test_openais_modules_import_under_our_name_as_the_same_modules() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_the_package_imports_from_a_zip_archive(tmp_path: Path) -> None:
+    """As zipapps (pex, shiv) carry it: its own modules are listed without a directory."""
+    archive = tmp_path / "deltastream.zip"
+    package = Path(deltastream.__file__).parent
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for file in package.rglob("*.py"):
+            zipped.write(file, file.relative_to(package.parent))
+    code = (
+        f"import sys; sys.path.insert(0, {str(archive)!r}); import deltastream, deltastream.sse; "
+        "from deltastream.types.chat import ChatCompletionChunk; print(deltastream.__file__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(str(archive))
 
 
 def test_submodules_export_what_they_define() -> None:

@@ -6,47 +6,54 @@ not provide. So a finder answers for every ``deltastream.<name>...`` that is not
 of deltastream's own modules with openai's module of the same path: the very module
 object, not a second copy of it (a second copy would define its classes again, and
 ``isinstance`` would fail across the two).
+
+The finder and loader follow the import protocols without subclassing
+``importlib.abc``, whose import pulls in ``importlib.resources`` and with it a dozen
+modules: ``import deltastream`` would take twice as long.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
+import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from importlib.machinery import ModuleSpec
 from types import ModuleType
+from typing import Any
 
 __all__ = ["install"]
 
 _PACKAGE = "deltastream"
 
 
-class _OpenAIModules(importlib.abc.MetaPathFinder):
+class _OpenAIModules:
     """Finds ``deltastream.X.Y`` as ``openai.X.Y`` when ``X`` is not deltastream's."""
 
     def __init__(self, own: frozenset[str]) -> None:
         self._own = own
 
     def find_spec(
-        self,
-        fullname: str,
-        path: Sequence[str] | None,
-        target: ModuleType | None = None,
-    ) -> importlib.machinery.ModuleSpec | None:
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
         package, _, rest = fullname.partition(".")
-        if package != _PACKAGE or not rest or rest.partition(".")[0] in self._own:
-            return None
+        first = rest.partition(".")[0]
+        if package != _PACKAGE or not rest or first in self._own or first.startswith("__"):
+            return None  # ours, or a dunder (``python -m deltastream`` asks for __main__)
+        name = f"openai.{rest}"
         try:
-            module = importlib.import_module(f"openai.{rest}")
-        except ImportError:
-            return None  # then it is not found, as for any module that does not exist
-        return importlib.util.spec_from_loader(fullname, _Same(module))
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name == name:
+                return None  # no such module: not found, as any other
+            raise
+        # Any other failure is raised as it is: returning None would let the path
+        # finder load a second copy from the aliased package's __path__.
+        loader: Any = _Same(module)
+        return ModuleSpec(fullname, loader)
 
 
-class _Same(importlib.abc.Loader):
+class _Same:
     """Loads a module that is already loaded: the import system names it under the
     alias in ``sys.modules``, and this puts back the spec it overwrites."""
 
@@ -54,11 +61,22 @@ class _Same(importlib.abc.Loader):
         self._module = module
         self._spec = module.__spec__
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
         return self._module
 
     def exec_module(self, module: ModuleType) -> None:
         module.__spec__ = self._spec
+
+
+def _own_names(package_dir: str) -> frozenset[str]:
+    """The names of deltastream's own top-level modules and packages."""
+    try:
+        entries = os.listdir(package_dir)
+    except OSError:  # not a directory: a zip archive (zipapp, pex, shiv)
+        import pkgutil
+
+        return frozenset(info.name for info in pkgutil.iter_modules([package_dir]))
+    return frozenset(entry.partition(".")[0] for entry in entries)
 
 
 def install(package_dir: str) -> None:
@@ -67,5 +85,4 @@ def install(package_dir: str) -> None:
     found through an aliased package's ``__path__``."""
     if any(isinstance(finder, _OpenAIModules) for finder in sys.meta_path):
         return
-    own = frozenset(entry.name.partition(".")[0] for entry in Path(package_dir).iterdir())
-    sys.meta_path.insert(0, _OpenAIModules(own))
+    sys.meta_path.insert(0, _OpenAIModules(_own_names(package_dir)))
