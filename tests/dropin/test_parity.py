@@ -206,6 +206,13 @@ def test_a_done_without_its_blank_line_ends_the_stream_as_in_openai(end: bytes) 
     assert texts(deltastream.Client, body) == ["a"]
 
 
+@pytest.mark.parametrize("make", [deltastream.OpenAI, deltastream.Client])
+def test_raw_events_end_at_a_done_without_its_blank_line_too(make: Any) -> None:
+    with client_of(make, GOOD + b"data: [DONE]") as client:
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        assert [event.data for event in stream.sse_events()] == [GOOD[6:-2].decode()]
+
+
 def test_a_cut_off_event_that_is_not_done_still_raises() -> None:
     with pytest.raises(deltastream.StreamTruncatedError):
         texts(deltastream.OpenAI, GOOD + b"data: [DON")

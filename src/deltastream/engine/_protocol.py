@@ -56,7 +56,7 @@ from .types.responses import (
     ResponseTextDeltaEvent,
 )
 
-__all__ = ["ChunkStream", "Face", "ResponseEventStream", "StreamCore"]
+__all__ = ["ChunkStream", "Face", "ResponseEventStream", "StreamCore", "ends_in_done"]
 
 _NONE: deque[Any] = deque(maxlen=0)  # shared, and never added to
 
@@ -273,10 +273,7 @@ class ChunkStream(StreamCore):
         self.fed_raw = self.lazy  # `fed` holds the events, not yet decoded
 
     def _over_without_marker(self) -> bool:
-        # `data: [DONE]` with no blank line after it: the server said it was done
-        # (openai's client, which never asks for [DONE], ends there quietly too).
-        tail = self.sse.unfinished()
-        return tail is not None and tail.strip() == _DONE
+        return ends_in_done(self.sse)
 
     def _chunks(self, events: list[Any]) -> list[Any]:
         """The chunks of these events (or of their data: see ``plain``); for a face
@@ -515,6 +512,14 @@ class ResponseEventStream(StreamCore):
         error.code = None if code is None else str(code)
         error.type = kind if isinstance(kind, str) else None
         return error
+
+
+def ends_in_done(decoder: SSEDecoder) -> bool:
+    """Whether a body ended in ``data: [DONE]`` without the blank line after it: the
+    server said it was done (openai's client, which never asks for [DONE], ends there
+    quietly too), though the SSE rules discard that cut-off event."""
+    tail = decoder.unfinished()
+    return tail is not None and tail.strip() == _DONE
 
 
 def _carries_error_object(item: ResponseStreamEvent) -> bool:

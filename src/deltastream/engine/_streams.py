@@ -59,7 +59,7 @@ from ._http import (
     transport_error,
 )
 from ._metrics import StreamMetrics
-from ._protocol import ChunkStream, Face, ResponseEventStream, StreamCore
+from ._protocol import ChunkStream, Face, ResponseEventStream, StreamCore, ends_in_done
 from ._sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
 from ._tee import DEFAULT_TEE_BUFFER, async_tee, tee
 
@@ -173,7 +173,7 @@ class _StreamBase(Generic[T]):
         """The id to ask whether the response is over, for a stream that ended cleanly
         before any event and cannot be resumed (no resumes left): a retrieved stream
         of a finished response has nothing after it, and is empty, as openai's is."""
-        if not self._nothing_asked_for() or self._watch.expired is not None:
+        if self._cancelled or not self._nothing_asked_for() or self._watch.expired is not None:
             return None
         return self._response_id
 
@@ -427,7 +427,7 @@ class BaseStream(_StreamBase[T]):
                 if too_large is not None:
                     error = StreamDecodeError(str(too_large), response=response, data=b"")
                     raise self._raw_failure(error, delivered)
-            decoder.close()
+            ends.close(decoder)
         except httpx2.TransportError as exc:
             failure = self._failure(exc)
             if failure is None:
@@ -700,7 +700,7 @@ class BaseAsyncStream(_StreamBase[T]):
                 if too_large is not None:
                     error = StreamDecodeError(str(too_large), response=response, data=b"")
                     raise self._raw_failure(error, delivered)
-            decoder.close()
+            ends.close(decoder)
         except httpx2.TransportError as exc:
             failure = self._failure(exc)
             if failure is None:
@@ -792,6 +792,12 @@ class _RawEnds:
     def __init__(self, responses: bool) -> None:
         self.responses = responses
         self.done = False
+
+    def close(self, decoder: SSEDecoder) -> None:
+        """The body ended: a chat stream's cut-off final ``[DONE]`` ends it too."""
+        if not self.done and not self.responses:
+            self.done = ends_in_done(decoder)
+        decoder.close()
 
     def see(self, sse: ServerSentEvent) -> None:
         if self.done:
