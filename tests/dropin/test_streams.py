@@ -54,12 +54,26 @@ def test_a_stream_read_marks_its_response_consumed_as_httpx2_does(
         assert stream.response.is_closed
 
 
+def test_a_streams_response_counts_its_bytes_as_openais_does(server_url: str) -> None:
+    counts = {}
+    for make in (openai.OpenAI, deltastream.OpenAI, deltastream.Client):
+        with make(base_url=server_url, api_key="sk-test") as client:
+            stream = chat(client)
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+            counts[make] = stream.response.num_bytes_downloaded
+        assert counts[make] > len(text.encode())  # the text, its chunks and their framing
+    # the same answer in events of the same sizes (the scripted server's ids and
+    # timestamps are of fixed length)
+    assert counts[openai.OpenAI] == counts[deltastream.OpenAI] == counts[deltastream.Client]
+
+
 async def test_an_async_stream_read_marks_its_response_consumed(server_url: str) -> None:
     async with deltastream.AsyncOpenAI(base_url=server_url) as client:
         stream: Any = await client.chat.completions.create(model="m", messages=STORY, stream=True)
         assert not stream.response.is_stream_consumed
         assert [chunk async for chunk in stream]
         assert stream.response.is_stream_consumed
+        assert stream.response.num_bytes_downloaded > 0
 
 
 def test_tee_and_sse_events(server_url: str) -> None:

@@ -406,6 +406,7 @@ def close_response(response: httpx2.Response) -> None:
     if BODY_EXTENSION in response.extensions and isinstance(stream, httpx2.SyncByteStream):
         response.is_closed = True
         stream.close()
+        _count_downloaded(response)
     else:
         response.close()
 
@@ -418,8 +419,17 @@ async def aclose_response(response: httpx2.Response) -> None:
     if BODY_EXTENSION in response.extensions and isinstance(stream, httpx2.AsyncByteStream):
         response.is_closed = True
         await stream.aclose()
+        _count_downloaded(response)
     else:
         await response.aclose()
+
+
+def _count_downloaded(response: httpx2.Response) -> None:
+    """``response.num_bytes_downloaded``, which httpx2 counts as it reads a body, for a
+    body read straight from our transport (which counts what it hands out)."""
+    if not response._num_bytes_downloaded:
+        body = response.extensions.get(BODY_EXTENSION)
+        response._num_bytes_downloaded = getattr(body, "received", 0)
 
 
 def _untouched(response: httpx2.Response) -> bool:

@@ -301,7 +301,17 @@ class BodyState(Generic[C]):
     the framing, and hand the connection back (to ``pool``) the moment the body is
     complete, or as unusable when it ends any other way."""
 
-    __slots__ = ("conn", "decoder", "first", "first_cut", "pool", "request", "reusable", "timed")
+    __slots__ = (
+        "conn",
+        "decoder",
+        "first",
+        "first_cut",
+        "pool",
+        "received",
+        "request",
+        "reusable",
+        "timed",
+    )
 
     def __init__(
         self,
@@ -322,6 +332,7 @@ class BodyState(Generic[C]):
         # The request's read timeout was looked up, at the first read: not before, as
         # the engine's deadlines may change it once the response is in.
         self.timed = False
+        self.received = 0  # body bytes (unframed), httpx2's num_bytes_downloaded
 
     def take_first(self) -> bytes:
         """Body bytes from what came with the head; b"" once all of it is taken.
@@ -359,6 +370,7 @@ class BodyState(Generic[C]):
             self.finish(reusable=False)
             return b""
         body = decoder.feed(data)
+        self.received += len(body)
         if decoder.complete:
             # Free the connection now, not when the caller asks for more.
             self.finish(reusable=self.ends_clean())
