@@ -55,8 +55,9 @@ def test_a_stream_read_marks_its_response_consumed_as_httpx2_does(
 
 
 def test_a_streams_response_counts_its_bytes_as_openais_does(server_url: str) -> None:
-    counts = {}
-    for make in (openai.OpenAI, deltastream.OpenAI, deltastream.Client):
+    counts: dict[Any, int] = {}
+    makers: list[Any] = [openai.OpenAI, deltastream.OpenAI, deltastream.Client]
+    for make in makers:
         with make(base_url=server_url, api_key="sk-test") as client:
             stream = chat(client)
             text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
