@@ -202,9 +202,6 @@ class OpenAI(SyncEngine, openai.OpenAI):
         client = None if kwargs.get("http_client") else _http_client()
         super().__init__(**_prepare(kwargs, openai.OpenAI, client))
 
-    # openai's parameters, not **kwargs (on __init__: a subclass keeps its own)
-    __init__.__signature__ = inspect.signature(openai.OpenAI.__init__)  # type: ignore[attr-defined]
-
     def _validate_headers(self, headers: Any, custom_headers: Any) -> None:
         if not self._keyless:  # a keyless client sends no Authorization on purpose
             super()._validate_headers(headers, custom_headers)
@@ -218,9 +215,6 @@ class AsyncOpenAI(AsyncEngine, openai.AsyncOpenAI):
         client = None if kwargs.get("http_client") else _async_http_client()
         super().__init__(**_prepare(kwargs, openai.AsyncOpenAI, client))
 
-    # openai's parameters, not **kwargs (on __init__: a subclass keeps its own)
-    __init__.__signature__ = inspect.signature(openai.AsyncOpenAI.__init__)  # type: ignore[attr-defined]
-
     def _validate_headers(self, headers: Any, custom_headers: Any) -> None:
         if not self._keyless:  # a keyless client sends no Authorization on purpose
             super()._validate_headers(headers, custom_headers)
@@ -233,9 +227,6 @@ class AzureOpenAI(SyncEngine, openai.AzureOpenAI):
         client = None if kwargs.get("http_client") else _http_client()
         super().__init__(**_prepare(kwargs, openai.AzureOpenAI, client))
 
-    # openai's parameters, not **kwargs (on __init__: a subclass keeps its own)
-    __init__.__signature__ = inspect.signature(openai.AzureOpenAI.__init__)  # type: ignore[attr-defined]
-
 
 class AsyncAzureOpenAI(AsyncEngine, openai.AsyncAzureOpenAI):
     """openai's ``AsyncAzureOpenAI`` client; its streams run on deltastream's engine."""
@@ -244,9 +235,22 @@ class AsyncAzureOpenAI(AsyncEngine, openai.AsyncAzureOpenAI):
         client = None if kwargs.get("http_client") else _async_http_client()
         super().__init__(**_prepare(kwargs, openai.AsyncAzureOpenAI, client))
 
-    # openai's parameters, not **kwargs (on __init__: a subclass keeps its own)
-    __init__.__signature__ = inspect.signature(openai.AsyncAzureOpenAI.__init__)  # type: ignore[attr-defined]
 
+def _take_openais_signatures() -> None:
+    """openai's parameters for the clients, not ``**kwargs``: frameworks pass a client
+    what its signature names. On ``__init__``, not the class: a subclass keeps its own."""
+    pairs = (
+        (OpenAI, openai.OpenAI),
+        (AsyncOpenAI, openai.AsyncOpenAI),
+        (AzureOpenAI, openai.AzureOpenAI),
+        (AsyncAzureOpenAI, openai.AsyncAzureOpenAI),
+    )
+    for ours, theirs in pairs:
+        init: Any = ours.__init__
+        init.__signature__ = inspect.signature(theirs.__init__)
+
+
+_take_openais_signatures()
 
 _accelerated: dict[type[Any], type[Any]] = {}
 

@@ -30,7 +30,7 @@ from ..engine._decode import EventDecodeError, InBandError, content_parts, parse
 from ..engine._protocol import StreamCore
 from ._errors import translate
 
-__all__ = ["ChatFace", "ResponsesFace", "part_text"]
+__all__ = ["ChatFace", "ResponsesFace", "text_of"]
 
 
 def _validator(type_: Any) -> Any:
@@ -187,9 +187,12 @@ def chat_completion(native: Any) -> ChatCompletion:
     return cast(ChatCompletion, construct_type(type_=ChatCompletion, value=data))
 
 
-def part_text(content: Any) -> str:
-    """The text of a delta's content that is not a string: that of its text parts, if
-    it is a list of typed parts (as Mistral sends)."""
+def text_of(content: Any) -> str:
+    """The text of a delta's content as openai's chunks carry it: the string itself, or
+    the text of its text parts when it is a list of typed parts (as Mistral sends);
+    "" for anything else (None)."""
+    if content.__class__ is str:
+        return content
     return "".join(content_parts(content)[0]) if isinstance(content, list) else ""
 
 

@@ -39,7 +39,7 @@ from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
 from ..engine._metrics import StreamMetrics
-from ._faces import part_text
+from ._faces import text_of
 
 __all__ = ["AsyncChatResource", "AsyncResponsesResource", "ChatResource", "ResponsesResource"]
 
@@ -84,13 +84,9 @@ class _SyncExtras(_Extras):
         kind = self._delta_type
         for event in self:  # type: ignore[attr-defined]
             if event.type == kind:
-                delta = event.delta
-                if delta.__class__ is str:
-                    yield delta
-                else:
-                    text = part_text(delta)
-                    if text:
-                        yield text
+                text = text_of(event.delta)
+                if text or event.delta.__class__ is str:  # a string delta as it is
+                    yield text
 
 
 class _AsyncExtras(_Extras):
@@ -101,13 +97,9 @@ class _AsyncExtras(_Extras):
         kind = self._delta_type
         async for event in self:  # type: ignore[attr-defined]
             if event.type == kind:
-                delta = event.delta
-                if delta.__class__ is str:
-                    yield delta
-                else:
-                    text = part_text(delta)
-                    if text:
-                        yield text
+                text = text_of(event.delta)
+                if text or event.delta.__class__ is str:  # a string delta as it is
+                    yield text
 
 
 # Each extended class has its helper class as its first base: CPython lets an object

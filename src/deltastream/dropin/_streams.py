@@ -33,7 +33,7 @@ from ..engine._protocol import ChunkStream, ResponseEventStream, StreamCore
 from ..engine._streams import FINISHED_STATUSES, BaseAsyncStream, BaseStream
 from ..transport._common import header
 from ._errors import translate
-from ._faces import ChatFace, ResponsesFace, _Face, part_text
+from ._faces import ChatFace, ResponsesFace, _Face, text_of
 
 __all__ = ["AsyncStream", "Stream", "engine_stream_class"]
 
@@ -169,17 +169,10 @@ class ChatCompletionChunkStream(Stream[ChatCompletionChunk], openai.Stream[ChatC
         (the text of its text parts)."""
         for chunk in self._items:
             for choice in chunk.choices:
-                if choice.index == 0:
-                    delta = choice.delta
-                    if delta is not None:
-                        content: Any = delta.content
-                        if content.__class__ is str:
-                            if content:
-                                yield content
-                        elif content:
-                            text = part_text(content)
-                            if text:
-                                yield text
+                if choice.index == 0 and choice.delta is not None:
+                    text = text_of(choice.delta.content)
+                    if text:
+                        yield text
 
 
 class AsyncChatCompletionChunkStream(
@@ -204,17 +197,10 @@ class AsyncChatCompletionChunkStream(
         """See :meth:`ChatCompletionChunkStream.text_deltas`."""
         async for chunk in self:
             for choice in chunk.choices:
-                if choice.index == 0:
-                    delta = choice.delta
-                    if delta is not None:
-                        content: Any = delta.content
-                        if content.__class__ is str:
-                            if content:
-                                yield content
-                        elif content:
-                            text = part_text(content)
-                            if text:
-                                yield text
+                if choice.index == 0 and choice.delta is not None:
+                    text = text_of(choice.delta.content)
+                    if text:
+                        yield text
 
 
 class ResponseEventsStream(Stream[ResponseStreamEvent], openai.Stream[ResponseStreamEvent]):
