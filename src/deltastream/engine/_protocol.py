@@ -411,7 +411,7 @@ class ResponseEventStream(StreamCore):
     ``error`` event or ``response.failed`` raises :class:`APIStreamError`.
     """
 
-    __slots__ = ("hands_failures", "last_sequence", "skip_through")
+    __slots__ = ("last_sequence", "skip_through")
 
     accumulator: ResponseAccumulator
     _done_marker = "a terminal event (response.completed, .failed or .incomplete)"
@@ -426,7 +426,6 @@ class ResponseEventStream(StreamCore):
     ):
         super().__init__(response, max_event_size=max_event_size, accumulate=accumulate, face=face)
         self._set_accumulator(ResponseAccumulator())
-        self.hands_failures = face is not None and face.hands_failures
         self.last_sequence: int | None = None  # kept across resumes of the same stream
         # A resumed stream may send again events delivered before the drop: those up to
         # this sequence number are dropped (not counted, not handed over twice).
@@ -469,7 +468,8 @@ class ResponseEventStream(StreamCore):
                     if kind is ResponseCompletedEvent or kind is ResponseIncompleteEvent:
                         self.done = True
                         break
-                    if self.hands_failures and not _carries_error_object(item):
+                    face = self.face
+                    if face is not None and face.hands_failures and not _error_object(item):
                         self.failure_handed = True
                         if kind is ResponseFailedEvent:
                             self.done = True
@@ -490,10 +490,7 @@ class ResponseEventStream(StreamCore):
         return any(type(item) in _TOKEN_EVENTS for item in self.fed)
 
     def _stream_error(self, item: ResponseStreamEvent) -> APIStreamError:
-        try:
-            body = item.to_dict()
-        except ValueError:  # bad UTF-8 in a field we skipped while decoding
-            body = msgspec.to_builtins(item)
+        body = _data_of(item)
         code: Any
         message: Any
         kind: Any
@@ -522,15 +519,19 @@ def ends_in_done(decoder: SSEDecoder) -> bool:
     return tail is not None and tail.strip() == _DONE
 
 
-def _carries_error_object(item: ResponseStreamEvent) -> bool:
+def _error_object(item: ResponseStreamEvent) -> bool:
     """An ``error`` event whose data holds an ``error`` object, which openai raises as
     ``APIError`` (it hands over the flat form, and ``response.failed``)."""
-    if isinstance(item, ResponseFailedEvent):
-        return False
+    return not isinstance(item, ResponseFailedEvent) and bool(_data_of(item).get("error"))
+
+
+def _data_of(item: ResponseStreamEvent) -> dict[str, Any]:
+    """An event's data as sent."""
     try:
-        return bool(item.to_dict().get("error"))
+        return item.to_dict()
     except ValueError:  # bad UTF-8 in a field we skipped while decoding
-        return bool(msgspec.to_builtins(item).get("error"))
+        data: dict[str, Any] = msgspec.to_builtins(item)
+        return data
 
 
 def _carries_token(chunk: Any) -> bool:

@@ -169,13 +169,16 @@ class _StreamBase(Generic[T]):
         """No event has come, on a stream that can tell whether its response is over."""
         return self._finished is not None and self._core.events_received == 0
 
-    def _over_without_resume(self) -> str | None:
+    def _ask_if_over(self, point: tuple[str, int | None] | None) -> str | None:
         """The id to ask whether the response is over, for a stream that ended cleanly
-        before any event and cannot be resumed (no resumes left): a retrieved stream
-        of a finished response has nothing after it, and is empty, as openai's is."""
-        if self._cancelled or not self._nothing_asked_for() or self._watch.expired is not None:
+        before any event (``point``: where it would be resumed from, if it can be): a
+        retrieved stream of a finished response has nothing after it, and is empty, as
+        openai's is, resumes left or not. None: nothing to ask."""
+        if self._cancelled or not self._nothing_asked_for():
             return None
-        return self._response_id
+        if point is not None:
+            return point[0]
+        return self._response_id if self._watch.expired is None else None
 
     def _switch_to(self, response: httpx2.Response) -> None:
         """Go on reading from ``response``, a resumed stream (the old one is closed)."""
@@ -498,12 +501,11 @@ class BaseStream(_StreamBase[T]):
                             _drain(body)
                         return
                     point = self._resume_point()
-                    if point is None:
-                        response_id = self._over_without_resume()
-                        if response_id is None or not _probe(self._finished, response_id):
-                            self._end()
+                    response_id = self._ask_if_over(point)
+                    if response_id is not None and _probe(self._finished, response_id):
                         return
-                    if self._nothing_asked_for() and _probe(self._finished, point[0]):
+                    if point is None:
+                        self._end()
                         return
                 finally:
                     # The exact type (httpx2's iter_bytes), not the ABC: a cheaper test.
@@ -604,12 +606,11 @@ class BaseAsyncStream(_StreamBase[T]):
                         data = await anext(body)
                 except StopAsyncIteration:
                     point = self._resume_point()
-                    if point is None:
-                        response_id = self._over_without_resume()
-                        if response_id is None or not await _aprobe(self._finished, response_id):
-                            self._end()
+                    response_id = self._ask_if_over(point)
+                    if response_id is not None and await _aprobe(self._finished, response_id):
                         raise
-                    if self._nothing_asked_for() and await _aprobe(self._finished, point[0]):
+                    if point is None:
+                        self._end()
                         raise
                     await self._resume_at(point)
                     continue
