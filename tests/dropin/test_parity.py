@@ -397,8 +397,16 @@ def test_an_error_event_with_an_error_object_still_raises_as_in_openai() -> None
     nested = {"type": "error", "error": {"type": "server_error", "code": "x", "message": "boom"}}
     body = _responses_body(_CREATED, nested)
     for cls in (openai.OpenAI, deltastream.OpenAI):
-        with client_of(cls, body) as client, pytest.raises(openai.APIError, match="boom"):
-            list(client.responses.create(model="m", input="hi", stream=True))
+        for helper in (False, True):
+            seen: list[str] = []
+            with client_of(cls, body) as client, pytest.raises(openai.APIError, match="boom"):
+                if helper:
+                    with client.responses.stream(model="m", input="hi") as events:
+                        seen.extend(event.type for event in events)
+                else:
+                    stream = client.responses.create(model="m", input="hi", stream=True)
+                    seen.extend(event.type for event in stream)
+            assert seen == ["response.created"], (cls, helper)  # the error event is not one
 
 
 def test_the_native_client_raises_at_a_responses_failure() -> None:

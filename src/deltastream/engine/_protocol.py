@@ -475,6 +475,8 @@ class ResponseEventStream(StreamCore):
                             self.done = True
                             break
                         continue  # openai reads on: a response.failed may follow
+                    if face is not None and face.hands_failures:
+                        items.pop()  # openai raises at this event, never hands it over
                     raise self._stream_error(item)
         except APIError as error:
             if accumulate:
