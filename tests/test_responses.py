@@ -12,9 +12,15 @@ import pytest
 import deltastream
 import deltastream.native
 from deltastream.engine._accumulate import ResponseAccumulator
-from deltastream.engine._decode import EventDecodeError, decode_chat_event, decode_response_event
+from deltastream.engine._decode import (
+    EventDecodeError,
+    decode_chat_event,
+    decode_response_event,
+    repair_response_event,
+)
 from deltastream.engine.types import (
     Response,
+    ResponseCompletedEvent,
     ResponseStreamEvent,
     ResponseTextDeltaEvent,
     UnknownEvent,
@@ -500,3 +506,33 @@ async def test_a_jump_in_sequence_numbers_is_reported(mode: str) -> None:
     assert isinstance(info.value, deltastream.native.APIConnectionError)
     assert [e.sequence_number for e in delivered] == [0, 1]  # handed over before the gap
     assert isinstance(info.value.partial, Response)
+
+
+def test_a_field_of_the_wrong_type_is_left_out_by_the_repair_and_nothing_else() -> None:
+    usage = {"input_tokens": None, "output_tokens": 2, "total_tokens": 2}
+    response = {"id": "r", "status": "completed", "usage": usage, "created_at": "today"}
+    raw = json.dumps({"type": "response.completed", "response": response}).encode()
+    with pytest.raises(EventDecodeError):
+        decode_response_event(raw)
+    event = repair_response_event(raw)
+    assert isinstance(event, ResponseCompletedEvent)
+    assert event.response.id == "r"
+    assert event.response.status == "completed"
+    assert event.response.usage is not None
+    assert event.response.usage.output_tokens == 2
+    assert event.to_dict() == json.loads(raw)  # as sent: what a face builds its event from
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "response.completed", "response": {"id": "r", "output": [5]}},  # a list's item
+        {"type": "response.completed", "response": {"output": [{"content": [7]}]}},
+        ["response.completed"],  # the event itself
+    ],
+)
+def test_the_repair_refuses_what_leaving_a_field_out_cannot_mend(event: object) -> None:
+    with pytest.raises(EventDecodeError):
+        repair_response_event(json.dumps(event).encode())
+    with pytest.raises(EventDecodeError):
+        repair_response_event(b'{"type": "response.completed", ')  # not JSON

@@ -398,15 +398,25 @@ def test_an_error_event_with_an_error_object_still_raises_as_in_openai() -> None
     body = _responses_body(_CREATED, nested)
     for cls in (openai.OpenAI, deltastream.OpenAI):
         for helper in (False, True):
-            seen: list[str] = []
-            with client_of(cls, body) as client, pytest.raises(openai.APIError, match="boom"):
-                if helper:
-                    with client.responses.stream(model="m", input="hi") as events:
-                        seen.extend(event.type for event in events)
-                else:
-                    stream = client.responses.create(model="m", input="hi", stream=True)
-                    seen.extend(event.type for event in stream)
+            seen, raised = _seen_until_raised(cls, body, helper=helper)
+            assert isinstance(raised, openai.APIError)
+            assert "boom" in str(raised)
             assert seen == ["response.created"], (cls, helper)  # the error event is not one
+
+
+def _seen_until_raised(cls: Any, body: bytes, *, helper: bool) -> tuple[list[str], object]:
+    seen: list[str] = []
+    with client_of(cls, body) as client:
+        try:
+            if helper:
+                with client.responses.stream(model="m", input="hi") as events:
+                    seen.extend(event.type for event in events)
+            else:
+                stream = client.responses.create(model="m", input="hi", stream=True)
+                seen.extend(event.type for event in stream)
+        except Exception as exc:
+            return seen, exc
+    return seen, None
 
 
 def test_the_native_client_raises_at_a_responses_failure() -> None:
@@ -416,3 +426,95 @@ def test_the_native_client_raises_at_a_responses_failure() -> None:
         with pytest.raises(deltastream.native.APIStreamError, match="boom"):
             list(stream)
         assert stream.events_received == 2
+
+
+_ITEM = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "status": "in_progress",
+    "content": [],
+}
+_DELTA = {
+    "type": "response.output_text.delta",
+    "output_index": 0,
+    "item_id": "msg_1",
+    "content_index": 0,
+    "delta": "Hi",
+    "logprobs": [],
+}
+_USAGE = {
+    "input_tokens": 3,
+    "output_tokens": 1,
+    "total_tokens": 4,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens_details": {"reasoning_tokens": 0},
+}
+
+
+def _off_schema_events(case: str) -> list[dict[str, Any]]:
+    created = {"type": "response.created", "response": {**_RESPONSE}}
+    added = {"type": "response.output_item.added", "output_index": 0, "item": {**_ITEM}}
+    part = {"type": "output_text", "text": "", "annotations": []}
+    part_added = {
+        "type": "response.content_part.added",
+        "output_index": 0,
+        "item_id": "msg_1",
+        "content_index": 0,
+        "part": part,
+    }
+    delta, second = {**_DELTA}, {**_DELTA, "delta": " there"}
+    completed_response = {**_RESPONSE, "status": "completed", "usage": {**_USAGE}}
+    completed = {"type": "response.completed", "response": completed_response}
+    if case == "a null in usage":
+        completed_response["usage"] = {**_USAGE, "input_tokens": None}
+    elif case == "a date as a string":
+        created["response"] = {**_RESPONSE, "created_at": "2025-01-01T00:00:00Z"}
+    elif case == "a null delta":
+        delta["delta"] = None
+    elif case == "a number as a delta":
+        delta["delta"] = 7
+    elif case == "a null output":
+        completed_response["output"] = None
+    return [created, added, part_added, delta, second, completed]
+
+
+_OFF_SCHEMA = ["a null in usage", "a date as a string", "a null delta", "a number as a delta"]
+
+
+@pytest.mark.parametrize("case", [*_OFF_SCHEMA, "a null output"])
+def test_a_responses_event_with_a_field_of_the_wrong_type_arrives_as_in_openai(case: str) -> None:
+    """openai builds such an event leniently and reads on; the engine's types refuse
+    it, so it accumulates the event without that field and hands openai's over."""
+    events = _off_schema_events(case)
+    body = _responses_body(*events)
+    seen = {}
+    for cls in (openai.OpenAI, deltastream.OpenAI):
+        with client_of(cls, body) as client:
+            stream = client.responses.create(model="m", input="hi", stream=True)
+            seen[cls] = [event.model_dump(warnings=False) for event in stream]
+    assert seen[deltastream.OpenAI] == seen[openai.OpenAI]
+    assert [event["type"] for event in seen[deltastream.OpenAI]] == [e["type"] for e in events]
+    helped = {cls: _helper_outcome(cls, body) for cls in (openai.OpenAI, deltastream.OpenAI)}
+    assert helped[deltastream.OpenAI] == helped[openai.OpenAI]
+
+
+def _helper_outcome(cls: Any, body: bytes) -> tuple[list[str], object]:
+    """The events of ``responses.stream()`` and its final response, or what it raised
+    (openai's own helper checks the events' lifecycle, on both clients)."""
+    kinds: list[str] = []
+    with client_of(cls, body) as client:
+        try:
+            with client.responses.stream(model="m", input="hi") as helper:
+                kinds.extend(event.type for event in helper)
+                return kinds, helper.get_final_response().model_dump(warnings=False)
+        except Exception as exc:  # compared, not hidden
+            return kinds, (type(exc), str(exc))
+
+
+def test_the_native_client_refuses_a_responses_event_with_a_field_of_the_wrong_type() -> None:
+    body = _responses_body(*_off_schema_events("a null delta"))
+    with client_of(deltastream.Client, body) as client:
+        stream = client.responses.create(model="m", input="hi", stream=True)
+        with pytest.raises(deltastream.native.StreamDecodeError, match="delta"):
+            list(stream)

@@ -10,6 +10,7 @@ it raises :class:`EventDecodeError` with the offending bytes.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -36,6 +37,7 @@ __all__ = [
     "in_band_error",
     "normalise",
     "parse_json",
+    "repair_response_event",
 ]
 
 T = TypeVar("T", bound=RawModel)
@@ -106,6 +108,55 @@ def decode_response_event(raw: bytes, event_name: str | None = None) -> Response
         event = _decode_event_slowly(raw, event_name)
     setattr(event, "_raw", raw)  # noqa: B010
     return event
+
+
+def repair_response_event(raw: bytes, event_name: str | None = None) -> ResponseStreamEvent:
+    """A Responses event that :func:`decode_response_event` refuses for a field of the
+    wrong type, with each such field left out (its type's default then), as long as
+    that makes it fit: for a face that hands the event over built leniently from its
+    own bytes (openai's way), while the engine accumulates what it could read.
+    :class:`EventDecodeError` if it still does not fit, or is not JSON."""
+    obj = parse_json(raw, "stream event")
+    if isinstance(obj, dict) and obj.get("type") is None and event_name:
+        obj["type"] = event_name
+    for _ in range(_REPAIRS):
+        try:
+            event: ResponseStreamEvent = msgspec.convert(obj, ResponseEventUnion, strict=False)
+        except msgspec.ValidationError as exc:
+            if not _leave_out(obj, str(exc)):
+                raise EventDecodeError(f"event is not a valid event: {exc}", raw) from None
+            continue
+        setattr(event, "_raw", raw)  # noqa: B010
+        return event
+    raise EventDecodeError("event is not a valid event: too many fields of the wrong type", raw)
+
+
+_REPAIRS = 16
+# Where msgspec says a value is wrong: "... - at `$.response.usage.input_tokens`".
+_AT = re.compile(r" - at `\$((?:\.[A-Za-z_]\w*|\[\d+\])*)`$")
+_STEP = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
+
+
+def _leave_out(obj: Any, error: str) -> bool:
+    """Take out of ``obj`` the value ``error`` (a msgspec ValidationError) is about (for
+    a missing required field: the object that misses it). False if that value is no
+    field of an object: the event itself, or an item of a list."""
+    at = _AT.search(error)
+    if at is None:
+        return False
+    steps = _STEP.findall(at.group(1))
+    if not steps or not steps[-1][0]:
+        return False
+    parent = obj
+    for key, index in steps[:-1]:
+        try:
+            parent = parent[key] if key else parent[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if not isinstance(parent, dict) or steps[-1][0] not in parent:
+        return False
+    del parent[steps[-1][0]]
+    return True
 
 
 def _decode_event_slowly(raw: bytes, event_name: str | None) -> ResponseStreamEvent:

@@ -33,6 +33,7 @@ from ._decode import (
     decode_chat_event,
     decode_response_event,
     in_band_error,
+    repair_response_event,
 )
 from ._errors import (
     APIError,
@@ -447,8 +448,7 @@ class ResponseEventStream(StreamCore):
                     if raw.startswith(b"[DONE]"):  # "[DONE] ": openai ends there too
                         self.done = True
                         break
-                    error = StreamDecodeError(str(exc), response=self.response, data=exc.data)
-                    raise error from None
+                    item = self._off_schema(raw, event.event, exc)
                 seq = item.sequence_number
                 if seq is not None:
                     skip = self.skip_through
@@ -483,6 +483,19 @@ class ResponseEventStream(StreamCore):
                 raise self.fail(error) from None
             self.failure = error  # the shell hands `items` over first, then raises it
         return items
+
+    def _off_schema(
+        self, raw: bytes, name: str | None, refused: EventDecodeError
+    ) -> ResponseStreamEvent:
+        """An event of a known type with a field of the wrong type. A face hands it over
+        as its own types take it (openai builds such events leniently), so the engine
+        accumulates it with those fields left out; without a face it is an error."""
+        if self.face is not None:
+            try:
+                return repair_response_event(raw, name)
+            except EventDecodeError:
+                pass
+        raise StreamDecodeError(str(refused), response=self.response, data=refused.data)
 
     @property
     def events_received(self) -> int:
