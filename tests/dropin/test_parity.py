@@ -5,6 +5,7 @@ MockTransport), and the same outcome."""
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import httpx2
@@ -518,3 +519,88 @@ def test_the_native_client_refuses_a_responses_event_with_a_field_of_the_wrong_t
         stream = client.responses.create(model="m", input="hi", stream=True)
         with pytest.raises(deltastream.native.StreamDecodeError, match="delta"):
             list(stream)
+
+
+_PLAIN_CHOICE = {"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": None}
+
+
+def _off_schema_choices() -> dict[str, list[object]]:
+    """Chunks' choices with a value off openai's schema where the accumulator looks."""
+    cases: dict[str, list[object]] = {"a choice that is a number": [5]}
+    off_choice: dict[str, list[object]] = {
+        "delta": [[], "x", 5, True],
+        "logprobs": [[], "", 5, {"content": "x"}, {"content": [5]}, {"refusal": 3}],
+        "finish_reason": [5, []],
+        "index": ["0", None, 1.5, 0.0, []],
+    }
+    for key, values in off_choice.items():
+        for value in values:
+            cases[f"{key}={value!r}"] = [{**_PLAIN_CHOICE, key: value}]
+    off_delta: dict[str, list[object]] = {
+        "tool_calls": [
+            {},
+            "x",
+            [5],
+            [{"index": 0, "function": 5}],
+            [{"index": 0, "function": {"arguments": 5}}],
+            [{"index": "a", "function": {"arguments": "{}"}}],
+        ],
+        "content": [5, {"a": 1}, [5]],
+        "refusal": [5],
+        "function_call": [5, {"name": 5}, {"name": "f", "arguments": 5}],
+        "reasoning_content": [5],
+    }
+    for key, values in off_delta.items():
+        for value in values:
+            cases[f"delta.{key}={value!r}"] = [
+                {**_PLAIN_CHOICE, "delta": {"content": "hi", key: value}}
+            ]
+    return cases
+
+
+@pytest.mark.parametrize("choices", _off_schema_choices().values(), ids=_off_schema_choices())
+def test_a_chunk_off_the_schema_is_handed_over_as_openai_hands_it(choices: list[object]) -> None:
+    """openai builds each chunk as sent and hands it over; the drop-in must too, though
+    its accumulator reads every chunk (nothing the accumulator cannot read raises)."""
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1.0, "model": "m"}
+    last = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    body = b"".join(
+        b"data: " + json.dumps(event).encode() + b"\n\n"
+        for event in ({**chunk, "choices": choices}, last)
+    )
+    body += b"data: [DONE]\n\n"
+    seen = {}
+    for cls in (openai.OpenAI, deltastream.OpenAI):
+        with client_of(cls, body) as client:
+            stream = client.chat.completions.create(model="m", messages=[], stream=True)
+            seen[cls] = [repr(chunk) for chunk in stream]
+    assert seen[deltastream.OpenAI] == seen[openai.OpenAI]
+    assert len(seen[openai.OpenAI]) == 2
+
+
+def _chat_helper_outcome(cls: Any, body: bytes) -> tuple[list[str], object]:
+    kinds: list[str] = []
+    with client_of(cls, body) as client:
+        try:
+            with client.chat.completions.stream(model="m", messages=[]) as helper:
+                kinds.extend(event.type for event in helper)
+                return kinds, repr(helper.get_final_completion().choices[0].message)
+        except Exception as exc:  # compared, not hidden
+            return kinds, type(exc)
+
+
+@pytest.mark.parametrize("choices", _off_schema_choices().values(), ids=_off_schema_choices())
+def test_the_chat_helper_meets_a_chunk_off_the_schema_as_openais_does(
+    choices: list[object],
+) -> None:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    last = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    events = ({**chunk, "choices": choices}, last)
+    body = b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events)
+    body += b"data: [DONE]\n\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydantic's, when openai's helper dumps them
+        outcomes = {
+            cls: _chat_helper_outcome(cls, body) for cls in (openai.OpenAI, deltastream.OpenAI)
+        }
+    assert outcomes[deltastream.OpenAI] == outcomes[openai.OpenAI]

@@ -145,31 +145,39 @@ class _Extras:
         self.logprobs_refusal: list[TokenLogprob] | None = None
 
     def add(self, delta: ChoiceDelta) -> None:
-        if delta.refusal is not None:
-            self.refusal = _append(self.refusal, delta.refusal)
+        # Only text is joined, and only objects are read: a delta built leniently (the
+        # drop-in's, for a chunk off openai's schema) holds whatever was sent, and its
+        # chunk goes out as sent. The engine's own deltas always pass these tests.
+        refusal = delta.refusal
+        if isinstance(refusal, str):
+            self.refusal = _append(self.refusal, refusal)
         # Provider fields: always there on the engine's deltas, only when sent on
         # pydantic ones (as extras).
         reasoning_content = getattr(delta, "reasoning_content", None)
-        if reasoning_content is not None:
+        if isinstance(reasoning_content, str):
             self.reasoning_content = _append(self.reasoning_content, reasoning_content)
         reasoning = getattr(delta, "reasoning", None)
-        if reasoning is not None:
+        if isinstance(reasoning, str):
             self.reasoning = _append(self.reasoning, reasoning)
         thinking = getattr(delta, "thinking", None)
-        if thinking is not None:
+        if isinstance(thinking, str):
             self.thinking = _append(self.thinking, thinking)
-        if delta.tool_calls:
-            self.recent_tool_deltas = [self._add_tool_call(call) for call in delta.tool_calls]
-        if delta.function_call is not None:
-            if delta.function_call.name:
-                self.function_name = (self.function_name or "") + delta.function_call.name
-            if delta.function_call.arguments is not None:
-                self.function_args = _append(self.function_args, delta.function_call.arguments)
+        calls = delta.tool_calls
+        if calls and isinstance(calls, list):
+            self.recent_tool_deltas = [self._add_tool_call(call) for call in calls]
+        function = delta.function_call
+        if function is not None:
+            name = getattr(function, "name", None)
+            if name and isinstance(name, str):
+                self.function_name = (self.function_name or "") + name
+            arguments = getattr(function, "arguments", None)
+            if isinstance(arguments, str):
+                self.function_args = _append(self.function_args, arguments)
 
     def _add_tool_call(self, call: ChoiceDeltaToolCall) -> tuple[int, str]:
         calls = self.tool_calls
         index, id = getattr(call, "index", None), getattr(call, "id", None)
-        if index is None:
+        if index.__class__ is not int:  # none sent (or not a number: see add)
             last = max(calls) if calls else -1
             if last < 0 or (id is not None and id != calls[last].id):
                 index = last + 1
@@ -188,24 +196,28 @@ class _Extras:
             name = getattr(function, "name", None)
             if name and state.name is None:
                 state.name = name
-            if getattr(function, "arguments", None):
+            arguments = getattr(function, "arguments", None)
+            if arguments and isinstance(arguments, str):
                 if state.arguments is None:
-                    state.arguments = Text(function.arguments)
+                    state.arguments = Text(arguments)
                 else:
-                    state.arguments.add(function.arguments)
-                return index, function.arguments
+                    state.arguments.add(arguments)
+                return index, arguments
         return index, ""
 
     def add_logprobs(self, logprobs: ChoiceLogprobs) -> None:
-        # An empty list is kept as sent (the official SDK keeps it too); null is not.
-        if logprobs.content is not None:
+        # An empty list is kept as sent (the official SDK keeps it too); null is not,
+        # nor anything else where a list belongs (see add).
+        content = getattr(logprobs, "content", None)
+        if isinstance(content, list):
             if self.logprobs_content is None:
                 self.logprobs_content = []
-            self.logprobs_content.extend(logprobs.content)
-        if logprobs.refusal is not None:
+            self.logprobs_content.extend(content)
+        refusal = getattr(logprobs, "refusal", None)
+        if isinstance(refusal, list):
             if self.logprobs_refusal is None:
                 self.logprobs_refusal = []
-            self.logprobs_refusal.extend(logprobs.refusal)
+            self.logprobs_refusal.extend(refusal)
 
 
 _NO_EXTRAS = _Extras()  # never written to: see _ChoiceState.__init__
@@ -472,10 +484,15 @@ class ExtrasChatAccumulator(ChatAccumulator):
         if fields["service_tier"] is not None:
             self.service_tier = fields["service_tier"]
         for choice in fields["choices"]:
-            facts = choice.__dict__
+            try:
+                facts = choice.__dict__
+            except AttributeError:  # a choice that is no object: handed over as sent
+                continue
             index = facts["index"]
             state = self._first
             if state is None or state.index != index:
+                if index.__class__ is not int:
+                    continue  # an index that is no number (see add): nothing to add to
                 state = self.state(index)
             delta = facts["delta"]
             try:

@@ -550,9 +550,17 @@ def _data_of(item: ResponseStreamEvent) -> dict[str, Any]:
 
 
 def _carries_token(chunk: Any) -> bool:
+    """Whether a chunk carries generated output. Asked only until one does, so it reads
+    by ``getattr``: openai's chunks keep a choice or delta that is not an object (or
+    ``"delta": null``, None) as sent."""
     for choice in chunk.choices:
-        d = choice.delta  # None in openai's chunk for "delta": null
-        if d is not None and (d.content or d.refusal or d.tool_calls or _reasoning(d)):
+        d = getattr(choice, "delta", None)
+        if d is not None and (
+            getattr(d, "content", None)
+            or getattr(d, "refusal", None)
+            or getattr(d, "tool_calls", None)
+            or _reasoning(d)
+        ):
             return True
     return False
 
