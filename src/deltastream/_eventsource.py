@@ -287,7 +287,7 @@ class _Session:
         except EventTooLargeError as exc:
             events = exc.events
             assert self.response is not None
-            error = StreamDecodeError(str(exc), response=self.response, data=b"")
+            error = StreamDecodeError(str(exc), response=self.response, data=b"", too_large=True)
         if events or self.timeout.comments_count:
             watch.progress(time.monotonic())
         fresh = [e for e in events if not is_replayed(e.id, self.seen, self.connection)]

@@ -83,6 +83,36 @@ def test_malformed_json_is_a_json_decode_error_as_in_openai() -> None:
     assert "malformed JSON" in str(error)
 
 
+def _decode_error_of(cls: Any, body: bytes) -> Any:
+    try:
+        texts(cls, body)
+    except Exception as exc:  # compared below
+        return exc
+    raise AssertionError("no error")
+
+
+def test_an_empty_event_is_a_json_decode_error_with_json_s_own_fields() -> None:
+    body = GOOD + b"data:\n\n"
+    theirs, ours = (_decode_error_of(cls, body) for cls in (openai.OpenAI, deltastream.OpenAI))
+    assert isinstance(theirs, json.JSONDecodeError)
+    assert isinstance(ours, deltastream.StreamDecodeError)
+    assert (ours.msg, ours.pos, ours.lineno, ours.colno) == ("Expecting value", 0, 1, 1)
+    assert (ours.msg, ours.pos) == (theirs.msg, theirs.pos)
+
+
+def test_an_event_that_is_not_utf_8_is_a_unicode_decode_error_as_in_openai() -> None:
+    body = GOOD + b'data: {"a": "\xff"}\n\n'
+    theirs, ours = (_decode_error_of(cls, body) for cls in (openai.OpenAI, deltastream.OpenAI))
+    assert isinstance(theirs, UnicodeDecodeError)
+    assert isinstance(ours, UnicodeDecodeError)
+    assert isinstance(ours, deltastream.StreamDecodeError)  # and so a JSONDecodeError too
+    assert (ours.encoding, ours.reason) == (theirs.encoding, theirs.reason)
+    assert ours.object[ours.start : ours.end] == b"\xff"
+    assert ours.data == b'{"a": "\xff"}'
+    assert "malformed JSON" in str(ours)
+    assert ours.partial.choices[0].message.content == "a"
+
+
 def dumps(cls: Any, body: bytes) -> list[dict[str, Any]]:
     with client_of(cls, body) as client:
         stream = client.chat.completions.create(model="m", messages=[], stream=True)

@@ -13,7 +13,8 @@ deltastream reports, so ``except openai.APIError`` catches every one::
          │       └─ DeadlineError        a deadline passed (``deadline`` names which)
          └─ openai.APIResponseValidationError
              └─ StreamDecodeError        a malformed or oversized event (``data``);
-                                         also a json.JSONDecodeError
+                                         also a json.JSONDecodeError, and a
+                                         UnicodeDecodeError if it is not UTF-8
 
 Each of these is also a :class:`StreamError`. The engine raises its own errors
 (``deltastream.engine._errors``); :func:`translate` is the one place they become these.
@@ -115,18 +116,48 @@ class StreamDecodeError(openai.APIResponseValidationError, StreamError, _JSONDec
 
     data: bytes
 
-    def __init__(self, response: httpx2.Response, *, message: str, data: bytes) -> None:
+    def __init__(
+        self, response: httpx2.Response, *, message: str, data: bytes, too_large: bool = False
+    ) -> None:
         super().__init__(response, None, message=message)
         self.data = data
         self.doc = data.decode("utf-8", "replace")
-        self.msg, self.pos, self.lineno, self.colno = _where(data, message)
+        self.msg, self.pos, self.lineno, self.colno = _where(data, message, too_large)
 
 
-def _where(data: bytes, message: str) -> tuple[str, int, int, int]:
+class _InvalidUTF8Error(StreamDecodeError, UnicodeDecodeError):
+    """An event whose data is not UTF-8: openai's decoder raises ``UnicodeDecodeError``
+    there, so this is one too (its encoding, object, start, end and reason are those of
+    the event's data), and a :class:`StreamDecodeError` like any other."""
+
+    __str__ = StreamDecodeError.__str__  # the message, not UnicodeDecodeError's words
+
+    def __init__(
+        self, response: httpx2.Response, *, message: str, data: bytes, invalid: UnicodeDecodeError
+    ) -> None:
+        super().__init__(response, message=message, data=data)
+        UnicodeDecodeError.__init__(
+            self, invalid.encoding, invalid.object, invalid.start, invalid.end, invalid.reason
+        )
+        self.args = (message,)
+
+
+def _decode_error(error: engine.StreamDecodeError) -> StreamDecodeError:
+    data = error.data
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as invalid:
+        return _InvalidUTF8Error(error.response, message=error.message, data=data, invalid=invalid)
+    return StreamDecodeError(
+        error.response, message=error.message, data=data, too_large=error.too_large
+    )
+
+
+def _where(data: bytes, message: str, too_large: bool) -> tuple[str, int, int, int]:
     """``json.JSONDecodeError``'s fields (msg, pos, lineno, colno) for ``data``, as
     ``json.loads`` finds them; the message and the start when it finds nothing wrong,
-    or there is nothing (an oversized event is not kept)."""
-    if not data:
+    or there is nothing to read (an oversized event is not kept)."""
+    if too_large:
         return message, 0, 1, 1
     try:
         json.loads(data)
@@ -157,7 +188,7 @@ def _translated(error: BaseException) -> BaseException:
     if isinstance(error, engine.APIStreamError):
         return _stream_error(error)
     if isinstance(error, engine.StreamDecodeError):
-        return StreamDecodeError(error.response, message=message, data=error.data)
+        return _decode_error(error)
     if isinstance(error, engine.StreamGapError):
         return StreamGapError(
             message=message, request=request, expected=error.expected, received=error.received

@@ -192,13 +192,18 @@ class APIResponseValidationError(APIError):
 
 
 class StreamDecodeError(APIResponseValidationError):
-    """An event could not be decoded: malformed JSON, wrong shape, or too large."""
+    """An event could not be decoded: malformed JSON, wrong shape, or too large
+    (``too_large``: then ``data`` is empty, as an oversized event is not kept)."""
 
     data: bytes
+    too_large: bool
 
-    def __init__(self, message: str, *, response: httpx2.Response, data: bytes) -> None:
+    def __init__(
+        self, message: str, *, response: httpx2.Response, data: bytes, too_large: bool = False
+    ) -> None:
         super().__init__(message, response=response)
         self.data = data
+        self.too_large = too_large
 
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {

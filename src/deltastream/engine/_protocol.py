@@ -174,7 +174,7 @@ class StreamCore:
         except EventTooLargeError as exc:
             # Keep what the chunk completed before the oversized event, then fail.
             items = self._out(self._chunks(exc.events))
-            error = StreamDecodeError(str(exc), response=self.response, data=b"")
+            error = StreamDecodeError(str(exc), response=self.response, data=b"", too_large=True)
             if self.accumulate:
                 raise self.fail(error) from None
             if self.failure is None:

@@ -428,7 +428,9 @@ class BaseStream(_StreamBase[T]):
                         yield sse
                     watch.resume(time.monotonic())
                 if too_large is not None:
-                    error = StreamDecodeError(str(too_large), response=response, data=b"")
+                    error = StreamDecodeError(
+                        str(too_large), response=response, data=b"", too_large=True
+                    )
                     raise self._raw_failure(error, delivered)
             ends.close(decoder)
         except httpx2.TransportError as exc:
@@ -699,7 +701,9 @@ class BaseAsyncStream(_StreamBase[T]):
                         yield sse
                     watch.resume(time.monotonic())
                 if too_large is not None:
-                    error = StreamDecodeError(str(too_large), response=response, data=b"")
+                    error = StreamDecodeError(
+                        str(too_large), response=response, data=b"", too_large=True
+                    )
                     raise self._raw_failure(error, delivered)
             ends.close(decoder)
         except httpx2.TransportError as exc:
