@@ -1170,3 +1170,32 @@ async def test_a_chat_stream_from_the_local_server(server_url: str, http_client:
         assert sockets[0].fileno() >= 0
         await transport.aclose()
         assert await eventually(lambda: sockets[0].fileno() == -1, within=1.0)
+
+
+async def test_closing_the_client_ends_a_body_being_read(serve: Serve) -> None:
+    go_on = threading.Event()
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + chunk(b"first"), go_on, chunk(b"more")]))
+    client = make_client()
+    async with client.stream("GET", server.url) as resp:
+        pieces = resp.aiter_bytes()
+        assert await anext(pieces) == b"first"
+        await client.aclose()
+        with pytest.raises(httpx2.ReadError, match="client was closed"):
+            await anext(pieces)
+    go_on.set()
+    assert await eventually(lambda: 0 in server.closed_by_client)
+
+
+async def test_closing_the_client_wakes_a_task_waiting_for_the_body(serve: Serve) -> None:
+    go_on = threading.Event()
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + chunk(b"first"), go_on]))
+    client = make_client(timeout=30.0)
+    async with client.stream("GET", server.url) as resp:
+        pieces = resp.aiter_bytes()
+        assert await anext(pieces) == b"first"
+        waiting = asyncio.ensure_future(anext(pieces))
+        await asyncio.sleep(0.1)
+        await client.aclose()
+        with pytest.raises(httpx2.ReadError, match="client was closed"):
+            await asyncio.wait_for(waiting, 2.0)
+    go_on.set()

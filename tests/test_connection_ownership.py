@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx2
+import openai
 import pytest
 
 import deltastream
@@ -72,24 +73,53 @@ async def test_a_failing_socket_option_closes_the_socket_async(private_url: str)
     assert wait_for_open_connections(private_url, 0) == 0
 
 
-def test_a_stream_ending_after_the_client_closed_closes_its_connection(private_url: str) -> None:
+STALL = {"X-Deltastream-Fault": "stall-after=2:30"}  # then silent for 30 s
+
+
+def test_closing_the_client_ends_its_open_stream_and_closes_the_connection(
+    private_url: str,
+) -> None:
+    """As with openai (httpx2's pool closes the connections in use too): a stream read
+    after its client closed raises, and its connection does not go back to the pool."""
     client = deltastream.Client(base_url=private_url)
-    stream = client.chat.completions.create(model="m", messages=STORY, stream=True)
+    stream = client.chat.completions.create(
+        model="m", messages=STORY, stream=True, extra_headers=STALL
+    )
     next(iter(stream))
     client.close()
-    stream.until_done()  # the body ends: its connection must not go back to a closed pool
+    with pytest.raises(deltastream.native.APIConnectionError, match="client was closed"):
+        stream.until_done()
+    assert stream.events_received >= 1  # what arrived before is kept
     # Within a second: the server itself drops idle keep-alive connections after five.
     assert wait_for_open_connections(private_url, 0, within=1.0) == 0
 
 
-async def test_a_stream_ending_after_the_client_closed_closes_its_connection_async(
+async def test_closing_the_client_ends_its_open_stream_and_closes_the_connection_async(
     private_url: str,
 ) -> None:
     client = deltastream.AsyncClient(base_url=private_url)
-    stream = await client.chat.completions.create(model="m", messages=STORY, stream=True)
+    stream = await client.chat.completions.create(
+        model="m", messages=STORY, stream=True, extra_headers=STALL
+    )
     await stream.__anext__()
     await client.close()
-    await stream.until_done()
+    with pytest.raises(deltastream.native.APIConnectionError, match="client was closed"):
+        await stream.until_done()
+    assert wait_for_open_connections(private_url, 0, within=1.0) == 0
+
+
+def test_closing_the_drop_in_client_ends_its_open_stream_as_openais_does(
+    private_url: str,
+) -> None:
+    client = deltastream.OpenAI(base_url=private_url, api_key="unused")
+    user: Any = STORY  # openai's stubs want its TypedDicts
+    stream = client.chat.completions.create(
+        model="m", messages=user, stream=True, extra_headers=STALL
+    )
+    next(iter(stream))
+    client.close()
+    with pytest.raises(openai.APIConnectionError):
+        list(stream)
     assert wait_for_open_connections(private_url, 0, within=1.0) == 0
 
 

@@ -1070,3 +1070,47 @@ _NAMES = ["Content-Type", "content-type", "Set-Cookie", "X-Id", "Content-Encodin
 def test_header_finds_what_httpx2_get_finds(items: list[tuple[str, str]], name: str) -> None:
     headers = httpx2.Headers([(key.encode(), value.encode("utf-8")) for key, value in items])
     assert header(headers, name.encode()) == headers.get(name)
+
+
+def test_closing_the_client_ends_a_body_being_read(serve: Serve) -> None:
+    """As httpx2's own pool does (and so openai's stream fails there): closing the client
+    closes the connections in use too, and a body still being read says why it ended."""
+    go_on = threading.Event()
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + chunk(b"first"), go_on, chunk(b"more")]))
+    client = make_client()
+    with client.stream("GET", server.url) as resp:
+        pieces = resp.iter_bytes()
+        assert next(pieces) == b"first"
+        client.close()
+        with pytest.raises(httpx2.ReadError, match="client was closed"):
+            next(pieces)
+    go_on.set()
+    assert wait_until(lambda: 0 in server.closed_by_client)
+
+
+def test_closing_the_client_wakes_a_read_blocked_in_another_thread(serve: Serve) -> None:
+    go_on = threading.Event()
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + chunk(b"first"), go_on]))
+    client = make_client(timeout=30.0)
+    outcome: list[BaseException | None] = []
+    with client.stream("GET", server.url) as resp:
+        pieces = resp.iter_bytes()
+        assert next(pieces) == b"first"
+
+        def read_on() -> None:
+            try:
+                next(pieces)
+                outcome.append(None)
+            except BaseException as exc:  # recorded, checked below
+                outcome.append(exc)
+
+        reader = threading.Thread(target=read_on)
+        reader.start()
+        time.sleep(0.1)  # blocked in recv by now
+        started = time.monotonic()
+        client.close()
+        reader.join(5.0)
+        assert time.monotonic() - started < 2.0
+    go_on.set()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], httpx2.ReadError)

@@ -58,12 +58,13 @@ def _expire(waiter: asyncio.Future[Any]) -> None:
 
 
 class _Connection:
-    __slots__ = ("_network_stream", "channel", "idle_since", "origin")
+    __slots__ = ("_network_stream", "channel", "idle_since", "interrupted", "origin")
 
     def __init__(self, channel: Channel, origin: Origin) -> None:
         self.channel = channel
         self.origin = origin
         self.idle_since = 0.0
+        self.interrupted = False
         self._network_stream: NetworkStream | None = None
 
     @property
@@ -79,6 +80,10 @@ class _Connection:
 
     def close(self) -> None:
         self.channel.close()
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        self.channel.close()  # the task reading it wakes to a closed connection
 
     def looks_reusable(self, now: float, expiry: float | None) -> bool:
         if expiry is not None and now - self.idle_since > expiry:
@@ -162,8 +167,12 @@ class _Pool:
         else:
             self._slots.unreserve()
 
+    def adopt(self, conn: _Connection) -> _Connection:
+        self._slots.adopt(conn)
+        return conn
+
     def close(self) -> None:
-        self._slots.close_idle()
+        self._slots.close()
 
 
 class _ResponseBody(BodyState[_Connection], httpx2.AsyncByteStream):
@@ -186,9 +195,8 @@ class _ResponseBody(BodyState[_Connection], httpx2.AsyncByteStream):
             except TimeoutError as exc:
                 self.finish(reusable=False)
                 raise httpx2.ReadTimeout("timed out reading the body") from exc
-            except BaseException:
-                self.finish(reusable=False)
-                raise
+            except BaseException as exc:
+                raise self.broken(exc)  # noqa: B904 - exc itself, or an error caused by it
             finally:
                 self.waited()
             data = self.ready()
@@ -207,9 +215,8 @@ class _ResponseBody(BodyState[_Connection], httpx2.AsyncByteStream):
                 return None
             try:
                 body = self.step(channel.take())
-            except BaseException:
-                self.finish(reusable=False)
-                raise
+            except BaseException as exc:
+                raise self.broken(exc)  # noqa: B904 - exc itself, or an error caused by it
             if body:
                 return body  # if it ended the body, step() gave the connection back
         return b""
@@ -356,7 +363,7 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
             if isinstance(exc, OSError):  # ssl.SSLError is one
                 raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
             raise
-        return _Connection(channel, origin)
+        return pool.adopt(_Connection(channel, origin))
 
     async def _start_tls(
         self,

@@ -227,7 +227,11 @@ class NetworkStream:
         return None
 
 
-C = TypeVar("C")
+class _Held(Protocol):
+    interrupted: bool  # the client was closed while it was in use (see Slots.close)
+
+
+C = TypeVar("C", bound=_Held)
 C_contra = TypeVar("C_contra", contravariant=True)
 
 
@@ -391,6 +395,18 @@ class BodyState(Generic[C]):
         conn, self.conn = self.conn, None
         if conn is not None:
             self.pool.release(conn, reusable)
+
+    def broken(self, exc: BaseException) -> BaseException:
+        """A read failed: the connection goes back unusable. The error to raise: ``exc``,
+        or, when the client was closed under this read, one that says so (the socket
+        shut down then reads as a peer that closed or reset it)."""
+        conn = self.conn
+        self.finish(reusable=False)
+        if conn is not None and conn.interrupted and isinstance(exc, httpx2.TransportError):
+            error = httpx2.ReadError("The client was closed while the response was being read")
+            error.__cause__ = exc
+            return error
+        return exc
 
     def ends_clean(self) -> bool:
         """Whether, the body being complete, the connection may carry another request:

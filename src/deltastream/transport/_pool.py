@@ -21,10 +21,15 @@ Origin = tuple[bytes, bytes, int]
 class PooledConnection(Protocol):
     origin: Origin
     idle_since: float
+    interrupted: bool  # set by interrupt()
 
     def looks_reusable(self, now: float, expiry: float | None) -> bool: ...
 
     def close(self) -> None: ...
+
+    def interrupt(self) -> None:
+        """End the connection under whoever is using it: their next read finds it
+        closed, and they give it back (to be closed)."""
 
 
 C = TypeVar("C", bound=PooledConnection)
@@ -33,7 +38,7 @@ C = TypeVar("C", bound=PooledConnection)
 class Slots(Generic[C]):
     """At most ``max_connections`` open and ``max_keepalive_connections`` idle."""
 
-    __slots__ = ("closed", "expiry", "idle", "idle_count", "max", "max_idle", "open")
+    __slots__ = ("active", "closed", "expiry", "idle", "idle_count", "max", "max_idle", "open")
 
     def __init__(self, limits: httpx2.Limits) -> None:
         self.max = limits.max_connections
@@ -42,7 +47,9 @@ class Slots(Generic[C]):
         self.idle: dict[Origin, list[C]] = {}
         self.idle_count = 0
         self.open = 0
-        self.closed = False  # after close_idle(), connections given back are closed too
+        # Taken out of the pool (a request and its response under way) until given back.
+        self.active: set[C] = set()
+        self.closed = False  # after close(), connections given back are closed too
 
     def take_idle(self, origin: Origin) -> C | None:
         """The most recently used idle connection to ``origin`` that still looks
@@ -55,6 +62,7 @@ class Slots(Generic[C]):
             conn = idle.pop()
             self.idle_count -= 1
             if conn.looks_reusable(now, self.expiry):
+                self.active.add(conn)
                 return conn
             conn.close()
             self.open -= 1
@@ -67,6 +75,10 @@ class Slots(Generic[C]):
             return False
         self.open += 1
         return True
+
+    def adopt(self, conn: C) -> None:
+        """A new connection, in the slot reserved for it, is in use."""
+        self.active.add(conn)
 
     def unreserve(self) -> None:
         """A reserved slot was not used after all (the connect failed)."""
@@ -83,6 +95,7 @@ class Slots(Generic[C]):
 
     def put_back(self, conn: C, reusable: bool) -> None:
         """Keep ``conn`` for reuse if it may be kept, else close it."""
+        self.active.discard(conn)
         max_idle = self.max_idle
         if reusable and not self.closed and (max_idle is None or self.idle_count < max_idle):
             conn.idle_since = time.monotonic()
@@ -98,11 +111,13 @@ class Slots(Generic[C]):
         is closed (the waiter connects anew). The open count does not change."""
         if reusable and conn.origin == origin:
             return conn
+        self.active.discard(conn)
         conn.close()
         return None
 
-    def close_idle(self) -> None:
-        """Close every idle connection; from now on none is kept."""
+    def close(self) -> None:
+        """Close every idle connection and end those in use, as httpx2's pool does when
+        its client closes (a stream still read then fails); from now on none is kept."""
         self.closed = True
         for idle in self.idle.values():
             for conn in idle:
@@ -110,3 +125,5 @@ class Slots(Generic[C]):
                 self.open -= 1
         self.idle.clear()
         self.idle_count = 0
+        for conn in self.active:
+            conn.interrupt()

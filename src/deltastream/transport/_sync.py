@@ -115,6 +115,7 @@ class _Connection:
         "_unbounded",
         "_write",
         "idle_since",
+        "interrupted",
         "network_stream",
         "origin",
         "sock",
@@ -124,6 +125,7 @@ class _Connection:
         self.sock = sock
         self.origin = origin
         self.idle_since = 0.0
+        self.interrupted = False
         self.network_stream = NetworkStream(sock)  # one per connection, not per response
         self._kernel = _KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket)
         if self._kernel:
@@ -137,6 +139,12 @@ class _Connection:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def interrupt(self) -> None:
+        # Shut down, not closed: another thread may be blocked reading it, and a closed
+        # descriptor's number can be reused under that read.
+        self.interrupted = True
+        shutdown_socket(self.sock, socket.SHUT_RDWR)
 
     def read_timeout(self, seconds: float | None) -> None:
         """Bound each receive by ``seconds`` (None: no bound) from now on.
@@ -280,9 +288,14 @@ class _Pool:
             else:
                 waiter.granted.set()
 
+    def adopt(self, conn: _Connection) -> _Connection:
+        with self._lock:
+            self._slots.adopt(conn)
+        return conn
+
     def close(self) -> None:
         with self._lock:
-            self._slots.close_idle()
+            self._slots.close()
 
 
 class _ResponseBody(BodyState[_Connection], httpx2.SyncByteStream):
@@ -311,9 +324,8 @@ class _ResponseBody(BodyState[_Connection], httpx2.SyncByteStream):
                 except OSError as exc:
                     raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
                 body = self.step(data)
-            except BaseException:
-                self.finish(reusable=False)
-                raise
+            except BaseException as exc:
+                raise self.broken(exc)  # noqa: B904 - exc itself, or an error caused by it
             if body:
                 return body  # if it ended the body, step() gave the connection back
         raise StopIteration
@@ -395,7 +407,7 @@ class HTTP11Transport(httpx2.BaseTransport):
             if isinstance(exc, OSError):  # ssl.SSLError is one
                 raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
             raise
-        return _Connection(sock, origin)
+        return self._pool.adopt(_Connection(sock, origin))
 
     def _exchange(
         self,
