@@ -61,6 +61,7 @@ from .engine._http import (
     is_event_stream,
     iter_body,
     parse_error_body,
+    read_errors,
     read_head,
     transport_error,
 )
@@ -325,9 +326,7 @@ class _Session:
             raise self.fail(exc) from None
         raise AssertionError("only called for a response that is not an event stream")
 
-    def broken(
-        self, exc: httpx2.TransportError, request: httpx2.Request, watch: Watch | None
-    ) -> _Drop:
+    def broken(self, exc: BaseException, request: httpx2.Request, watch: Watch | None) -> _Drop:
         expired = None if watch is None else watch.expired
         if expired is not None:
             name, seconds = expired
@@ -461,7 +460,7 @@ class EventSource(_SourceBase):
             sent_at = time.monotonic()
             try:
                 response = http.send(request, stream=True)
-            except httpx2.TransportError as exc:
+            except read_errors() as exc:
                 drop = s.broken(exc, request, None)
             else:
                 s.response = response
@@ -483,7 +482,7 @@ class EventSource(_SourceBase):
                                 if error is not None:
                                     raise error
                             drop = s.ended(watch)
-                        except httpx2.TransportError as exc:
+                        except read_errors() as exc:
                             drop = s.broken(exc, request, watch)
                         finally:
                             watchdog.unwatch(watch)
@@ -538,7 +537,7 @@ class AsyncEventSource(_SourceBase):
             sent_at = time.monotonic()
             try:
                 response = await http.send(request, stream=True)
-            except httpx2.TransportError as exc:
+            except read_errors() as exc:
                 drop = s.broken(exc, request, None)
             else:
                 s.response = response
@@ -561,7 +560,7 @@ class AsyncEventSource(_SourceBase):
                                 if error is not None:
                                     raise error
                             drop = s.ended(watch)
-                        except httpx2.TransportError as exc:
+                        except read_errors() as exc:
                             drop = s.broken(exc, request, watch)
                         finally:
                             watchdog.unwatch(watch)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx2
 import openai
+from openai._httpx2 import normalize_httpx_timeout
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
@@ -300,6 +301,9 @@ def _timeout(client: Any, options: Any) -> Timeout:
         return value
     if isinstance(value, int | float):
         return _per_read(float(value))
+    # The older httpx package's Timeout, which openai takes too (code written for
+    # openai 1.x passes one): an httpx2.Timeout of the same phases.
+    value = normalize_httpx_timeout(value)
     return Timeout(value, comments_count=True)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = [
     "is_event_stream",
     "iter_body",
     "parse_error_body",
+    "read_errors",
     "read_head",
     "send",
     "transport_error",
@@ -162,11 +164,30 @@ def _parsed_url(url: str) -> httpx2.URL:
     return httpx2.URL(url)
 
 
-def transport_error(exc: httpx2.TransportError, request: httpx2.Request) -> APIConnectionError:
-    """The one mapping from httpx2's transport errors to ours. A timeout is named for
-    the deadline it enforced (``connect``, ``first_token``, ``write``, ``pool``, or
-    ``total`` when that was the nearer), as the request recorded it."""
-    if isinstance(exc, httpx2.TimeoutException):
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a body raises when its connection fails: httpx2's transport errors;
+    an ``ssl.SSLError`` or anyio's ``EndOfStream`` that httpx2's TLS streams let through
+    (its issue 854; openai counts them too); and the older ``httpx`` package's errors,
+    from an ``http_client`` built on it (openai accepts one). Named in ``except`` clauses,
+    so it runs only when something was raised, and imports nothing: a module not loaded
+    raised nothing."""
+    errors: list[type[BaseException]] = [httpx2.TransportError]
+    modules = sys.modules
+    if (ssl := modules.get("ssl")) is not None:
+        errors.append(ssl.SSLError)
+    if (anyio := modules.get("anyio")) is not None:
+        errors.append(anyio.EndOfStream)
+    if (legacy := modules.get("httpx")) is not None:
+        errors.append(legacy.TransportError)
+    return tuple(errors)
+
+
+def transport_error(exc: BaseException, request: httpx2.Request) -> APIConnectionError:
+    """The one mapping from transport errors (see :func:`read_errors`) to ours. A
+    timeout is named for the deadline it enforced (``connect``, ``first_token``,
+    ``write``, ``pool``, or ``total`` when that was the nearer), as the request recorded
+    it."""
+    if isinstance(exc, httpx2.TimeoutException) or _is_legacy_timeout(exc):
         phase = _TIMEOUT_PHASES.get(type(exc))
         names: dict[str, tuple[str, float]] = request.extensions.get(DEADLINES_EXTENSION, {})
         if phase is None or phase not in names:
@@ -175,6 +196,11 @@ def transport_error(exc: httpx2.TransportError, request: httpx2.Request) -> APIC
         return APITimeoutError(request, deadline=deadline, seconds=seconds)
     detail = str(exc) or type(exc).__name__
     return APIConnectionError(message=f"Connection error: {detail}", request=request)
+
+
+def _is_legacy_timeout(exc: BaseException) -> bool:
+    legacy = sys.modules.get("httpx")
+    return legacy is not None and isinstance(exc, legacy.TimeoutException)
 
 
 _TIMEOUT_PHASES: dict[type[BaseException], str] = {
@@ -457,7 +483,7 @@ def read_head(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT) -> bytes
             size += len(data)
             if size >= limit:
                 break
-    except httpx2.TransportError:
+    except read_errors():
         pass  # an error body cut short still says what it can
     return b"".join(parts)[:limit]
 
@@ -471,6 +497,6 @@ async def aread_head(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT) -
             size += len(data)
             if size >= limit:
                 break
-    except httpx2.TransportError:
+    except read_errors():
         pass
     return b"".join(parts)[:limit]

@@ -55,6 +55,7 @@ from ._http import (
     close_response,
     ensure_event_stream,
     iter_body,
+    read_errors,
     send,
     transport_error,
 )
@@ -236,7 +237,7 @@ class _StreamBase(Generic[T]):
     def events_received(self) -> int:
         return self._core.events_received
 
-    def _failure(self, exc: httpx2.TransportError) -> BaseException | None:
+    def _failure(self, exc: BaseException) -> BaseException | None:
         """The error to raise for a failed read; None if the caller cancelled."""
         if self._cancelled:
             return None
@@ -248,7 +249,7 @@ class _StreamBase(Generic[T]):
             error = transport_error(exc, self.response.request)
         return self._core.fail(error)
 
-    def _cause(self, exc: httpx2.TransportError) -> BaseException:
+    def _cause(self, exc: BaseException) -> BaseException:
         """What a failed read's error is raised from: the transport's error, or, when a
         deadline passed, a read timeout, as httpx would raise it (the transport's error
         would only tell of the watchdog shutting the socket down, as if the peer had)."""
@@ -433,7 +434,7 @@ class BaseStream(_StreamBase[T]):
                     )
                     raise self._raw_failure(error, delivered)
             ends.close(decoder)
-        except httpx2.TransportError as exc:
+        except read_errors() as exc:
             failure = self._failure(exc)
             if failure is None:
                 return
@@ -489,7 +490,7 @@ class BaseStream(_StreamBase[T]):
                             raise core.fail(core.failure)
                         if core.done:
                             break
-                except httpx2.TransportError as exc:
+                except read_errors() as exc:
                     point = self._resume_point()
                     if point is None:
                         error = self._failure(exc)
@@ -616,7 +617,7 @@ class BaseAsyncStream(_StreamBase[T]):
                         raise
                     await self._resume_at(point)
                     continue
-                except httpx2.TransportError as exc:
+                except read_errors() as exc:
                     point = self._resume_point()
                     if point is None:
                         error = self._failure(exc)
@@ -706,7 +707,7 @@ class BaseAsyncStream(_StreamBase[T]):
                     )
                     raise self._raw_failure(error, delivered)
             ends.close(decoder)
-        except httpx2.TransportError as exc:
+        except read_errors() as exc:
             failure = self._failure(exc)
             if failure is None:
                 return
@@ -865,7 +866,7 @@ def _drain(body: Iterator[bytes]) -> None:
             drained += len(data)
             if drained > _DRAIN_LIMIT:
                 break
-    except httpx2.TransportError:
+    except read_errors():
         pass  # the stream is complete; a broken tail only costs the connection
 
 
@@ -876,7 +877,7 @@ async def _adrain(body: AsyncIterator[bytes]) -> None:
             drained += len(data)
             if drained > _DRAIN_LIMIT:
                 break
-    except httpx2.TransportError:
+    except read_errors():
         pass
 
 
