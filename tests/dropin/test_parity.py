@@ -634,3 +634,35 @@ def test_the_chat_helper_meets_a_chunk_off_the_schema_as_openais_does(
             cls: _chat_helper_outcome(cls, body) for cls in (openai.OpenAI, deltastream.OpenAI)
         }
     assert outcomes[deltastream.OpenAI] == outcomes[openai.OpenAI]
+
+
+@pytest.mark.parametrize("number", ["three", 3.5, [3], True], ids=repr)
+def test_a_responses_event_whose_sequence_number_is_unreadable_is_no_gap(number: object) -> None:
+    """openai hands it over; the engine takes it for the next number, so the event
+    after it is not a jump (which would raise StreamGapError)."""
+    events = _off_schema_events("none")
+    numbered: list[dict[str, Any]] = [
+        {**event, "sequence_number": n} for n, event in enumerate(events)
+    ]
+    numbered[3]["sequence_number"] = number
+    body = b"".join(
+        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode() for event in numbered
+    )
+    seen = {}
+    for cls in (openai.OpenAI, deltastream.OpenAI):
+        with client_of(cls, body) as client:
+            stream = client.responses.create(model="m", input="hi", stream=True)
+            seen[cls] = [event.type for event in stream]
+    assert seen[deltastream.OpenAI] == seen[openai.OpenAI] == [e["type"] for e in events]
+
+
+def test_a_responses_event_with_a_wrong_item_in_a_list_arrives_as_in_openai() -> None:
+    events = _off_schema_events("none")
+    events[-1]["response"]["output"] = [5]
+    body = _responses_body(*events)
+    seen = {}
+    for cls in (openai.OpenAI, deltastream.OpenAI):
+        with client_of(cls, body) as client:
+            stream = client.responses.create(model="m", input="hi", stream=True)
+            seen[cls] = [event.model_dump(warnings=False) for event in stream]
+    assert seen[deltastream.OpenAI] == seen[openai.OpenAI]

@@ -138,14 +138,16 @@ _STEP = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
 
 
 def _leave_out(obj: Any, error: str) -> bool:
-    """Take out of ``obj`` the value ``error`` (a msgspec ValidationError) is about (for
-    a missing required field: the object that misses it). False if that value is no
-    field of an object: the event itself, or an item of a list."""
+    """Take out of ``obj`` the field ``error`` (a msgspec ValidationError) is about (for
+    a missing required field: the object that misses it); for an item of a list, the
+    field that holds the list. False if there is no such field: the event itself."""
     at = _AT.search(error)
     if at is None:
         return False
     steps = _STEP.findall(at.group(1))
-    if not steps or not steps[-1][0]:
+    while steps and not steps[-1][0]:
+        steps.pop()  # an item of a list: the list's own field goes
+    if not steps:
         return False
     parent = obj
     for key, index in steps[:-1]:

@@ -492,9 +492,16 @@ class ResponseEventStream(StreamCore):
         accumulates it with those fields left out; without a face it is an error."""
         if self.face is not None:
             try:
-                return repair_response_event(raw, name)
+                event = repair_response_event(raw, name)
             except EventDecodeError:
                 pass
+            else:
+                last = self.last_sequence
+                if event.sequence_number is None and last is not None:
+                    # Its own number was what could not be read: it is taken to be the
+                    # next one, not a missing one that would make the next event a gap.
+                    event.sequence_number = last + 1
+                return event
         raise StreamDecodeError(str(refused), response=self.response, data=refused.data)
 
     @property
