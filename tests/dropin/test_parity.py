@@ -579,6 +579,7 @@ def _off_schema_choices() -> dict[str, list[object]]:
         "refusal": [5],
         "function_call": [5, {"name": 5}, {"name": "f", "arguments": 5}],
         "reasoning_content": [5],
+        "role": [["assistant"], {"a": 1}],
     }
     for key, values in off_delta.items():
         for value in values:
@@ -592,11 +593,27 @@ def _off_schema_choices() -> dict[str, list[object]]:
 def test_a_chunk_off_the_schema_is_handed_over_as_openai_hands_it(choices: list[object]) -> None:
     """openai builds each chunk as sent and hands it over; the drop-in must too, though
     its accumulator reads every chunk (nothing the accumulator cannot read raises)."""
-    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1.0, "model": "m"}
+    assert _chunks_seen({"choices": choices}) is not None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"model": ["m"]}, {"model": {"a": 1}}, {"created": 1.0}, {"id": 5}, {"usage": 5}],
+    ids=repr,
+)
+def test_a_chunk_with_its_own_fields_off_the_schema_is_handed_over_as_openai_hands_it(
+    fields: dict[str, object],
+) -> None:
+    assert _chunks_seen({"choices": [_PLAIN_CHOICE], **fields}) is not None
+
+
+def _chunks_seen(first: dict[str, object]) -> list[str]:
+    """The chunks of a stream whose first chunk has ``first``'s fields, as openai and
+    the drop-in hand them over (asserted equal), as their reprs."""
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
     last = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     body = b"".join(
-        b"data: " + json.dumps(event).encode() + b"\n\n"
-        for event in ({**chunk, "choices": choices}, last)
+        b"data: " + json.dumps(event).encode() + b"\n\n" for event in ({**chunk, **first}, last)
     )
     body += b"data: [DONE]\n\n"
     seen = {}
@@ -606,6 +623,7 @@ def test_a_chunk_off_the_schema_is_handed_over_as_openai_hands_it(choices: list[
             seen[cls] = [repr(chunk) for chunk in stream]
     assert seen[deltastream.OpenAI] == seen[openai.OpenAI]
     assert len(seen[openai.OpenAI]) == 2
+    return seen[openai.OpenAI]
 
 
 def _chat_helper_outcome(cls: Any, body: bytes) -> tuple[list[str], object]:
@@ -666,3 +684,23 @@ def test_a_responses_event_with_a_wrong_item_in_a_list_arrives_as_in_openai() ->
             stream = client.responses.create(model="m", input="hi", stream=True)
             seen[cls] = [event.model_dump(warnings=False) for event in stream]
     assert seen[deltastream.OpenAI] == seen[openai.OpenAI]
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [
+        {**_DELTA, "error": {"message": "boom", "code": "x"}},
+        {**_FAILURE, "error": {"message": "boom"}},
+    ],
+    ids=["a delta", "response.failed"],
+)
+def test_any_responses_event_with_an_error_object_raises_as_in_openai(
+    failing: dict[str, Any],
+) -> None:
+    body = _responses_body(_CREATED, failing)
+    for cls in (openai.OpenAI, deltastream.OpenAI):
+        seen, raised = _seen_until_raised(cls, body, helper=False)
+        assert isinstance(raised, openai.APIError), cls
+        assert raised.message == "boom"
+        assert raised.body == failing["error"]
+        assert seen == ["response.created"]

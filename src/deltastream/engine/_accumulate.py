@@ -108,7 +108,10 @@ _SHARED: Memo[str, str] = Memo(limit=256)
 
 
 def _shared(text: str) -> str:
-    """``text``, or an equal string seen before."""
+    """``text``, or an equal string seen before (anything but a string as it is: a
+    chunk off openai's schema may send a list where the model's name belongs)."""
+    if text.__class__ is not str:
+        return text
     known = _SHARED.get(text)
     return _SHARED.keep(text, text) if known is None else known
 

@@ -436,6 +436,8 @@ class ResponseEventStream(StreamCore):
         items: list[ResponseStreamEvent] = []
         add = self.accumulator.add
         accumulate = self.accumulate
+        face = self.face
+        hands = face is not None and face.hands_failures
         try:
             for event in events:
                 raw = event.raw_data
@@ -449,6 +451,10 @@ class ResponseEventStream(StreamCore):
                         self.done = True
                         break
                     item = self._off_schema(raw, event.event, exc)
+                if hands and raw.find(b'"error"') >= 0 and _error_object(item):
+                    # openai raises at any event whose data holds an error object, and
+                    # never hands it over (a cheap test first: the key must be there).
+                    raise self._stream_error(item)
                 seq = item.sequence_number
                 if seq is not None:
                     skip = self.skip_through
@@ -468,15 +474,12 @@ class ResponseEventStream(StreamCore):
                     if kind is ResponseCompletedEvent or kind is ResponseIncompleteEvent:
                         self.done = True
                         break
-                    face = self.face
-                    if face is not None and face.hands_failures and not _error_object(item):
+                    if hands:  # its error object, if any, raised above
                         self.failure_handed = True
                         if kind is ResponseFailedEvent:
                             self.done = True
                             break
                         continue  # openai reads on: a response.failed may follow
-                    if face is not None and face.hands_failures:
-                        items.pop()  # openai raises at this event, never hands it over
                     raise self._stream_error(item)
         except APIError as error:
             if accumulate:
@@ -542,9 +545,10 @@ def ends_in_done(decoder: SSEDecoder) -> bool:
 
 
 def _error_object(item: ResponseStreamEvent) -> bool:
-    """An ``error`` event whose data holds an ``error`` object, which openai raises as
-    ``APIError`` (it hands over the flat form, and ``response.failed``)."""
-    return not isinstance(item, ResponseFailedEvent) and bool(_data_of(item).get("error"))
+    """An event whose data holds a (truthy) ``error`` at its top, which openai raises as
+    ``APIError`` whatever the event's type (it hands over a flat ``error`` event, and a
+    ``response.failed``, whose error is inside its response)."""
+    return bool(_data_of(item).get("error"))
 
 
 def _data_of(item: ResponseStreamEvent) -> dict[str, Any]:
