@@ -154,15 +154,11 @@ class _Extras:
         refusal = delta.refusal
         if isinstance(refusal, str):
             self.refusal = _append(self.refusal, refusal)
-        # Provider fields: always there on the engine's deltas, only when sent on
-        # pydantic ones (as extras).
-        reasoning_content = getattr(delta, "reasoning_content", None)
+        reasoning_content, reasoning, thinking = _provider_fields(delta)
         if isinstance(reasoning_content, str):
             self.reasoning_content = _append(self.reasoning_content, reasoning_content)
-        reasoning = getattr(delta, "reasoning", None)
         if isinstance(reasoning, str):
             self.reasoning = _append(self.reasoning, reasoning)
-        thinking = getattr(delta, "thinking", None)
         if isinstance(thinking, str):
             self.thinking = _append(self.thinking, thinking)
         calls = delta.tool_calls
@@ -224,6 +220,20 @@ class _Extras:
 
 
 _NO_EXTRAS = _Extras()  # never written to: see _ChoiceState.__init__
+_NOT_SENT = (None, None, None)
+
+
+def _provider_fields(delta: ChoiceDelta) -> tuple[Any, Any, Any]:
+    """A delta's ``reasoning_content``, ``reasoning`` and ``thinking``: fields of the
+    engine's deltas; of openai's (pydantic) ones, extras present only when sent, read
+    from the extras themselves (``getattr`` of a field not sent raises and catches an
+    AttributeError inside pydantic: about 2 µs, three times per reasoning token)."""
+    if delta.__class__ is ChoiceDelta:
+        return delta.reasoning_content, delta.reasoning, delta.thinking
+    extra: dict[str, Any] | None = getattr(delta, "__pydantic_extra__", None)
+    if not extra:
+        return _NOT_SENT
+    return extra.get("reasoning_content"), extra.get("reasoning"), extra.get("thinking")
 
 
 class _ChoiceState:
@@ -253,9 +263,7 @@ class _ChoiceState:
             delta.refusal is not None
             or delta.tool_calls
             or delta.function_call is not None
-            or getattr(delta, "reasoning_content", None) is not None
-            or getattr(delta, "reasoning", None) is not None
-            or getattr(delta, "thinking", None) is not None
+            or _provider_fields(delta) != _NOT_SENT
         ):
             self._own_extras().add(delta)
 
