@@ -56,6 +56,11 @@ class StreamError(openai.OpenAIError):
     partial: Any = None
     events_received: int = 0
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled and copied with what it holds: BaseException's own way calls the class
+        # with ``args`` alone, which openai's errors (keyword arguments) refuse.
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
 
 class APIStreamError(openai.APIError, StreamError):
     """An error the server sent inside the stream. ``body`` is the error object."""
@@ -140,6 +145,24 @@ class _InvalidUTF8Error(StreamDecodeError, UnicodeDecodeError):
             self, invalid.encoding, invalid.object, invalid.start, invalid.end, invalid.reason
         )
         self.args = (message,)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        where = (self.encoding, self.object, self.start, self.end, self.reason)
+        return (_rebuilt, (type(self), self.args, self.__dict__, where))
+
+
+def _rebuilt(
+    cls: type[BaseException],
+    args: tuple[Any, ...],
+    state: dict[str, Any],
+    invalid: tuple[str, bytes, int, int, str] | None = None,
+) -> BaseException:
+    error = cls.__new__(cls)
+    if invalid is not None:  # UnicodeDecodeError's own fields, not in __dict__
+        UnicodeDecodeError.__init__(error, *invalid)  # type: ignore[arg-type]
+    error.__dict__.update(state)
+    error.args = args
+    return error
 
 
 def _decode_error(error: engine.StreamDecodeError) -> StreamDecodeError:
