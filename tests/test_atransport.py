@@ -1199,3 +1199,46 @@ async def test_closing_the_client_wakes_a_task_waiting_for_the_body(serve: Serve
         with pytest.raises(httpx2.ReadError, match="client was closed"):
             await asyncio.wait_for(waiting, 2.0)
     go_on.set()
+
+
+def test_a_client_used_from_another_event_loop_leaves_the_first_loops_streams_alone(
+    serve: Serve,
+) -> None:
+    """The pool is per event loop; a request from a second one replaces it, and only
+    the first loop's idle connections go: ending its streams from another thread is
+    not safe (on uvloop the reader would never wake)."""
+    go_on = threading.Event()
+    streaming = serve(
+        lambda seen: Reply([CHUNKED_HEAD + chunk(b"first"), go_on, chunk(b"more"), LAST_CHUNK])
+    )
+    answering = serve(lambda seen: ok())
+    client = make_client()
+    read: dict[str, object] = {}
+    started = threading.Event()
+
+    async def first_loop() -> None:
+        async with client.stream("GET", streaming.url) as resp:
+            body = resp.aiter_bytes()
+            pieces = [await anext(body)]
+            started.set()
+            pieces += [piece async for piece in body]
+        read["pieces"] = b"".join(pieces)
+
+    def run_first() -> None:
+        try:
+            asyncio.run(asyncio.wait_for(first_loop(), 5.0))
+        except BaseException as exc:  # checked below
+            read["error"] = exc
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    assert started.wait(5.0)
+
+    async def second_loop() -> int:
+        return (await client.get(answering.url)).status_code
+
+    assert asyncio.run(second_loop()) == 200
+    go_on.set()
+    thread.join(6.0)
+    asyncio.run(client.aclose())
+    assert read == {"pieces": b"firstmore"}

@@ -420,3 +420,35 @@ def test_later_reads_are_decoded_whole() -> None:
     assert isinstance(core.failure, deltastream.native.StreamDecodeError)  # met at once
     assert [chunk.choices[0].delta.content for chunk in items] == ["a"]
     assert core.carries_token()
+
+
+def test_a_background_stream_whose_client_was_closed_is_not_resumed(replay_url: str) -> None:
+    """Closing the client ends its streams; a resumable one must not try to open again
+    through the closed client (httpx2 would refuse with a bare RuntimeError)."""
+    stall = {"X-Deltastream-Fault": "stall-after=4:30"}
+    client = deltastream.Client(base_url=replay_url, max_retries=5)
+    stream = client.responses.create(
+        model=RESUME_FILE, stream=True, background=True, extra_headers=stall
+    )
+    seen = [next(stream).sequence_number, next(stream).sequence_number]
+    client.close()
+    with pytest.raises(deltastream.native.APIConnectionError, match="client was closed"):
+        seen.extend(event.sequence_number for event in stream)
+    assert seen[:2] == [1, 2]
+    assert stream.metrics.resumes == 0
+
+
+async def test_a_background_stream_whose_client_was_closed_is_not_resumed_async(
+    replay_url: str,
+) -> None:
+    stall = {"X-Deltastream-Fault": "stall-after=4:30"}
+    client = deltastream.AsyncClient(base_url=replay_url, max_retries=5)
+    stream = await client.responses.create(
+        model=RESUME_FILE, stream=True, background=True, extra_headers=stall
+    )
+    await stream.__anext__()
+    await client.close()
+    with pytest.raises(deltastream.native.APIConnectionError, match="client was closed"):
+        async for _ in stream:
+            pass
+    assert stream.metrics.resumes == 0

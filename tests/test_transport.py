@@ -1114,3 +1114,18 @@ def test_closing_the_client_wakes_a_read_blocked_in_another_thread(serve: Serve)
     go_on.set()
     assert len(outcome) == 1
     assert isinstance(outcome[0], httpx2.ReadError)
+
+
+def test_closing_the_client_twice_over_an_open_stream_does_not_raise(serve: Serve) -> None:
+    """The second close finds the stream's socket already shut down and the server gone
+    (the socket cannot be shut down again): nothing to do, nothing raised."""
+    server = serve(lambda seen: Reply([CHUNKED_HEAD + chunk(b"first")], close=True))
+    client = make_client()
+    with client.stream("GET", server.url) as resp:
+        pieces = resp.iter_bytes()
+        assert next(pieces) == b"first"
+        client.close()
+        time.sleep(0.2)
+        client._transport.close()
+        with pytest.raises(httpx2.TransportError):
+            next(pieces)

@@ -67,6 +67,7 @@ from .engine._http import (
 )
 from .engine._retry import server_retry_after
 from .engine._sse import DEFAULT_MAX_EVENT_SIZE, EventTooLargeError, ServerSentEvent, SSEDecoder
+from .transport._common import ClientClosedError
 
 __all__ = [
     "DEFAULT_RETRY_MS",
@@ -206,6 +207,7 @@ class _Drop:
     reason: Reason
     error: APIError | None = None
     asked: float | None = None  # Retry-After, seconds
+    final: bool = False  # nothing to reconnect through: the client was closed
 
 
 # -- the protocol state ---------------------------------------------------------------
@@ -331,7 +333,8 @@ class _Session:
         if expired is not None:
             name, seconds = expired
             return _Drop("timeout", APITimeoutError(request, deadline=name, seconds=seconds))
-        return _Drop("error", transport_error(exc, request))
+        final = isinstance(exc, ClientClosedError)
+        return _Drop("error", transport_error(exc, request), final=final)
 
     def ended(self, watch: Watch) -> _Drop:
         expired = watch.expired
@@ -342,7 +345,7 @@ class _Session:
 
     def plan(self, drop: _Drop) -> float | None:
         """Seconds to wait before reconnecting, or None to end the iteration."""
-        if not self.reconnect:
+        if not self.reconnect or drop.final:
             if drop.error is not None:
                 raise self.fail(drop.error)
             return None

@@ -38,6 +38,7 @@ import httpx2
 import msgspec
 
 from ..transport import BODY_EXTENSION, AsyncResponseBody
+from ..transport._common import ClientClosedError
 from ._deadlines import DEFAULT_TIMEOUT, Timeout, Watch, shut_down, watchdog
 from ._errors import (
     APIError,
@@ -147,12 +148,15 @@ class _StreamBase(Generic[T]):
         twin.__dict__ = self.__dict__
         return twin
 
-    def _resume_point(self) -> tuple[str, int | None] | None:
+    def _resume_point(self, cause: BaseException | None = None) -> tuple[str, int | None] | None:
         """(response id, last sequence number handed over) to open a resumable stream
-        again from, after its connection ended early or went silent past ``idle``; None
-        if it cannot be. With nothing handed over yet, a stream whose id is known (a
-        retrieved one) opens again from where it first asked (None)."""
+        again from, after its connection ended early (``cause``: the read's error) or
+        went silent past ``idle``; None if it cannot be (its client was closed, say).
+        With nothing handed over yet, a stream whose id is known (a retrieved one) opens
+        again from where it first asked (None)."""
         if self._resume is None or self._cancelled or self._core.failure_handed:
+            return None
+        if isinstance(cause, ClientClosedError):
             return None
         expired = self._watch.expired
         if expired is not None and expired[0] != "idle":  # first_token and total are final
@@ -491,7 +495,7 @@ class BaseStream(_StreamBase[T]):
                         if core.done:
                             break
                 except read_errors() as exc:
-                    point = self._resume_point()
+                    point = self._resume_point(exc)
                     if point is None:
                         error = self._failure(exc)
                         if error is None:
@@ -618,7 +622,7 @@ class BaseAsyncStream(_StreamBase[T]):
                     await self._resume_at(point)
                     continue
                 except read_errors() as exc:
-                    point = self._resume_point()
+                    point = self._resume_point(exc)
                     if point is None:
                         error = self._failure(exc)
                         if error is None:

@@ -58,7 +58,14 @@ def _expire(waiter: asyncio.Future[Any]) -> None:
 
 
 class _Connection:
-    __slots__ = ("_network_stream", "channel", "idle_since", "interrupted", "origin")
+    __slots__ = (
+        "__weakref__",
+        "_network_stream",
+        "channel",
+        "idle_since",
+        "interrupted",
+        "origin",
+    )
 
     def __init__(self, channel: Channel, origin: Origin) -> None:
         self.channel = channel
@@ -172,7 +179,17 @@ class _Pool:
         return conn
 
     def close(self) -> None:
-        self._slots.close()
+        """Close the idle connections and end those in use; those of another event loop
+        still running (a client used from two) are left to it, as ending them from here
+        would not be safe."""
+        try:
+            mine = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            mine = False
+        if mine or self.loop.is_closed():
+            self._slots.close()
+        else:
+            self._slots.close_idle()
 
 
 class _ResponseBody(BodyState[_Connection], httpx2.AsyncByteStream):
@@ -293,7 +310,8 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
     def _pool_for(self, loop: asyncio.AbstractEventLoop) -> _Pool:
         pool = self._pool
         if pool is None or pool.loop is not loop:
-            # A client used from a new event loop: the old loop's connections are dead.
+            # A client used from a new event loop: the old loop's idle connections go
+            # (those it still uses are its own: see _Pool.close).
             if pool is not None:
                 pool.close()
             self._pool = pool = _Pool(self._limits, loop)

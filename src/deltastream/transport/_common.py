@@ -22,6 +22,7 @@ __all__ = [
     "RESEND_STALE_EXTENSION",
     "WAITING_EXTENSION",
     "BodyState",
+    "ClientClosedError",
     "NetworkStream",
     "PreparedHead",
     "StaleConnection",
@@ -403,7 +404,7 @@ class BodyState(Generic[C]):
         conn = self.conn
         self.finish(reusable=False)
         if conn is not None and conn.interrupted and isinstance(exc, httpx2.TransportError):
-            error = httpx2.ReadError("The client was closed while the response was being read")
+            error = ClientClosedError("The client was closed while the response was being read")
             error.__cause__ = exc
             return error
         return exc
@@ -413,6 +414,11 @@ class BodyState(Generic[C]):
         nothing came after it, and the response allows it."""
         decoder = self.decoder
         return self.reusable and not self.first and not decoder.leftover and not decoder.until_close
+
+
+class ClientClosedError(httpx2.ReadError):
+    """A read ended because its client was closed (see ``Slots.close``): not a fault of
+    the connection to recover from, nothing to open again."""
 
 
 class StaleConnection(Exception):

@@ -9,6 +9,7 @@ each pool's own business.
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Generic, Protocol, TypeVar
 
 import httpx2
@@ -47,8 +48,9 @@ class Slots(Generic[C]):
         self.idle: dict[Origin, list[C]] = {}
         self.idle_count = 0
         self.open = 0
-        # Taken out of the pool (a request and its response under way) until given back.
-        self.active: set[C] = set()
+        # Taken out of the pool (a request and its response under way) until given back;
+        # weakly, as the socket of a response dropped unclosed is let go with it.
+        self.active: weakref.WeakSet[C] = weakref.WeakSet()
         self.closed = False  # after close(), connections given back are closed too
 
     def take_idle(self, origin: Origin) -> C | None:
@@ -77,7 +79,9 @@ class Slots(Generic[C]):
         return True
 
     def adopt(self, conn: C) -> None:
-        """A new connection, in the slot reserved for it, is in use."""
+        """A new connection, in the slot reserved for it, is in use. (One that connected
+        while the pool was closed is used as one made after: a closed pool still serves
+        new requests, as httpx2's does, and only keeps no connection.)"""
         self.active.add(conn)
 
     def unreserve(self) -> None:
@@ -109,7 +113,7 @@ class Slots(Generic[C]):
         """What a thread or task waiting for ``origin`` gets from the freed ``conn``:
         the connection itself if it can serve there; else None, its slot, and ``conn``
         is closed (the waiter connects anew). The open count does not change."""
-        if reusable and conn.origin == origin:
+        if reusable and conn.origin == origin and not self.closed and not conn.interrupted:
             return conn
         self.active.discard(conn)
         conn.close()
@@ -118,6 +122,12 @@ class Slots(Generic[C]):
     def close(self) -> None:
         """Close every idle connection and end those in use, as httpx2's pool does when
         its client closes (a stream still read then fails); from now on none is kept."""
+        self.close_idle()
+        for conn in list(self.active):
+            conn.interrupt()
+
+    def close_idle(self) -> None:
+        """Close every idle connection, leave those in use be; from now on none is kept."""
         self.closed = True
         for idle in self.idle.values():
             for conn in idle:
@@ -125,5 +135,3 @@ class Slots(Generic[C]):
                 self.open -= 1
         self.idle.clear()
         self.idle_count = 0
-        for conn in self.active:
-            conn.interrupt()

@@ -109,6 +109,7 @@ def _timeval(seconds: float | None) -> bytes:
 
 class _Connection:
     __slots__ = (
+        "__weakref__",
         "_kernel",
         "_poller",
         "_read",
@@ -142,9 +143,13 @@ class _Connection:
 
     def interrupt(self) -> None:
         # Shut down, not closed: another thread may be blocked reading it, and a closed
-        # descriptor's number can be reused under that read.
+        # descriptor's number can be reused under that read. One the peer has already
+        # reset cannot be shut down (and its reader is told of the reset).
+        try:
+            shutdown_socket(self.sock, socket.SHUT_RDWR)
+        except OSError:
+            return
         self.interrupted = True
-        shutdown_socket(self.sock, socket.SHUT_RDWR)
 
     def read_timeout(self, seconds: float | None) -> None:
         """Bound each receive by ``seconds`` (None: no bound) from now on.
