@@ -40,3 +40,20 @@ def test_openai_package_streams_a_real_model(llama_url: str) -> None:
     usage = chunks[-1].usage
     assert usage is not None
     assert usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("backend", ["scripted", "replay"])
+def test_openai_package_retrieves_each_listed_model_and_not_others(
+    backend: str, server_url: str, replay_url: str
+) -> None:
+    url = server_url if backend == "scripted" else replay_url
+    client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+    with client:
+        names = [model.id for model in client.models.list()]
+        assert names
+        for name in names[:5]:  # a replay model's name is a path, slashes and all
+            model = client.models.retrieve(name)
+            assert (model.id, model.object) == (name, "model")
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.models.retrieve("no-such-model")
+    assert caught.value.code == "model_not_found"

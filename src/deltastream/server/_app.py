@@ -256,17 +256,27 @@ class _Service:
     async def stats_route(self, request: Request) -> Response:
         return _json(self.stats.snapshot())
 
+    def _model_names(self) -> list[str]:
+        if self.llama is not None:
+            return [self.llama.model_path.stem]
+        return self.library.models() if self.library else list(SCRIPTED_MODELS)
+
     async def models(self, request: Request) -> Response:
         self.authorize(request)
-        if self.llama is not None:
-            names = [self.llama.model_path.stem]
-        else:
-            names = self.library.models() if self.library else list(SCRIPTED_MODELS)
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "deltastream"}
-            for name in names
-        ]
-        return _json({"object": "list", "data": data})
+        return _json({"object": "list", "data": [_model(name) for name in self._model_names()]})
+
+    async def model(self, request: Request) -> Response:
+        """``GET /v1/models/{id}``: one model, or OpenAI's 404 for a name it does not
+        list (a replay model's name is a path, slashes and all)."""
+        self.authorize(request)
+        name = request.path_params["model"]
+        if name not in self._model_names():
+            raise APIError(
+                404,
+                f"The model `{name}` does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        return _json(_model(name))
 
     async def chat(self, request: Request) -> Response:
         self.authorize(request)
@@ -455,6 +465,10 @@ def create_app(
     return _starlette(service)
 
 
+def _model(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "deltastream"}
+
+
 def _starlette(service: _Service) -> Starlette:
     routes = [
         Route("/health", service.health, methods=["GET"]),
@@ -465,6 +479,8 @@ def _starlette(service: _Service) -> Starlette:
         routes.append(Route("/v1/{path:path}", forward, methods=["GET", "POST"]))
     else:
         routes.append(Route("/v1/models", _openai_errors(service.models), methods=["GET"]))
+        model = _openai_errors(service.model)
+        routes.append(Route("/v1/models/{model:path}", model, methods=["GET"]))
     if service.library is not None:
         retrieve = _openai_errors(service.retrieve_response)
         routes.append(Route("/v1/responses/{response_id}", retrieve, methods=["GET"]))
