@@ -106,6 +106,9 @@ def test_a_text_stream_has_openais_event_sequence(
     text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
     assert final["output"][0]["content"][0]["text"] == text == events[-4]["text"]
     assert final["usage"]["output_tokens"] > 0
+    # Every field openai's ResponseUsage requires, as OpenAI sends it now.
+    assert final["usage"]["input_tokens_details"] == {"cache_write_tokens": 0, "cached_tokens": 0}
+    openai.types.responses.ResponseUsage.model_validate(final["usage"])
     assert final["id"] == events[0]["response"]["id"]
 
 

@@ -237,7 +237,7 @@ class ResponseBuilder:
         if isinstance(piece, Usage):
             self.response["usage"] = {
                 "input_tokens": piece.prompt_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cache_write_tokens": 0, "cached_tokens": 0},
                 "output_tokens": piece.completion_tokens,
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": piece.prompt_tokens + piece.completion_tokens,
