@@ -97,6 +97,8 @@ def test_usage_chunk(http: httpx2.Client, server_url: str) -> None:
     assert usage["completion_tokens"] == len(content)
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert usage["prompt_tokens"] > 0
+    # As OpenAI sends them: "usage": null on every chunk before, no key without asking.
+    assert all(chunk["usage"] is None for chunk in chunks[:-1])
     _, plain = _stream(http, server_url, chat_body("Count to 5"))
     assert all("usage" not in chunk for chunk in _chunks(plain))
 

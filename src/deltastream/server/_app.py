@@ -299,11 +299,13 @@ class _Service:
         self, chat: ChatRequest, raw: bytes
     ) -> tuple[ChunkFactory, AsyncIterator[Piece | Pause]]:
         """The reply's pieces, from the model or the script, and a chunk factory for them."""
+        usage_slot = chat.stream and chat.include_usage
         if self.llama is None:
             reply = scripted.plan_reply(chat, raw)
-            factory = ChunkFactory(reply.reply_id, reply.created, chat.model)
+            factory = ChunkFactory(reply.reply_id, reply.created, chat.model, usage_slot=usage_slot)
             return factory, scripted.pieces(reply, self.pace)
-        factory = ChunkFactory(random_id("chatcmpl-"), int(time.time()), chat.model)
+        created = int(time.time())
+        factory = ChunkFactory(random_id("chatcmpl-"), created, chat.model, usage_slot=usage_slot)
         try:
             return factory, await self.llama.start(chat)
         except Overloaded as exc:

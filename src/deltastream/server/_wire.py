@@ -64,10 +64,15 @@ def stable_id(prefix: str, seed: bytes, length: int = 29) -> str:
 class ChunkFactory:
     """Builds ``chat.completion.chunk`` objects sharing one id, timestamp and model."""
 
-    def __init__(self, completion_id: str, created: int, model: str) -> None:
+    def __init__(
+        self, completion_id: str, created: int, model: str, *, usage_slot: bool = False
+    ) -> None:
         self.id = completion_id
         self.created = created
         self.model = model
+        # With stream_options.include_usage, OpenAI sends "usage": null on every chunk
+        # before the usage chunk.
+        self.usage_slot = usage_slot
 
     def chunk(
         self, index: int, delta: Mapping[str, object], finish_reason: str | None = None
@@ -81,7 +86,7 @@ class ChunkFactory:
         return body
 
     def _envelope(self, choices: list[dict[str, object]]) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
@@ -89,6 +94,9 @@ class ChunkFactory:
             "system_fingerprint": SYSTEM_FINGERPRINT,
             "choices": choices,
         }
+        if self.usage_slot:
+            body["usage"] = None
+        return body
 
     def completion(
         self, choices: list[dict[str, object]], usage: Mapping[str, object]
