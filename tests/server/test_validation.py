@@ -92,9 +92,33 @@ def _post(http: httpx2.Client, server_url: str, content: bytes) -> httpx2.Respon
         ),
         (
             b'{"model": "m", "messages": [{"role": "user"}], "n": 0}',
-            "not between 1 and 128",
+            "integer below minimum value. Expected a value >= 1, but got 0",
             "n",
-            "integer_out_of_range",
+            "integer_below_min_value",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user"}], "n": 129}',
+            "integer above maximum value. Expected a value <= 128, but got 129",
+            "n",
+            "integer_above_max_value",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user"}], "tool_choice": "auto"}',
+            "'tool_choice' is only allowed when 'tools' are specified",
+            "tool_choice",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user"}], "parallel_tool_calls": true}',
+            "'parallel_tool_calls' is only allowed when 'tools' are specified",
+            "parallel_tool_calls",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user"}], "max_tokens": 0}',
+            "integer below minimum value",
+            "max_tokens",
+            "integer_below_min_value",
         ),
         (
             b'{"model": "m", "messages": [{"role": "user"}], "stream_options": {}}',

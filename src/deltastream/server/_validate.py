@@ -76,9 +76,21 @@ def _int_param(body: dict[str, object], name: str, low: int, high: int | None) -
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise wrong_type(name, "an integer", value)
-    if value < low or (high is not None and value > high):
-        bound = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise invalid(f"Invalid '{name}': {value} is not {bound}.", name, "integer_out_of_range")
+    # OpenAI's words and codes for each side.
+    if value < low:
+        raise invalid(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, "
+            f"but got {value} instead.",
+            name,
+            "integer_below_min_value",
+        )
+    if high is not None and value > high:
+        raise invalid(
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, "
+            f"but got {value} instead.",
+            name,
+            "integer_above_max_value",
+        )
     return value
 
 
@@ -203,6 +215,22 @@ def _tool_choice(body: dict[str, object], legacy: bool) -> str:
     raise invalid(f"Invalid value for '{param}'.", param, "invalid_value")
 
 
+def _refuse_tool_options_without_tools(body: dict[str, object]) -> None:
+    """OpenAI refuses the options that steer tool calls when no tools are given."""
+    for option, tools in (
+        ("tool_choice", "tools"),
+        ("parallel_tool_calls", "tools"),
+        ("function_call", "functions"),
+    ):
+        if body.get(option) is not None:
+            raise invalid(
+                f"Invalid value for '{option}': '{option}' is only allowed when '{tools}' "
+                "are specified.",
+                option,
+                "invalid_value",
+            )
+
+
 def validate_chat_request(body: dict[str, object]) -> ChatRequest:
     model = body.get("model")
     if model is None:
@@ -229,6 +257,8 @@ def validate_chat_request(body: dict[str, object]) -> ChatRequest:
     if max_tokens is None:
         max_tokens = _int_param(body, "max_tokens", 1, None)
     tools, legacy = _tools(body)
+    if not tools:
+        _refuse_tool_options_without_tools(body)
     tool_choice = _tool_choice(body, legacy)
     if tool_choice not in ("auto", "none", "required") and all(
         tool.name != tool_choice for tool in tools
