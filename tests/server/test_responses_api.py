@@ -169,8 +169,12 @@ def test_previous_response_id_carries_the_conversation(
     after = post(http, server_url, body("Count to 3", previous_response_id=first["id"])).json()
     assert after["usage"]["input_tokens"] > alone["usage"]["input_tokens"]
     response = http.post(f"{server_url}/responses", json=body(previous_response_id="resp_nope"))
-    assert response.status_code == 404
-    assert response.json()["error"]["param"] == "previous_response_id"
+    assert response.status_code == 400  # as OpenAI answers (openai's BadRequestError)
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == (
+        "previous_response_id",
+        "previous_response_not_found",
+    )
 
 
 def test_logprobs_and_json_schema(http: httpx2.Client, server_url: str) -> None:

@@ -105,10 +105,11 @@ class ResponsesAPI:
         try:
             previous = self.store.get(response_id)
         except APIError:
-            raise APIError(
-                404,
+            raise APIError(  # OpenAI's answer: a 400, not a 404
+                400,
                 f"Previous response with id '{response_id}' not found.",
                 param="previous_response_id",
+                code="previous_response_not_found",
             ) from None
         if previous.finished_at is None:
             raise APIError(
