@@ -200,3 +200,27 @@ def test_api_key_accepted(http: httpx2.Client, keyed_url: str) -> None:
     response = http.post(f"{keyed_url}/chat/completions", json=chat_body(), headers=headers)
     assert response.status_code == 200
     assert http.get(keyed_url.removesuffix("/v1") + "/health").status_code == 200
+
+
+def _oversized() -> Iterator[bytes]:
+    """A body sent in pieces, with no Content-Length, past the 16 MiB limit."""
+    yield b'{"model": "m", "messages": [{"role": "user", "content": "'
+    for _ in range(17):
+        yield b"x" * (1024 * 1024)
+    yield b'"}]}'
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "chunked"])
+def test_a_body_over_the_limit_is_refused_as_openai_refuses_one(
+    http: httpx2.Client, server_url: str, declared: bool
+) -> None:
+    content: bytes | Iterator[bytes] = b"".join(_oversized()) if declared else _oversized()
+    response = http.post(
+        f"{server_url}/chat/completions",
+        content=content,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "larger than the limit" in response.json()["error"]["message"]
+    assert response.headers["x-request-id"].startswith("req_")

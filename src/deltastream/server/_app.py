@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -80,6 +81,40 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         message = str(exc.detail)
     return error_response(exc.status_code, message, headers=exc.headers)
+
+
+class _BodyLimit:
+    """Refuses a request body over ``limit`` bytes with OpenAI's kind of error, inside
+    the middleware that gives every response its ``x-request-id`` (Starlette's own limit
+    answers in plain text, outside it). Declared too large, it is refused before a byte
+    is read; sent too large, at the first read past the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit
+        error = APIError(413, f"The request body is larger than the limit of {limit} bytes.")
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await error.to_response()(scope, receive, send)
+            return
+        size = 0
+
+        async def receive_within() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    raise error  # the route's handler answers it (see _openai_errors)
+            return message
+
+        await self.app(scope, receive_within, send)
 
 
 class _RequestIds:
@@ -507,9 +542,12 @@ def _starlette(service: _Service) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLog), Middleware(_RequestIds, stats=service.stats)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(_RequestIds, stats=service.stats),
+            Middleware(_BodyLimit, limit=MAX_BODY_BYTES),
+        ],
         exception_handlers={HTTPException: _http_error},
-        max_body_size=MAX_BODY_BYTES,
         lifespan=lifespan,
     )
     app.state.deltastream_stats = service.stats
