@@ -147,6 +147,14 @@ def test_function_tools(http: httpx2.Client, url: str, wire_dir: Path) -> None:
         assert set(event) - WRAPPER_KEYS <= recorded[event["type"]], event["type"]
 
 
+def test_each_tools_strict_flag_is_echoed_as_sent(http: httpx2.Client, server_url: str) -> None:
+    loose = {**FUNCTION, "name": "loose", "strict": False}
+    unsaid = {key: value for key, value in FUNCTION.items() if key != "strict"}
+    request = body("Hello!", tools=[loose, unsaid], tool_choice="none")
+    echoed = post(http, server_url, request).json()["tools"]
+    assert [tool["strict"] for tool in echoed] == [False, True]  # the API's default: true
+
+
 def test_a_function_result_continues_the_conversation(http: httpx2.Client, server_url: str) -> None:
     first = post(http, server_url, body("What's the weather in Tokyo?", tools=[FUNCTION])).json()
     calls = [item for item in first["output"] if item["type"] == "function_call"]

@@ -181,6 +181,13 @@ def _tools(body: dict[str, object]) -> tuple[Tool, ...]:
     return tuple(tools)
 
 
+def _strict_flags(body: dict[str, object]) -> list[bool]:
+    """Each function tool's ``strict`` as sent; the Responses API's default is true."""
+    sent = body.get("tools")
+    tools = sent if isinstance(sent, list) else []
+    return [not (isinstance(tool, dict) and tool.get("strict") is False) for tool in tools]
+
+
 def _tool_choice(body: dict[str, object], tools: tuple[Tool, ...]) -> str:
     choice = body.get("tool_choice")
     if choice is None:
@@ -321,9 +328,9 @@ def validate_responses_request(body: dict[str, object]) -> ResponsesRequest:
                 "name": tool.name,
                 "description": tool.description or None,
                 "parameters": tool.parameters,
-                "strict": True,
+                "strict": strict,
             }
-            for tool in tools
+            for tool, strict in zip(tools, _strict_flags(body), strict=True)
         ],
         "top_logprobs": sampling.top_logprobs,
         "top_p": 1.0 if sampling.top_p is None else sampling.top_p,
