@@ -155,6 +155,19 @@ def test_each_tools_strict_flag_is_echoed_as_sent(http: httpx2.Client, server_ur
     assert [tool["strict"] for tool in echoed] == [False, True]  # the API's default: true
 
 
+def test_a_response_not_stored_cannot_be_found_again(http: httpx2.Client, server_url: str) -> None:
+    unstored = post(http, server_url, body("Hello!", store=False)).json()
+    assert unstored["store"] is False
+    assert http.get(f"{server_url}/responses/{unstored['id']}").status_code == 404
+    after = http.post(
+        f"{server_url}/responses", json=body("Count to 3", previous_response_id=unstored["id"])
+    )
+    assert after.status_code == 400
+    assert after.json()["error"]["code"] == "previous_response_not_found"
+    stored = post(http, server_url, body("Hello!")).json()
+    assert http.get(f"{server_url}/responses/{stored['id']}").status_code == 200
+
+
 def test_a_function_result_continues_the_conversation(http: httpx2.Client, server_url: str) -> None:
     first = post(http, server_url, body("What's the weather in Tokyo?", tools=[FUNCTION])).json()
     calls = [item for item in first["output"] if item["type"] == "function_call"]

@@ -42,6 +42,9 @@ class StoredResponse:
     ) -> None:
         self.builder = builder
         self.background = builder.request.background
+        # store=false: kept only while it runs (counted, stopped at shutdown), never
+        # found again, as OpenAI keeps no such response (a background one is kept).
+        self.kept = builder.request.store or self.background
         #: The turns a later request with ``previous_response_id`` continues from.
         self.conversation: tuple[Message, ...] = (*history, *input)
         self.events: list[bytes] = []
@@ -155,7 +158,7 @@ class ResponseStore:
         for stored in finished:  # oldest first: the dict keeps insertion order
             too_old = now - (stored.finished_at or now) > self.max_age
             too_many = len(self._responses) > self.max_responses
-            if too_old or too_many or self.size > self.max_bytes:
+            if not stored.kept or too_old or too_many or self.size > self.max_bytes:
                 del self._responses[stored.id]
 
     def admit(self) -> None:
@@ -180,7 +183,7 @@ class ResponseStore:
     def get(self, response_id: str) -> StoredResponse:
         self._evict()
         stored = self._responses.get(response_id)
-        if stored is None:
+        if stored is None or not stored.kept:
             raise APIError(404, f"Response with id '{response_id}' not found.", param="response_id")
         return stored
 
