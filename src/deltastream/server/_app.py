@@ -2,9 +2,9 @@
 
 Routes: ``POST /v1/chat/completions`` (scripted and llama backends), any ``POST`` path
 (replay backend), any ``GET`` or ``POST`` under ``/v1`` (proxy backend), ``GET
-/v1/models`` and ``/v1/models/{id}``, ``GET /health``, ``GET /_deltastream/stats``. Every error is OpenAI-shaped
-JSON; every response carries an ``x-request-id``; every request gets an access log line
-(:mod:`._access`).
+/v1/models`` and ``/v1/models/{id}``, ``GET /health``, ``GET /_deltastream/stats``.
+Every error is OpenAI-shaped JSON; every response carries an ``x-request-id``; every
+request gets an access log line (:mod:`._access`).
 """
 
 from __future__ import annotations
