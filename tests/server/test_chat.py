@@ -179,7 +179,22 @@ def test_legacy_function_call_stream(http: httpx2.Client, server_url: str) -> No
     "extra",
     [
         {"tool_choice": "none"},
-        {"messages_after": [{"role": "tool", "tool_call_id": "call_1", "content": "22 C"}]},
+        {
+            "messages_after": [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": "{}"},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "22 C"},
+            ]
+        },
     ],
 )
 def test_text_instead_of_a_tool_call(

@@ -148,6 +148,84 @@ def test_validation_errors(
     assert (error["param"], error["code"]) == (param, code)
 
 
+_CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+_SECOND = {**_CALL, "id": "call_2"}
+_USER = {"role": "user", "content": "hi"}
+
+
+def _asks(*calls: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "assistant", "content": None, "tool_calls": list(calls)}
+
+
+def _answer(call_id: str) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": "done"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "words", "param"),
+    [
+        ([_USER, _answer("call_1")], "must be a response to a preceding", "messages.[1].role"),
+        (
+            [_USER, _asks(_CALL), _answer("call_9")],
+            "must be a response to a preceding",
+            "messages.[2].role",
+        ),
+        (
+            [_USER, _asks(_CALL), _answer("call_1"), _answer("call_1")],
+            "must be a response to a preceding",
+            "messages.[3].role",
+        ),
+        (
+            [_USER, _asks(_CALL, _SECOND), _answer("call_2"), _USER],
+            "did not have response messages: call_1",
+            "messages.[1].role",
+        ),
+        (
+            [_USER, _asks(_CALL, _SECOND)],
+            "did not have response messages: call_1, call_2",
+            "messages.[1].role",
+        ),
+        (
+            [_USER, _asks(_CALL), _USER, _answer("call_1")],
+            "did not have response messages: call_1",
+            "messages.[1].role",
+        ),
+    ],
+)
+def test_tool_messages_must_answer_the_calls_before_them(
+    http: httpx2.Client,
+    server_url: str,
+    messages: list[dict[str, Any]],
+    words: str,
+    param: str,
+) -> None:
+    body = {"model": "m", "messages": messages}
+    error = _error(http.post(f"{server_url}/chat/completions", json=body), 400)
+    assert words in error["message"]
+    assert (error["type"], error["param"], error["code"]) == (
+        "invalid_request_error",
+        param,
+        None,
+    )
+
+
+def test_answered_tool_calls_are_accepted(http: httpx2.Client, server_url: str) -> None:
+    messages = [
+        _USER,
+        _asks(_CALL, _SECOND),
+        _answer("call_2"),
+        _answer("call_1"),
+        {"role": "assistant", "content": "both done"},
+        _USER,
+        _asks(_CALL),
+        _answer("call_1"),
+    ]
+    body = {"model": "m", "messages": messages}
+    response = http.post(f"{server_url}/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["object"] == "chat.completion"
+
+
 def test_bad_fault_header_is_a_400(http: httpx2.Client, server_url: str) -> None:
     response = http.post(
         f"{server_url}/chat/completions",
