@@ -1,6 +1,7 @@
 """The Starlette app: routes, authentication, fault selection, backends.
 
-Routes: ``POST /v1/chat/completions`` (scripted and llama backends), any ``POST`` path
+Routes: ``POST /v1/chat/completions`` and the Responses API (scripted and llama
+backends; see :mod:`.responses`), any ``POST`` path
 (replay backend), any ``GET`` or ``POST`` under ``/v1`` (proxy backend), ``GET
 /v1/models`` and ``/v1/models/{id}``, ``GET /health``, ``GET /_deltastream/stats``.
 Every error is OpenAI-shaped JSON; every response carries an ``x-request-id``; every
@@ -528,6 +529,12 @@ def _starlette(service: _Service) -> Starlette:
         routes += [
             Route("/v1/responses", _openai_errors(api.create), methods=["POST"]),
             Route("/v1/responses/{response_id}", _openai_errors(api.retrieve), methods=["GET"]),
+            Route("/v1/responses/{response_id}", _openai_errors(api.delete), methods=["DELETE"]),
+            Route(
+                "/v1/responses/{response_id}/input_items",
+                _openai_errors(api.input_items),
+                methods=["GET"],
+            ),
             Route(
                 "/v1/responses/{response_id}/cancel", _openai_errors(api.cancel), methods=["POST"]
             ),

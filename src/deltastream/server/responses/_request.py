@@ -24,6 +24,7 @@ from .._params import (
     wrong_type,
 )
 from .._validate import ChatRequest, Tool, message_text
+from ._items import listed_items
 
 __all__ = ["LOGPROBS_INCLUDE", "ResponsesRequest", "validate_responses_request"]
 
@@ -42,6 +43,8 @@ class ResponsesRequest:
     model: str
     #: This request's input, as chat messages (without instructions or earlier turns).
     input: tuple[Message, ...]
+    #: The same input as ``GET /v1/responses/{id}/input_items`` lists it.
+    input_items: tuple[Message, ...]
     instructions: str | None
     tools: tuple[Tool, ...]
     tool_choice: str
@@ -340,6 +343,7 @@ def validate_responses_request(body: dict[str, object]) -> ResponsesRequest:
     return ResponsesRequest(
         model=model,
         input=input_messages,
+        input_items=listed_items(body.get("input")),
         instructions=instructions,
         tools=tools,
         tool_choice=tool_choice,

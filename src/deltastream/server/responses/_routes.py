@@ -2,7 +2,8 @@
 
 ``POST /v1/responses`` (streamed or not, ``background`` or not),
 ``GET /v1/responses/{id}`` (the response object, or with ``?stream=true`` its events
-after ``starting_after``) and ``POST /v1/responses/{id}/cancel``. Faults apply to every
+after ``starting_after``), ``POST /v1/responses/{id}/cancel``,
+``GET /v1/responses/{id}/input_items`` and ``DELETE /v1/responses/{id}``. Faults apply to every
 stream, a resumed one included, counting that connection's events.
 """
 
@@ -21,6 +22,7 @@ from .._pieces import Piece
 from .._validate import ChatRequest, parse_json_body
 from .._wire import encode_json
 from ._build import ResponseBuilder
+from ._items import page
 from ._request import validate_responses_request
 from ._store import ResponseStore, StoredResponse
 
@@ -78,13 +80,14 @@ class ResponsesAPI:
         parsed = validate_responses_request(parse_json_body(raw))
         request.state.model = parsed.model
         history: tuple[dict[str, object], ...] = ()
+        history_items: tuple[dict[str, object], ...] = ()
         if parsed.previous_response_id is not None:
             previous = self._previous(parsed.previous_response_id)
-            history = previous.conversation
+            history, history_items = previous.conversation, previous.context_items
         self.host.fail_if_asked(faults, key)
         self.store.admit()
         pieces = await self.generate(parsed.chat_request(history), raw)
-        stored = StoredResponse(ResponseBuilder(parsed), history, parsed.input)
+        stored = StoredResponse(ResponseBuilder(parsed), history, parsed.input, history_items)
         self.store.add(stored)
         stored.run(pieces)
         if parsed.background and not parsed.stream:
@@ -148,3 +151,17 @@ class ResponsesAPI:
             raise APIError(400, f"Cannot cancel a response whose status is '{status}'.")
         stored.cancel("The response was cancelled by a request to its cancel endpoint.")
         return _json(stored.builder.snapshot())
+
+    async def input_items(self, request: Request) -> Response:
+        """``GET /v1/responses/{id}/input_items``: the items the response was made from
+        (an earlier response's, when it continued one), a page at a time."""
+        self.host.authorize(request)
+        stored = self.store.get(request.path_params["response_id"])
+        return _json(page(stored.input_items, request.query_params))
+
+    async def delete(self, request: Request) -> Response:
+        """``DELETE /v1/responses/{id}``; one still generating stops first."""
+        self.host.authorize(request)
+        response_id = request.path_params["response_id"]
+        self.store.delete(response_id)
+        return _json({"id": response_id, "object": "response.deleted", "deleted": True})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -38,7 +39,11 @@ Message = dict[str, object]
 
 class StoredResponse:
     def __init__(
-        self, builder: ResponseBuilder, history: tuple[Message, ...], input: tuple[Message, ...]
+        self,
+        builder: ResponseBuilder,
+        history: tuple[Message, ...],
+        input: tuple[Message, ...],
+        history_items: tuple[Message, ...] = (),
     ) -> None:
         self.builder = builder
         self.background = builder.request.background
@@ -47,6 +52,10 @@ class StoredResponse:
         self.kept = builder.request.store or self.background
         #: The turns a later request with ``previous_response_id`` continues from.
         self.conversation: tuple[Message, ...] = (*history, *input)
+        #: What ``input_items`` lists: the earlier turns' items, then this input's.
+        self.input_items: tuple[Message, ...] = (*history_items, *builder.request.input_items)
+        #: The items a response continuing from this one starts with (see ``_finish``).
+        self.context_items = self.input_items
         self.events: list[bytes] = []
         self.size = 0
         self.finished_at: float | None = None
@@ -70,6 +79,8 @@ class StoredResponse:
         if self.finished_at is None:
             self.finished_at = time.monotonic()
             self.conversation = (*self.conversation, *self.builder.output_messages())
+            output = copy.deepcopy(self.builder.output)
+            self.context_items = (*self.input_items, *output)
 
     def run(self, pieces: AsyncIterator[Piece | Pause]) -> None:
         self.task = asyncio.ensure_future(self._produce(pieces))
@@ -179,6 +190,12 @@ class ResponseStore:
 
     def discard(self, stored: StoredResponse) -> None:
         self._responses.pop(stored.id, None)
+
+    def delete(self, response_id: str) -> None:
+        """Forget a response (404 if it is not kept); one still generating stops."""
+        stored = self.get(response_id)
+        stored.cancel("The response was deleted.")
+        self.discard(stored)
 
     def get(self, response_id: str) -> StoredResponse:
         self._evict()

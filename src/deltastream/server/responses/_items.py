@@ -1,0 +1,168 @@
+"""A response's input items as ``GET /v1/responses/{id}/input_items`` lists them.
+
+Pure: each input item (already checked by ``_request``) gets the shape and the id the
+endpoint shows it with, and :func:`page` cuts one page out of a response's items with
+OpenAI's cursor parameters (``after``, ``before``, ``limit``, ``order``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from .._errors import APIError
+from .._params import invalid
+from .._wire import random_id
+
+__all__ = ["listed_items", "page"]
+
+Item = dict[str, object]
+
+DEFAULT_LIMIT: Final = 20
+MAX_LIMIT: Final = 100
+_ORDERS: Final = ("asc", "desc")
+
+
+def listed_items(value: object) -> tuple[Item, ...]:
+    """The ``input`` of a request that passed validation, item by item as listed."""
+    if isinstance(value, str):
+        return (_input_message("user", value, None),)
+    if not isinstance(value, list):
+        return ()
+    return tuple(_listed(item) for item in value if isinstance(item, dict))
+
+
+def _listed(item: dict[str, object]) -> Item:
+    kind = item.get("type", "message")
+    given = item.get("id")
+    item_id = given if isinstance(given, str) and given else None
+    if kind == "message":
+        role = str(item.get("role"))
+        if role == "assistant":
+            return _assistant_message(item.get("content"), item_id)
+        return _input_message(role, item.get("content"), item_id)
+    if kind == "function_call":
+        return {
+            "id": item_id or random_id("fc_", 48),
+            "type": "function_call",
+            "status": "completed",
+            "arguments": item.get("arguments", ""),
+            "call_id": item.get("call_id"),
+            "name": item.get("name"),
+        }
+    if kind == "function_call_output":
+        return {
+            "id": item_id or random_id("fco_", 48),
+            "type": "function_call_output",
+            "status": "completed",
+            "call_id": item.get("call_id"),
+            "output": item.get("output", ""),
+        }
+    # A reasoning item (the only other kind the local server takes).
+    summary = item.get("summary")
+    return {
+        "id": item_id or random_id("rs_", 48),
+        "type": "reasoning",
+        "summary": summary if isinstance(summary, list) else [],
+    }
+
+
+def _input_message(role: str, content: object, item_id: str | None) -> Item:
+    parts = content if isinstance(content, list) else [{"type": "input_text", "text": content}]
+    return {
+        "id": item_id or random_id("msg_", 48),
+        "type": "message",
+        "role": role,
+        "status": "completed",
+        "content": [_input_part(part) for part in parts if isinstance(part, dict)],
+    }
+
+
+def _input_part(part: dict[str, object]) -> dict[str, object]:
+    if part.get("type") == "refusal":
+        return {"type": "input_text", "text": str(part.get("refusal") or "")}
+    return {"type": "input_text", "text": part.get("text")}
+
+
+def _assistant_message(content: object, item_id: str | None) -> Item:
+    parts = content if isinstance(content, list) else [{"type": "output_text", "text": content}]
+    listed: list[dict[str, object]] = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "refusal":
+            listed.append({"type": "refusal", "refusal": part.get("refusal")})
+        else:
+            listed.append({"type": "output_text", "text": part.get("text"), "annotations": []})
+    return {
+        "id": item_id or random_id("msg_", 48),
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": listed,
+    }
+
+
+def page(items: Sequence[Item], query: Mapping[str, str]) -> dict[str, object]:
+    """One page of ``items`` (oldest first) as the endpoint answers ``query``."""
+    limit = _limit(query.get("limit"))
+    order = query.get("order", "desc")
+    if order not in _ORDERS:
+        raise invalid(
+            f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.",
+            "order",
+            "invalid_value",
+        )
+    ordered = list(items) if order == "asc" else list(reversed(items))
+    start, stop = 0, len(ordered)
+    if (after := query.get("after")) is not None:
+        start = _position(ordered, after, "after") + 1
+    if (before := query.get("before")) is not None:
+        stop = _position(ordered, before, "before")
+    window = ordered[start:stop]
+    if before is not None and after is None:
+        data, has_more = window[-limit:], len(window) > limit  # the page just before it
+    else:
+        data, has_more = window[:limit], len(window) > limit
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise invalid(
+            f"Invalid 'limit': expected an integer, but got '{raw}' instead.",
+            "limit",
+            "invalid_type",
+        ) from None
+    if limit < 1:
+        raise invalid(
+            f"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got "
+            f"{limit} instead.",
+            "limit",
+            "integer_below_min_value",
+        )
+    if limit > MAX_LIMIT:
+        raise invalid(
+            f"Invalid 'limit': integer above maximum value. Expected a value <= {MAX_LIMIT}, "
+            f"but got {limit} instead.",
+            "limit",
+            "integer_above_max_value",
+        )
+    return limit
+
+
+def _position(items: Sequence[Item], item_id: str, param: str) -> int:
+    for index, item in enumerate(items):
+        if item["id"] == item_id:
+            return index
+    raise APIError(404, f"No input item with id '{item_id}' in this response.", param=param)
