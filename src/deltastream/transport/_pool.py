@@ -39,7 +39,7 @@ C = TypeVar("C", bound=PooledConnection)
 class Slots(Generic[C]):
     """At most ``max_connections`` open and ``max_keepalive_connections`` idle."""
 
-    __slots__ = ("active", "closed", "expiry", "idle", "idle_count", "max", "max_idle", "open")
+    __slots__ = ("closed", "connections", "expiry", "idle", "idle_count", "max", "max_idle", "open")
 
     def __init__(self, limits: httpx2.Limits) -> None:
         self.max = limits.max_connections
@@ -48,9 +48,10 @@ class Slots(Generic[C]):
         self.idle: dict[Origin, list[C]] = {}
         self.idle_count = 0
         self.open = 0
-        # Taken out of the pool (a request and its response under way) until given back;
-        # weakly, as the socket of a response dropped unclosed is let go with it.
-        self.active: weakref.WeakSet[C] = weakref.WeakSet()
+        # Every connection open, idle or in use: those in use are the ones not idle.
+        # Kept per connection, not per request, and weakly, as the socket of a
+        # response dropped unclosed is let go with it.
+        self.connections: weakref.WeakSet[C] = weakref.WeakSet()
         self.closed = False  # after close(), connections given back are closed too
 
     def take_idle(self, origin: Origin) -> C | None:
@@ -64,10 +65,8 @@ class Slots(Generic[C]):
             conn = idle.pop()
             self.idle_count -= 1
             if conn.looks_reusable(now, self.expiry):
-                self.active.add(conn)
                 return conn
-            conn.close()
-            self.open -= 1
+            self._close(conn)
         return None
 
     def reserve(self) -> bool:
@@ -82,7 +81,7 @@ class Slots(Generic[C]):
         """A new connection, in the slot reserved for it, is in use. (One that connected
         while the pool was closed is used as one made after: a closed pool still serves
         new requests, as httpx2's does, and only keeps no connection.)"""
-        self.active.add(conn)
+        self.connections.add(conn)
 
     def unreserve(self) -> None:
         """A reserved slot was not used after all (the connect failed)."""
@@ -91,23 +90,25 @@ class Slots(Generic[C]):
     def _evict_one(self) -> bool:
         for idle in self.idle.values():
             if idle:
-                idle.pop(0).close()  # the longest idle
+                self._close(idle.pop(0))  # the longest idle
                 self.idle_count -= 1
-                self.open -= 1
                 return True
         return False
 
     def put_back(self, conn: C, reusable: bool) -> None:
         """Keep ``conn`` for reuse if it may be kept, else close it."""
-        self.active.discard(conn)
         max_idle = self.max_idle
         if reusable and not self.closed and (max_idle is None or self.idle_count < max_idle):
             conn.idle_since = time.monotonic()
             self.idle.setdefault(conn.origin, []).append(conn)
             self.idle_count += 1
         else:
-            conn.close()
-            self.open -= 1
+            self._close(conn)
+
+    def _close(self, conn: C) -> None:
+        self.connections.discard(conn)
+        conn.close()
+        self.open -= 1
 
     def hand_over(self, conn: C, reusable: bool, origin: Origin) -> C | None:
         """What a thread or task waiting for ``origin`` gets from the freed ``conn``:
@@ -115,7 +116,7 @@ class Slots(Generic[C]):
         is closed (the waiter connects anew). The open count does not change."""
         if reusable and conn.origin == origin and not self.closed and not conn.interrupted:
             return conn
-        self.active.discard(conn)
+        self.connections.discard(conn)
         conn.close()
         return None
 
@@ -123,7 +124,7 @@ class Slots(Generic[C]):
         """Close every idle connection and end those in use, as httpx2's pool does when
         its client closes (a stream still read then fails); from now on none is kept."""
         self.close_idle()
-        for conn in list(self.active):
+        for conn in list(self.connections):  # the idle ones are closed and gone
             conn.interrupt()
 
     def close_idle(self) -> None:
@@ -131,7 +132,6 @@ class Slots(Generic[C]):
         self.closed = True
         for idle in self.idle.values():
             for conn in idle:
-                conn.close()
-                self.open -= 1
+                self._close(conn)
         self.idle.clear()
         self.idle_count = 0
