@@ -209,6 +209,65 @@ def test_tool_messages_must_answer_the_calls_before_them(
     )
 
 
+def _asked(calls: object) -> dict[str, Any]:
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+@pytest.mark.parametrize(
+    ("messages", "param", "code"),
+    [
+        ([_USER, _asked([]), _USER], "messages[1].tool_calls", "empty_array"),
+        ([_USER, _asked("call_1"), _USER], "messages[1].tool_calls", "invalid_type"),
+        ([_USER, _asked(["call_1"]), _USER], "messages[1].tool_calls[0]", "invalid_type"),
+        (
+            [_USER, _asked([{**_CALL, "id": None}]), _answer("None")],
+            "messages[1].tool_calls[0].id",
+            "missing_required_parameter",
+        ),
+        (
+            [_USER, _asked([{**_CALL, "id": 1}]), _answer("1")],
+            "messages[1].tool_calls[0].id",
+            "invalid_type",
+        ),
+        (
+            [_USER, _asked([{"id": "call_1", "type": "function"}]), _answer("call_1")],
+            "messages[1].tool_calls[0].function",
+            "missing_required_parameter",
+        ),
+        (
+            [_USER, _asked([{**_CALL, "function": {"arguments": "{}"}}]), _answer("call_1")],
+            "messages[1].tool_calls[0].function.name",
+            "missing_required_parameter",
+        ),
+        (
+            [_USER, _asked([{**_CALL, "function": {"name": "f", "arguments": {}}}])],
+            "messages[1].tool_calls[0].function.arguments",
+            "invalid_type",
+        ),
+        (
+            [_USER, _asks(_CALL), {"role": "tool", "content": "done"}],
+            "messages[2].tool_call_id",
+            "missing_required_parameter",
+        ),
+        (
+            [_USER, _asks(_CALL), {"role": "tool", "tool_call_id": 1, "content": "done"}],
+            "messages[2].tool_call_id",
+            "invalid_type",
+        ),
+    ],
+)
+def test_malformed_tool_calls_and_answers(
+    http: httpx2.Client,
+    server_url: str,
+    messages: list[dict[str, Any]],
+    param: str,
+    code: str,
+) -> None:
+    body = {"model": "m", "messages": messages}
+    error = _error(http.post(f"{server_url}/chat/completions", json=body), 400)
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
+
+
 def test_answered_tool_calls_are_accepted(http: httpx2.Client, server_url: str) -> None:
     messages = [
         _USER,

@@ -7,7 +7,7 @@ messages, ``param`` and ``code`` where OpenAI has them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, NoReturn
+from typing import Final
 
 import msgspec
 
@@ -22,6 +22,7 @@ from ._params import (
     type_name,
     wrong_type,
 )
+from ._tool_messages import check_tool_messages
 
 __all__ = ["ChatRequest", "Tool", "message_text", "parse_json_body", "validate_chat_request"]
 
@@ -149,45 +150,8 @@ def _messages(body: dict[str, object]) -> tuple[dict[str, object], ...]:
                     f"{param}.content[{number}]",
                     "unsupported_value",
                 )
-    _check_tool_answers(messages)
+    check_tool_messages(messages)
     return tuple(messages)
-
-
-def _check_tool_answers(messages: list[dict[str, object]]) -> None:
-    """OpenAI's rule for tool calls in a conversation: each ``tool`` message answers a
-    call of the assistant message just before it (or of the tool messages between), and
-    every such call is answered before the conversation goes on."""
-    waiting: list[str] = []  # the ids of the calls not yet answered
-    asker = 0  # the index of the assistant message that made them
-    for index, message in enumerate(messages):
-        role = message["role"]
-        if role == "tool":
-            answered = message.get("tool_call_id")
-            if answered not in waiting:
-                raise invalid(
-                    "Invalid parameter: messages with role 'tool' must be a response to a "
-                    "preceding message with 'tool_calls'.",
-                    f"messages.[{index}].role",
-                )
-            waiting.remove(str(answered))
-            continue
-        if waiting:
-            _unanswered(asker, waiting)
-        calls = message.get("tool_calls") if role == "assistant" else None
-        if isinstance(calls, list) and calls:
-            waiting = [str(c.get("id")) for c in calls if isinstance(c, dict)]
-            asker = index
-    if waiting:
-        _unanswered(asker, waiting)
-
-
-def _unanswered(index: int, ids: list[str]) -> NoReturn:
-    raise invalid(
-        "An assistant message with 'tool_calls' must be followed by tool messages responding "
-        "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
-        + ", ".join(ids),
-        f"messages.[{index}].role",
-    )
 
 
 def _function(value: object, param: str) -> Tool:
