@@ -138,6 +138,9 @@ def test_pages_follow_the_cursors(http: httpx2.Client, server_url: str) -> None:
         ({"limit": 0}, "limit", "integer_below_min_value"),
         ({"limit": 101}, "limit", "integer_above_max_value"),
         ({"limit": "many"}, "limit", "invalid_type"),
+        ({"limit": "1_0"}, "limit", "invalid_type"),
+        ({"limit": "\u0663"}, "limit", "invalid_type"),  # an Arabic-Indic 3
+        ({"limit": -1}, "limit", "integer_below_min_value"),
         ({"order": "sideways"}, "order", "invalid_value"),
     ],
 )
@@ -149,6 +152,24 @@ def test_bad_list_parameters_are_400s(
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
+
+
+def test_an_item_sent_twice_is_refused(http: httpx2.Client, server_url: str) -> None:
+    first = _create(http, server_url, input="One")
+    again = [*first["output"], {"role": "user", "content": "Two"}]  # beside its id: twice
+    response = http.post(
+        f"{server_url}/responses",
+        json={"model": "gpt-4o", "input": again, "previous_response_id": first["id"]},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    duplicate = first["output"][0]["id"]
+    assert error["message"].startswith(f"Duplicate item found with id {duplicate}.")
+    assert error["param"] == "input"
+    mine = {"role": "user", "content": "Hi", "id": "msg_same"}
+    response = http.post(f"{server_url}/responses", json={"model": "m", "input": [mine, mine]})
+    assert response.status_code == 400, response.text
+    _create(http, server_url, input=again[:1])  # the same item once is fine
 
 
 def test_unknown_response_or_cursor_is_a_404(http: httpx2.Client, server_url: str) -> None:

@@ -7,6 +7,7 @@ OpenAI's cursor parameters (``after``, ``before``, ``limit``, ``order``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -14,13 +15,14 @@ from .._errors import APIError
 from .._params import invalid
 from .._wire import random_id
 
-__all__ = ["listed_items", "page"]
+__all__ = ["check_unique", "listed_items", "page"]
 
 Item = dict[str, object]
 
 DEFAULT_LIMIT: Final = 20
 MAX_LIMIT: Final = 100
 _ORDERS: Final = ("asc", "desc")
+_INTEGER: Final = re.compile(r"-?[0-9]{1,9}")
 
 
 def listed_items(value: object) -> tuple[Item, ...]:
@@ -30,6 +32,22 @@ def listed_items(value: object) -> tuple[Item, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(_listed(item) for item in value if isinstance(item, dict))
+
+
+def check_unique(items: Sequence[Item]) -> None:
+    """Refuse a conversation that holds one item twice (an earlier response's output
+    sent again beside its ``previous_response_id``, say), as OpenAI does: its ids
+    would no longer say which item a cursor is."""
+    seen: set[object] = set()
+    for item in items:
+        item_id = item["id"]
+        if item_id in seen:
+            raise invalid(
+                f"Duplicate item found with id {item_id}. Remove duplicate items from your "
+                "input and try again.",
+                "input",
+            )
+        seen.add(item_id)
 
 
 def _listed(item: dict[str, object]) -> Item:
@@ -136,14 +154,13 @@ def page(items: Sequence[Item], query: Mapping[str, str]) -> dict[str, object]:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
+    if not _INTEGER.fullmatch(raw):  # int() would also take "1_0" and other digits
         raise invalid(
             f"Invalid 'limit': expected an integer, but got '{raw}' instead.",
             "limit",
             "invalid_type",
-        ) from None
+        )
+    limit = int(raw)
     if limit < 1:
         raise invalid(
             f"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got "

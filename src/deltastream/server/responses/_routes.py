@@ -22,7 +22,7 @@ from .._pieces import Piece
 from .._validate import ChatRequest, parse_json_body
 from .._wire import encode_json
 from ._build import ResponseBuilder
-from ._items import page
+from ._items import check_unique, page
 from ._request import validate_responses_request
 from ._store import ResponseStore, StoredResponse
 
@@ -84,6 +84,7 @@ class ResponsesAPI:
         if parsed.previous_response_id is not None:
             previous = self._previous(parsed.previous_response_id)
             history, history_items = previous.conversation, previous.context_items
+        check_unique((*history_items, *parsed.input_items))
         self.host.fail_if_asked(faults, key)
         self.store.admit()
         pieces = await self.generate(parsed.chat_request(history), raw)
