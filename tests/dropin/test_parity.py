@@ -704,3 +704,20 @@ def test_any_responses_event_with_an_error_object_raises_as_in_openai(
         assert raised.message == "boom"
         assert raised.body == failing["error"]
         assert seen == ["response.created"]
+
+
+def test_a_tool_call_without_an_index_is_handed_over_as_sent() -> None:
+    """Mistral sends none: openai's chunk has no ``index`` then, and nor has the drop-in's
+    (its accumulator numbers such calls itself)."""
+    call = {"id": "call_1", "function": {"name": "f", "arguments": "{}"}}
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    delta = {"role": "assistant", "content": None, "tool_calls": [call]}
+    first = {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": "tool_calls"}]}
+    body = b"data: " + json.dumps(first).encode() + b"\n\ndata: [DONE]\n\n"
+    sent = {}
+    for cls in (openai.OpenAI, deltastream.OpenAI):
+        with client_of(cls, body) as client:
+            stream = client.chat.completions.create(model="m", messages=[], stream=True)
+            sent[cls] = [item.to_dict() for item in stream]
+    assert sent[deltastream.OpenAI] == sent[openai.OpenAI]
+    assert "index" not in sent[deltastream.OpenAI][0]["choices"][0]["delta"]["tool_calls"][0]

@@ -128,11 +128,7 @@ class ChatFace(_Face):
         for choice in choices:
             if isinstance(choice, dict):
                 choice.setdefault("index", 0)
-                delta = choice.setdefault("delta", {})
-                calls = delta.get("tool_calls") if isinstance(delta, dict) else None
-                for call in calls if isinstance(calls, list) else ():
-                    if isinstance(call, dict):
-                        call.setdefault("index", None)
+                choice.setdefault("delta", {})
         return data
 
     def snapshot(self, core: StreamCore) -> ChatCompletion:
