@@ -508,6 +508,23 @@ async def test_a_jump_in_sequence_numbers_is_reported(mode: str) -> None:
     assert isinstance(info.value.partial, Response)
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_unnumbered_event_in_a_numbered_stream_is_no_gap(mode: str) -> None:
+    events = [lifecycle("response.created"), *message_events(["a", "b", "c"])]
+    numbered = [{**e, "sequence_number": n} for n, e in enumerate(events)]
+    del numbered[2]["sequence_number"]  # sent without one: not lost
+    completed = {**lifecycle("response.completed"), "sequence_number": len(events)}
+    payload = body(*numbered, completed)
+    delivered: list[ResponseStreamEvent] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return event_stream(payload)
+
+    await _read_into(mode, handler, delivered)
+    numbers = [e.sequence_number for e in delivered]
+    assert numbers == [0, 1, None, *range(3, len(events) + 1)]  # as sent
+
+
 def test_a_field_of_the_wrong_type_is_left_out_by_the_repair_and_nothing_else() -> None:
     usage = {"input_tokens": None, "output_tokens": 2, "total_tokens": 2}
     response = {"id": "r", "status": "completed", "usage": usage, "created_at": "today"}

@@ -654,15 +654,18 @@ def test_the_chat_helper_meets_a_chunk_off_the_schema_as_openais_does(
     assert outcomes[deltastream.OpenAI] == outcomes[openai.OpenAI]
 
 
-@pytest.mark.parametrize("number", ["three", 3.5, [3], True], ids=repr)
+@pytest.mark.parametrize("number", ["three", 3.5, [3], True, None, "missing"], ids=repr)
 def test_a_responses_event_whose_sequence_number_is_unreadable_is_no_gap(number: object) -> None:
     """openai hands it over; the engine takes it for the next number, so the event
-    after it is not a jump (which would raise StreamGapError)."""
+    after it is not a jump (which would raise StreamGapError). The same for a number
+    that is null or left out."""
     events = _off_schema_events("none")
     numbered: list[dict[str, Any]] = [
         {**event, "sequence_number": n} for n, event in enumerate(events)
     ]
     numbered[3]["sequence_number"] = number
+    if number == "missing":
+        del numbered[3]["sequence_number"]
     body = b"".join(
         f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode() for event in numbered
     )

@@ -456,7 +456,12 @@ class ResponseEventStream(StreamCore):
                     # never hands it over (a cheap test first: the key must be there).
                     raise self._stream_error(item)
                 seq = item.sequence_number
-                if seq is not None:
+                if seq is None:
+                    # Unnumbered in a numbered stream: taken to be the next one, so the
+                    # event after it is not a gap (openai does not check the numbers).
+                    if self.last_sequence is not None:
+                        self.last_sequence += 1
+                else:
                     skip = self.skip_through
                     if skip is not None and seq <= skip:
                         continue
