@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -71,6 +72,24 @@ async def test_a_failing_socket_option_closes_the_socket_async(private_url: str)
             await http.get(private_url.removesuffix("/v1") + "/health")
     gc.collect()
     assert wait_for_open_connections(private_url, 0) == 0
+
+
+@pytest.mark.parametrize("face", [deltastream.Client, deltastream.OpenAI])
+def test_a_stream_dropped_unread_closes_its_socket_quietly(private_url: str, face: Any) -> None:
+    """Its connection goes with it (the pool holds connections weakly), socket closed,
+    with no ResourceWarning for an unclosed socket (openai's pool keeps such a
+    connection until the client closes, and never warns either)."""
+    client = face(base_url=private_url, api_key="x")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        stream = client.chat.completions.create(model="m", messages=STORY, stream=True)
+        del stream
+        gc.collect()
+    assert wait_for_open_connections(private_url, 0) == 0
+    assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == []
+    again = client.chat.completions.create(model="m", messages=STORY, stream=True)
+    assert sum(1 for _ in again) > 1  # and the client goes on
+    client.close()
 
 
 STALL = {"X-Deltastream-Fault": "stall-after=2:30"}  # then silent for 30 s

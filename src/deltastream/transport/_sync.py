@@ -141,6 +141,17 @@ class _Connection:
         with contextlib.suppress(OSError):
             self.sock.close()
 
+    def __del__(self) -> None:
+        # A response dropped unread lets its connection go with it (the pool holds it
+        # weakly): its socket is closed here, as the pool would have closed it, not
+        # left to warn of itself as it is freed (httpx2's pool keeps such a connection
+        # until the client closes).
+        # Not contextlib.suppress: at interpreter exit this module's globals may be gone.
+        try:  # noqa: SIM105
+            self.sock.close()
+        except Exception:
+            pass
+
     def interrupt(self) -> None:
         # Shut down, not closed: another thread may be blocked reading it, and a closed
         # descriptor's number can be reused under that read. One the peer has already
