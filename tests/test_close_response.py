@@ -15,7 +15,7 @@ from deltastream.engine._http import aclose_response, aiter_body, close_response
 from deltastream.transport import BODY_EXTENSION, async_http_client, sync_http_client
 
 from ._helpers import chunk_json, sse_body
-from ._raw_server import Reply, Seen, Serve, response
+from ._raw_server import CHUNKED_HEAD, Reply, Seen, Serve, chunk, response
 
 STREAM = response(
     sse_body(chunk_json("hi"), chunk_json(finish="stop")),
@@ -139,3 +139,32 @@ def test_the_async_twin_closes_both_kinds(serve: Serve) -> None:
     asyncio.run(main())
     assert [seen.connection for seen in server.seen] == [0, 0]
     assert body.closed == 1
+
+
+def _half_sent(seen: Seen) -> Reply:
+    """A body's first chunk, then nothing (the connection stays open)."""
+    return Reply([CHUNKED_HEAD + chunk(b"data: x\n\n"), 1.0])
+
+
+def test_a_body_read_after_it_was_closed_before_its_end_fails(serve: Serve) -> None:
+    """As httpx2's transport's does: a read error, not what would pass for the end."""
+    server = serve(_half_sent)
+    with sync_http_client() as http:
+        answer = sent(http, server.url)
+        body = iter(answer.extensions[BODY_EXTENSION])
+        assert next(body) == b"data: x\n\n"
+        answer.close()
+        with pytest.raises(httpx2.ReadError, match="closed before the end"):
+            next(body)
+
+
+async def test_a_body_read_after_it_was_closed_before_its_end_fails_async(serve: Serve) -> None:
+    server = serve(_half_sent)
+    async with async_http_client() as http:
+        request = http.build_request("POST", f"{server.url}/v1", content=b"{}")
+        answer = await http.send(request, stream=True)
+        body = aiter(answer.extensions[BODY_EXTENSION])
+        assert await anext(body) == b"data: x\n\n"
+        await answer.aclose()
+        with pytest.raises(httpx2.ReadError, match="closed before the end"):
+            await anext(body)

@@ -15,6 +15,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 import deltastream
+from deltastream.server import create_app, run_in_thread
 
 STORY: Any = [{"role": "user", "content": "Write a story about a robot."}]
 FAULT = "X-Deltastream-Fault"
@@ -234,3 +235,21 @@ async def test_the_async_stream_helper_has_the_extras(server_url: str) -> None:
                 stream.cancel()  # type: ignore[attr-defined]
         assert stream.cancelled  # type: ignore[attr-defined]
         assert stream.events_received == 3  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("cls", [openai.OpenAI, deltastream.OpenAI])
+def test_a_helper_read_after_its_close_fails_as_openais_does(cls: Any) -> None:
+    """openai's helper closes its HTTP response; what reads on gets a connection error
+    from the read (not the engine's "ended without [DONE]", which blames the server)."""
+    with (
+        run_in_thread(create_app(tokens_per_second=50)) as base,
+        cls(base_url=base, api_key="x") as client,
+        client.chat.completions.stream(model="m", messages=STORY) as helper,
+    ):
+        for _, _event in zip(range(3), helper, strict=False):
+            pass
+        helper.close()
+        with pytest.raises(openai.APIConnectionError) as caught:
+            list(helper)
+    assert str(caught.value) == "Connection error."
+    assert isinstance(caught.value.__cause__, httpx2.ReadError)

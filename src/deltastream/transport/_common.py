@@ -409,6 +409,14 @@ class BodyState(Generic[C]):
             return error
         return exc
 
+    def closed_early(self) -> httpx2.ReadError | None:
+        """The error for a read of a body that is over before its end (closed by its
+        caller, or broken by an error already raised): a read that fails, as httpx2's
+        do, not one that passes for the body's end."""
+        if self.decoder.complete:
+            return None
+        return httpx2.ReadError("The response was closed before the end of its body")
+
     def ends_clean(self) -> bool:
         """Whether, the body being complete, the connection may carry another request:
         nothing came after it, and the response allows it."""

@@ -344,6 +344,8 @@ class _ResponseBody(BodyState[_Connection], httpx2.SyncByteStream):
                 raise self.broken(exc)  # noqa: B904 - exc itself, or an error caused by it
             if body:
                 return body  # if it ended the body, step() gave the connection back
+        if (early := self.closed_early()) is not None:
+            raise early
         raise StopIteration
 
     @property
