@@ -73,6 +73,32 @@ def wrong_type(param: str, expected: str, value: object) -> APIError:
     return invalid(message, param, "invalid_type")
 
 
+def int_param(body: Mapping[str, object], name: str, low: int, high: int | None) -> int | None:
+    """An integer within ``[low, high]`` (``high`` None: no upper bound), or ``None``
+    when absent or null."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise wrong_type(name, "an integer", value)
+    # OpenAI's words and codes for each side.
+    if value < low:
+        raise invalid(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, "
+            f"but got {value} instead.",
+            name,
+            "integer_below_min_value",
+        )
+    if high is not None and value > high:
+        raise invalid(
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, "
+            f"but got {value} instead.",
+            name,
+            "integer_above_max_value",
+        )
+    return value
+
+
 def number_param(
     body: Mapping[str, object], name: str, low: float, high: float, param: str | None = None
 ) -> float | None:

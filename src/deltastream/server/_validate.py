@@ -16,6 +16,7 @@ from ._params import (
     OutputFormat,
     Sampling,
     contains_json,
+    int_param,
     invalid,
     output_format,
     sampling,
@@ -68,30 +69,6 @@ def parse_json_body(body: bytes) -> dict[str, object]:
         ) from None
     if not isinstance(value, dict):
         raise invalid(f"The request body must be a JSON object, but got {type_name(value)}.")
-    return value
-
-
-def _int_param(body: dict[str, object], name: str, low: int, high: int | None) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise wrong_type(name, "an integer", value)
-    # OpenAI's words and codes for each side.
-    if value < low:
-        raise invalid(
-            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, "
-            f"but got {value} instead.",
-            name,
-            "integer_below_min_value",
-        )
-    if high is not None and value > high:
-        raise invalid(
-            f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, "
-            f"but got {value} instead.",
-            name,
-            "integer_above_max_value",
-        )
     return value
 
 
@@ -255,9 +232,9 @@ def validate_chat_request(body: dict[str, object]) -> ChatRequest:
         if not isinstance(options, dict):
             raise wrong_type("stream_options", "an object", options)
         include_usage = options.get("include_usage") is True
-    max_tokens = _int_param(body, "max_completion_tokens", 1, None)
+    max_tokens = int_param(body, "max_completion_tokens", 1, None)
     if max_tokens is None:
-        max_tokens = _int_param(body, "max_tokens", 1, None)
+        max_tokens = int_param(body, "max_tokens", 1, None)
     tools, legacy = _tools(body)
     if not tools:
         _refuse_tool_options_without_tools(body)
@@ -281,9 +258,9 @@ def validate_chat_request(body: dict[str, object]) -> ChatRequest:
         messages=messages,
         stream=stream,
         include_usage=include_usage,
-        n=_int_param(body, "n", 1, _MAX_N) or 1,
+        n=int_param(body, "n", 1, _MAX_N) or 1,
         max_tokens=max_tokens,
-        seed=_int_param(body, "seed", -(2**63), 2**63 - 1),
+        seed=int_param(body, "seed", -(2**63), 2**63 - 1),
         tools=tools,
         legacy_functions=legacy,
         tool_choice=tool_choice,

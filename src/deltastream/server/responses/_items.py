@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from .._errors import APIError
-from .._params import invalid
+from .._params import int_param, invalid
 from .._wire import random_id
 
 __all__ = ["check_unique", "listed_items", "page"]
@@ -152,30 +152,14 @@ def page(items: Sequence[Item], query: Mapping[str, str]) -> dict[str, object]:
 
 
 def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not _INTEGER.fullmatch(raw):  # int() would also take "1_0" and other digits
+    if raw is not None and not _INTEGER.fullmatch(raw):  # int() would take "1_0" too
         raise invalid(
             f"Invalid 'limit': expected an integer, but got '{raw}' instead.",
             "limit",
             "invalid_type",
         )
-    limit = int(raw)
-    if limit < 1:
-        raise invalid(
-            f"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got "
-            f"{limit} instead.",
-            "limit",
-            "integer_below_min_value",
-        )
-    if limit > MAX_LIMIT:
-        raise invalid(
-            f"Invalid 'limit': integer above maximum value. Expected a value <= {MAX_LIMIT}, "
-            f"but got {limit} instead.",
-            "limit",
-            "integer_above_max_value",
-        )
-    return limit
+    sent = {} if raw is None else {"limit": int(raw)}
+    return int_param(sent, "limit", 1, MAX_LIMIT) or DEFAULT_LIMIT  # one at least, if sent
 
 
 def _position(items: Sequence[Item], item_id: str, param: str) -> int:

@@ -18,6 +18,7 @@ from .._params import (
     OutputFormat,
     Sampling,
     contains_json,
+    int_param,
     invalid,
     number_param,
     output_format,
@@ -215,19 +216,7 @@ def _flag(body: dict[str, object], name: str, default: bool) -> bool:
 
 
 def _max_output_tokens(body: dict[str, object]) -> int | None:
-    value = body.get("max_output_tokens")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise wrong_type("max_output_tokens", "an integer", value)
-    if value < MIN_OUTPUT_TOKENS:
-        raise invalid(
-            f"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= "
-            f"{MIN_OUTPUT_TOKENS}, but got {value} instead.",
-            "max_output_tokens",
-            "integer_below_min_value",
-        )
-    return value
+    return int_param(body, "max_output_tokens", MIN_OUTPUT_TOKENS, None)
 
 
 def _sampling(body: dict[str, object]) -> Sampling:
