@@ -457,8 +457,9 @@ class ResponseEventStream(StreamCore):
                     raise self._stream_error(item)
                 seq = item.sequence_number
                 if seq is None:
-                    # Unnumbered in a numbered stream: taken to be the next one, so the
-                    # event after it is not a gap (openai does not check the numbers).
+                    # Unnumbered (or its number unreadable) in a numbered stream: taken
+                    # to be the next one, so the event after it is not a gap (openai
+                    # does not check the numbers). The accumulator counts it alike.
                     if self.last_sequence is not None:
                         self.last_sequence += 1
                 else:
@@ -504,12 +505,7 @@ class ResponseEventStream(StreamCore):
             except EventDecodeError:
                 pass
             else:
-                last = self.last_sequence
-                if event.sequence_number is None and last is not None:
-                    # Its own number was what could not be read: it is taken to be the
-                    # next one, not a missing one that would make the next event a gap.
-                    event.sequence_number = last + 1
-                return event
+                return event  # a number that could not be read counts as none sent
         raise StreamDecodeError(str(refused), response=self.response, data=refused.data)
 
     @property

@@ -141,7 +141,7 @@ class ResponseAccumulator:
 
     def __init__(self) -> None:
         self.events = 0  # added so far
-        self.last_sequence: int | None = None  # of the last event added that had one
+        self.last_sequence: int | None = None  # of the last event added (counted on)
         self.response: Response | None = None  # the latest whole response received
         self.error: ResponseErrorEvent | None = None
         self._items: dict[int, _Item] = {}
@@ -175,6 +175,8 @@ class ResponseAccumulator:
         seq = event.sequence_number
         if seq is not None:
             self.last_sequence = seq
+        elif self.last_sequence is not None:  # unnumbered: the next one (see _protocol)
+            self.last_sequence += 1
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
