@@ -34,7 +34,6 @@ limit) and close: when sending fails and an answer is waiting, the answer is ret
 from __future__ import annotations
 
 import collections
-import contextlib
 import select
 import socket
 import ssl
@@ -138,19 +137,18 @@ class _Connection:
         self._poller: Any = None  # made at the first reuse check, kept
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-    def __del__(self) -> None:
-        # A response dropped unread lets its connection go with it (the pool holds it
-        # weakly): its socket is closed here, as the pool would have closed it, not
-        # left to warn of itself as it is freed (httpx2's pool keeps such a connection
-        # until the client closes).
-        # Not contextlib.suppress: at interpreter exit this module's globals may be gone.
+        # Not contextlib.suppress: as __del__ it may run at interpreter exit, when this
+        # module's globals may be gone.
         try:  # noqa: SIM105
             self.sock.close()
-        except Exception:
+        except OSError:
             pass
+
+    # A response dropped unread lets its connection go with it (the pool holds it
+    # weakly): its socket is closed then, as the pool would have closed it, not left to
+    # warn of itself as it is freed (httpx2's pool keeps such a connection until the
+    # client closes).
+    __del__ = close
 
     def interrupt(self) -> None:
         # Shut down, not closed: another thread may be blocked reading it, and a closed

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -54,8 +53,6 @@ class StoredResponse:
         self.conversation: tuple[Message, ...] = (*history, *input)
         #: What ``input_items`` lists: the earlier turns' items, then this input's.
         self.input_items: tuple[Message, ...] = (*history_items, *builder.request.input_items)
-        #: The items a response continuing from this one starts with (see ``_finish``).
-        self.context_items = self.input_items
         self.events: list[bytes] = []
         self.size = 0
         self.finished_at: float | None = None
@@ -79,8 +76,12 @@ class StoredResponse:
         if self.finished_at is None:
             self.finished_at = time.monotonic()
             self.conversation = (*self.conversation, *self.builder.output_messages())
-            output = copy.deepcopy(self.builder.output)
-            self.context_items = (*self.input_items, *output)
+
+    @property
+    def context_items(self) -> tuple[Message, ...]:
+        """The items a response continuing from this finished one starts with: its
+        input items, then its output (no longer changed once it is finished)."""
+        return (*self.input_items, *self.builder.output)
 
     def run(self, pieces: AsyncIterator[Piece | Pause]) -> None:
         self.task = asyncio.ensure_future(self._produce(pieces))
