@@ -28,6 +28,16 @@ WEATHER_TOOL: dict[str, Any] = {
 }
 
 
+def weather_answered(arguments: str, result: str) -> list[dict[str, Any]]:
+    """A turn of a conversation: the assistant calls get_weather, the tool answers."""
+    function = {"name": "get_weather", "arguments": arguments}
+    call = {"id": "call_1", "type": "function", "function": function}
+    return [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": result},
+    ]
+
+
 def _stream(
     http: httpx2.Client, server_url: str, body: dict[str, Any]
 ) -> tuple[httpx2.Response, list[Event]]:
@@ -179,22 +189,7 @@ def test_legacy_function_call_stream(http: httpx2.Client, server_url: str) -> No
     "extra",
     [
         {"tool_choice": "none"},
-        {
-            "messages_after": [
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": "call_1",
-                            "type": "function",
-                            "function": {"name": "get_weather", "arguments": "{}"},
-                        }
-                    ],
-                },
-                {"role": "tool", "tool_call_id": "call_1", "content": "22 C"},
-            ]
-        },
+        {"messages_after": weather_answered("{}", "22 C")},
     ],
 )
 def test_text_instead_of_a_tool_call(

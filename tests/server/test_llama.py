@@ -24,7 +24,7 @@ from deltastream.server.backends.llama import LlamaBackend, ModelNotFound, Overl
 
 from ._sse import Event, chat_body, parse_sse
 from ._validator import validate
-from .test_chat import WEATHER_TOOL
+from .test_chat import WEATHER_TOOL, weather_answered
 
 pytest.importorskip("llama_cpp")
 
@@ -214,20 +214,7 @@ def test_tool_calls_follow_the_schema(
 
 def test_auto_answers_in_text_after_the_tool_result(http: httpx2.Client, llama_url: str) -> None:
     request = body("What's the weather in Tokyo?", tools=[WEATHER_TOOL])
-    request["messages"] += [
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "call_1",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"location":"Tokyo"}'},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "call_1", "content": "22 C and sunny"},
-    ]
+    request["messages"] += weather_answered('{"location":"Tokyo"}', "22 C and sunny")
     message = complete(http, llama_url, request)["choices"][0]["message"]
     assert message["content"]
     assert "tool_calls" not in message
