@@ -22,7 +22,7 @@ import deltastream
 from deltastream.transport import RESEND_STALE_EXTENSION
 
 from ._helpers import chunk_json, sse_body
-from ._raw_server import PATIENCE, POLL, Handler, Reply, Seen, Serve, ok, response
+from ._raw_server import PATIENCE, POLL, Handler, Reply, Seen, Serve, ok, response, wait_until
 from ._twins import KINDS, Twin
 
 BIG = 16 * 1024 * 1024  # more than any socket buffer takes: the server must read to get it
@@ -212,6 +212,47 @@ def test_who_is_sent_again_after_a_stale_connection(
                 twin.send(request)
     again = [seen.connection for seen in server.seen if seen.target == "/again"]
     assert again == ([0, 1] if resent else [0])
+
+
+def _closed_after_answering(steps_after: list[bytes | float]) -> Handler:
+    """Answers the first request on each connection, plays ``steps_after`` and closes
+    it, without a ``Connection: close``: the close comes while the client holds it idle."""
+    return lambda seen: Reply([response(b"ok"), *steps_after], close=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("allowed", [False, True])
+def test_an_idle_connection_the_server_closed_at_once_is_not_what_a_request_fails_on(
+    kind: str, allowed: bool, serve: Serve
+) -> None:
+    """Closed just after it was given back: a request that may not go out twice is sent
+    on a new connection (the pool asks the kernel first); one that may, too, whether
+    the pool asked first or sent it again after the stale one ended."""
+    server = serve(_closed_after_answering([]))
+    with Twin(kind) as twin:
+        assert twin.request("GET", server.url + "/first").status_code == 200
+        assert wait_until(lambda: 0 in server.closed_by_server)
+        request = twin.build("POST", server.url + "/again", content=b"generate")
+        request.extensions[RESEND_STALE_EXTENSION] = allowed
+        assert twin.send(request).status_code == 200
+    assert [seen.connection for seen in server.seen if seen.target == "/again"] == [1]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_what_a_server_said_on_an_idle_connection_is_not_the_next_answer(
+    kind: str, serve: Serve
+) -> None:
+    """A server that times an idle connection out may say so (a 408) before it closes
+    it. That comes after its idle timeout, seconds long; a connection idle that long is
+    checked before reuse, even for a request that could be sent again."""
+    timed_out = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    server = serve(_closed_after_answering([1.2, timed_out]))
+    with Twin(kind) as twin:
+        assert twin.request("GET", server.url + "/first").status_code == 200
+        assert wait_until(lambda: 0 in server.closed_by_server)
+        again = twin.request("GET", server.url + "/again")  # a GET may always be resent
+        assert (again.status_code, again.text) == (200, "ok")
+    assert [seen.connection for seen in server.seen if seen.target == "/again"] == [1]
 
 
 CHAT = [{"role": "user", "content": "hi"}]

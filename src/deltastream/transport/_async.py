@@ -38,6 +38,7 @@ from ._common import (
     may_resend,
     nothing_came,
     outgoing,
+    readable_now,
     request_origin,
     timeouts_of,
     while_waiting,
@@ -92,10 +93,18 @@ class _Connection:
         self.interrupted = True
         self.channel.close()  # the task reading it wakes to a closed connection
 
-    def looks_reusable(self, now: float, expiry: float | None) -> bool:
-        if expiry is not None and now - self.idle_since > expiry:
+    def looks_reusable(self, ask_kernel: bool) -> bool:
+        # The channel knows what the event loop has read; a loop that has not run
+        # since the server closed the connection (or said something) has not.
+        channel = self.channel
+        if not channel.reusable():
             return False
-        return self.channel.reusable()
+        if not ask_kernel:
+            return True
+        try:
+            return not readable_now(self.network_stream.get_extra_info("socket"))
+        except (OSError, ValueError, TypeError):
+            return False
 
 
 class _Pool:
@@ -113,11 +122,14 @@ class _Pool:
         self._waiters = collections.deque()
         self.read_buffer = memoryview(bytearray(READ_SIZE))  # see Channel
 
-    async def acquire(self, origin: Origin, time_limit: float | None) -> _Connection | None:
+    async def acquire(
+        self, origin: Origin, time_limit: float | None, resendable: bool
+    ) -> _Connection | None:
         """An idle connection to ``origin``, or None after reserving a slot for a new
-        one (the caller connects, then :meth:`release` or :meth:`failed`)."""
+        one (the caller connects, then :meth:`release` or :meth:`failed`).
+        ``resendable``: see ``Slots.take_idle``."""
         if not self._waiters:
-            conn = self._slots.take_idle(origin)
+            conn = self._slots.take_idle(origin, resendable)
             if conn is not None:
                 return conn
             if self._slots.reserve():
@@ -331,7 +343,7 @@ class AsyncHTTP11Transport(httpx2.AsyncBaseTransport):
         timeouts = timeouts_of(request)
         resend = may_resend(request)
         while True:
-            conn = await pool.acquire(origin, timeouts.get("pool"))
+            conn = await pool.acquire(origin, timeouts.get("pool"), resend)
             if conn is None:
                 conn = await self._connect(pool, loop, origin, timeouts)
                 return await self._exchange(pool, conn, request, timeouts, resend=False)

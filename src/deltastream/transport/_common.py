@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import select
 import socket
 import ssl
 from collections.abc import Callable
@@ -34,6 +35,7 @@ __all__ = [
     "nothing_came",
     "outgoing",
     "origin_of",
+    "readable_now",
     "request_origin",
     "request_headers",
     "shutdown_socket",
@@ -73,6 +75,26 @@ def default_limits() -> httpx2.Limits:
     return httpx2.Limits(
         max_connections=max(100, soft - _FD_RESERVE), max_keepalive_connections=_MAX_IDLE
     )
+
+
+if hasattr(select, "poll"):
+
+    def readable_now(sock: Any) -> bool:
+        """Bytes, or the end of the stream, wait on ``sock`` (anything with a
+        ``fileno()``): ``poll``, which takes any descriptor (``select`` fails past
+        1,024)."""
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+
+else:  # Windows: its select() takes any socket
+
+    def readable_now(sock: Any) -> bool:
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        return bool(select.select([sock], [], [], 0)[0])
 
 
 def origin_of(url: httpx2.URL) -> Origin:

@@ -24,7 +24,10 @@ class PooledConnection(Protocol):
     idle_since: float
     interrupted: bool  # set by interrupt()
 
-    def looks_reusable(self, now: float, expiry: float | None) -> bool: ...
+    def looks_reusable(self, ask_kernel: bool) -> bool:
+        """The server has not closed it, nor sent anything, as far as is known;
+        ``ask_kernel``: look at the socket itself (a system call), not only at what the
+        connection has seen."""
 
     def close(self) -> None: ...
 
@@ -34,6 +37,14 @@ class PooledConnection(Protocol):
 
 
 C = TypeVar("C", bound=PooledConnection)
+
+# An idle connection given back less than this long ago is reused on what is known of
+# it, without asking the kernel whether the server has closed it since, when the
+# request may go out again: a server closing it that soon costs no more than sending
+# the request again on a new connection (see _common.nothing_came). What a server may
+# send before it closes an idle connection (a 408) comes after its idle timeout, and
+# those are seconds: gunicorn's 2, uvicorn's and Node's 5, nginx's 75.
+RECENT = 1.0
 
 
 class Slots(Generic[C]):
@@ -54,17 +65,23 @@ class Slots(Generic[C]):
         self.connections: weakref.WeakSet[C] = weakref.WeakSet()
         self.closed = False  # after close(), connections given back are closed too
 
-    def take_idle(self, origin: Origin) -> C | None:
-        """The most recently used idle connection to ``origin`` that still looks
-        usable; those that do not are closed on the way."""
+    def take_idle(self, origin: Origin, resendable: bool) -> C | None:
+        """The most recently used idle connection to ``origin`` that is not expired
+        and still looks usable; those that do not are closed on the way.
+        ``resendable``: the request it is for may go out again if the connection turns
+        out stale (then one idle for less than ``RECENT`` is taken on what is known)."""
         idle = self.idle.get(origin)
         if not idle:
             return None
         now = time.monotonic()
+        expiry = self.expiry
         while idle:
             conn = idle.pop()
             self.idle_count -= 1
-            if conn.looks_reusable(now, self.expiry):
+            idle_for = now - conn.idle_since
+            if (expiry is None or idle_for <= expiry) and conn.looks_reusable(
+                not resendable or idle_for >= RECENT
+            ):
                 return conn
             self._close(conn)
         return None

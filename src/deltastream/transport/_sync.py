@@ -55,6 +55,7 @@ from ._common import (
     may_resend,
     nothing_came,
     outgoing,
+    readable_now,
     request_origin,
     shutdown_socket,
     timeouts_of,
@@ -67,26 +68,7 @@ from ._pool import Origin, Slots
 from ._proxy import ProxyRoute, TunnelReply
 from ._tls import TLSConfig
 
-__all__ = ["HTTP11Transport", "readable_now"]
-
-if hasattr(select, "poll"):
-
-    def readable_now(sock: socket.socket) -> bool:
-        """Bytes, or the end of the stream, wait on ``sock``: ``poll``, which takes
-        any descriptor (``select`` fails past 1,024)."""
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-
-else:  # Windows: its select() takes any socket
-
-    def readable_now(sock: socket.socket) -> bool:
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True
-        return bool(select.select([sock], [], [], 0)[0])
-
+__all__ = ["HTTP11Transport"]
 
 # A plain TCP socket on Linux stays blocking, and its timeouts are the kernel's
 # (SO_SNDTIMEO, SO_RCVTIMEO), set only when they change: Python's own timeout costs an
@@ -197,12 +179,12 @@ class _Connection:
             self._read = seconds
         self._write = seconds
 
-    def looks_reusable(self, now: float, expiry: float | None) -> bool:
-        """Idle, not expired, and the server has not closed it (nor sent anything)."""
-        if expiry is not None and now - self.idle_since > expiry:
-            return False
+    def looks_reusable(self, ask_kernel: bool) -> bool:
         try:
-            return not self._readable()
+            if ask_kernel:
+                return not self._readable()
+            sock = self.sock
+            return not (isinstance(sock, ssl.SSLSocket) and sock.pending())
         except (OSError, ValueError):
             return False
 
@@ -243,13 +225,16 @@ class _Pool:
         self._lock = threading.Lock()
         self._waiters: collections.deque[_Waiter] = collections.deque()
 
-    def acquire(self, origin: Origin, timeout: float | None) -> _Connection | None:
+    def acquire(
+        self, origin: Origin, timeout: float | None, resendable: bool
+    ) -> _Connection | None:
         """An idle connection to ``origin``, or None after reserving a slot for a new
-        one (the caller connects, then :meth:`release` or :meth:`failed`)."""
+        one (the caller connects, then :meth:`release` or :meth:`failed`).
+        ``resendable``: see ``Slots.take_idle``."""
         slots = self._slots
         with self._lock:
             if not self._waiters:
-                conn = slots.take_idle(origin)
+                conn = slots.take_idle(origin, resendable)
                 if conn is not None:
                     return conn
                 if slots.reserve():
@@ -389,7 +374,7 @@ class HTTP11Transport(httpx2.BaseTransport):
         timeouts = timeouts_of(request)
         resend = may_resend(request)
         while True:
-            conn = self._pool.acquire(origin, timeouts.get("pool"))
+            conn = self._pool.acquire(origin, timeouts.get("pool"), resend)
             if conn is None:
                 conn = self._connect(origin, timeouts)
                 return self._exchange(conn, request, timeouts, resend=False)
