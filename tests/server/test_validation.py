@@ -153,8 +153,13 @@ _SECOND = {**_CALL, "id": "call_2"}
 _USER = {"role": "user", "content": "hi"}
 
 
+def _asked(calls: object) -> dict[str, Any]:
+    """An assistant message with ``calls`` as its ``tool_calls``, whatever they are."""
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
 def _asks(*calls: dict[str, Any]) -> dict[str, Any]:
-    return {"role": "assistant", "content": None, "tool_calls": list(calls)}
+    return _asked(list(calls))
 
 
 def _answer(call_id: str) -> dict[str, Any]:
@@ -210,10 +215,6 @@ def test_tool_messages_must_answer_the_calls_before_them(
     error = _refused(http, server_url, messages)
     assert words in error["message"]
     assert (error["param"], error["code"]) == (param, None)
-
-
-def _asked(calls: object) -> dict[str, Any]:
-    return {"role": "assistant", "content": None, "tool_calls": calls}
 
 
 @pytest.mark.parametrize(

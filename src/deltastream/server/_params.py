@@ -73,6 +73,39 @@ def wrong_type(param: str, expected: str, value: object) -> APIError:
     return invalid(message, param, "invalid_type")
 
 
+def missing(param: str) -> APIError:
+    return invalid(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+
+
+def empty_array(param: str) -> APIError:
+    return invalid(
+        f"Invalid '{param}': empty array. Expected an array with minimum length 1, but got "
+        "an empty array instead.",
+        param,
+        "empty_array",
+    )
+
+
+def _check_range(
+    param: str, kind: str, value: float, low: float, high: float | None, shown: str = ""
+) -> None:
+    """Raise OpenAI's error for a ``kind`` ("integer", "decimal") outside ``[low,
+    high]`` (``high`` None: no upper bound); ``shown``: the format the bounds are
+    written in."""
+    if value < low:
+        side, bound, code = "below minimum", f">= {low:{shown}}", "below_min"
+    elif high is not None and value > high:
+        side, bound, code = "above maximum", f"<= {high:{shown}}", "above_max"
+    else:
+        return
+    raise invalid(
+        f"Invalid '{param}': {kind} {side} value. Expected a value {bound}, but got "
+        f"{value!r} instead.",
+        param,
+        f"{kind}_{code}_value",
+    )
+
+
 def int_param(body: Mapping[str, object], name: str, low: int, high: int | None) -> int | None:
     """An integer within ``[low, high]`` (``high`` None: no upper bound), or ``None``
     when absent or null."""
@@ -81,21 +114,7 @@ def int_param(body: Mapping[str, object], name: str, low: int, high: int | None)
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise wrong_type(name, "an integer", value)
-    # OpenAI's words and codes for each side.
-    if value < low:
-        raise invalid(
-            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, "
-            f"but got {value} instead.",
-            name,
-            "integer_below_min_value",
-        )
-    if high is not None and value > high:
-        raise invalid(
-            f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, "
-            f"but got {value} instead.",
-            name,
-            "integer_above_max_value",
-        )
+    _check_range(name, "integer", value, low, high)
     return value
 
 
@@ -109,20 +128,7 @@ def number_param(
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise wrong_type(param, "a decimal", value)
-    if value < low:
-        raise invalid(
-            f"Invalid '{param}': decimal below minimum value. Expected a value >= {low:g}, "
-            f"but got {value!r} instead.",
-            param,
-            "decimal_below_min_value",
-        )
-    if value > high:
-        raise invalid(
-            f"Invalid '{param}': decimal above maximum value. Expected a value <= {high:g}, "
-            f"but got {value!r} instead.",
-            param,
-            "decimal_above_max_value",
-        )
+    _check_range(param, "decimal", value, low, high, "g")
     return float(value)
 
 
@@ -197,9 +203,7 @@ def output_format(value: object, param: str, *, nested: bool = True) -> OutputFo
     spec = value.get("json_schema") if nested else value
     spec_param = f"{param}.json_schema" if nested else param
     if not isinstance(spec, dict):
-        raise invalid(
-            f"Missing required parameter: '{spec_param}'.", spec_param, "missing_required_parameter"
-        )
+        raise missing(spec_param)
     name = spec.get("name")
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise invalid(

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from ._errors import APIError
-from ._params import invalid, wrong_type
+from ._params import empty_array, invalid, missing, wrong_type
 
 __all__ = ["check_tool_messages"]
 
@@ -47,12 +46,7 @@ def _call_ids(calls: object, param: str) -> list[str]:
     if not isinstance(calls, list):
         raise wrong_type(param, "an array of objects", calls)
     if not calls:
-        raise invalid(
-            f"Invalid '{param}': empty array. Expected an array with minimum length 1, but "
-            "got an empty array instead.",
-            param,
-            "empty_array",
-        )
+        raise empty_array(param)
     ids = []
     for number, call in enumerate(calls):
         where = f"{param}[{number}]"
@@ -61,7 +55,7 @@ def _call_ids(calls: object, param: str) -> list[str]:
         ids.append(_string(call, "id", where))
         function = call.get("function")
         if function is None:
-            raise _missing(f"{where}.function")
+            raise missing(f"{where}.function")
         if not isinstance(function, dict):
             raise wrong_type(f"{where}.function", "an object", function)
         _string(function, "name", f"{where}.function")
@@ -72,14 +66,10 @@ def _call_ids(calls: object, param: str) -> list[str]:
 def _string(holder: dict[str, object], name: str, where: str) -> str:
     value = holder.get(name)
     if value is None:
-        raise _missing(f"{where}.{name}")
+        raise missing(f"{where}.{name}")
     if not isinstance(value, str):
         raise wrong_type(f"{where}.{name}", "a string", value)
     return value
-
-
-def _missing(param: str) -> APIError:
-    return invalid(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
 
 
 def _unanswered(index: int, ids: list[str]) -> NoReturn:

@@ -16,8 +16,10 @@ from ._params import (
     OutputFormat,
     Sampling,
     contains_json,
+    empty_array,
     int_param,
     invalid,
+    missing,
     output_format,
     sampling,
     type_name,
@@ -84,29 +86,18 @@ def message_text(content: object) -> str:
 
 def _messages(body: dict[str, object]) -> tuple[dict[str, object], ...]:
     if "messages" not in body:
-        raise invalid(
-            "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
-        )
+        raise missing("messages")
     messages = body["messages"]
     if not isinstance(messages, list):
         raise wrong_type("messages", "an array of objects", messages)
     if not messages:
-        raise invalid(
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
-            "but got an empty array instead.",
-            "messages",
-            "empty_array",
-        )
+        raise empty_array("messages")
     for index, message in enumerate(messages):
         param = f"messages[{index}]"
         if not isinstance(message, dict):
             raise wrong_type(param, "an object", message)
         if "role" not in message:
-            raise invalid(
-                f"Missing required parameter: '{param}.role'.",
-                f"{param}.role",
-                "missing_required_parameter",
-            )
+            raise missing(f"{param}.role")
         role = message["role"]
         if role not in _ROLES:
             allowed = ", ".join(f"'{name}'" for name in sorted(_ROLES))
@@ -136,11 +127,7 @@ def _function(value: object, param: str) -> Tool:
         raise wrong_type(param, "an object", value)
     name = value.get("name")
     if not isinstance(name, str) or not name:
-        raise invalid(
-            f"Missing required parameter: '{param}.name'.",
-            f"{param}.name",
-            "missing_required_parameter",
-        )
+        raise missing(f"{param}.name")
     if not NAME_RE.fullmatch(name):
         raise invalid(
             f"Invalid '{param}.name': string does not match pattern. Expected a string that "

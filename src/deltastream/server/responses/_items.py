@@ -28,7 +28,7 @@ _INTEGER: Final = re.compile(r"-?[0-9]{1,9}")
 def listed_items(value: object) -> tuple[Item, ...]:
     """The ``input`` of a request that passed validation, item by item as listed."""
     if isinstance(value, str):
-        return (_input_message("user", value, None),)
+        return (_message("user", value, None),)
     if not isinstance(value, list):
         return ()
     return tuple(_listed(item) for item in value if isinstance(item, dict))
@@ -55,10 +55,7 @@ def _listed(item: dict[str, object]) -> Item:
     given = item.get("id")
     item_id = given if isinstance(given, str) and given else None
     if kind == "message":
-        role = str(item.get("role"))
-        if role == "assistant":
-            return _assistant_message(item.get("content"), item_id)
-        return _input_message(role, item.get("content"), item_id)
+        return _message(str(item.get("role")), item.get("content"), item_id)
     if kind == "function_call":
         return {
             "id": item_id or random_id("fc_", 48),
@@ -85,14 +82,19 @@ def _listed(item: dict[str, object]) -> Item:
     }
 
 
-def _input_message(role: str, content: object, item_id: str | None) -> Item:
-    parts = content if isinstance(content, list) else [{"type": "input_text", "text": content}]
+def _message(role: str, content: object, item_id: str | None) -> Item:
+    """A message item: an assistant's parts as output text (or refusals), anyone
+    else's as input text."""
+    assistant = role == "assistant"
+    text_type = "output_text" if assistant else "input_text"
+    parts = content if isinstance(content, list) else [{"type": text_type, "text": content}]
+    listed = _output_part if assistant else _input_part
     return {
         "id": item_id or random_id("msg_", 48),
         "type": "message",
         "role": role,
         "status": "completed",
-        "content": [_input_part(part) for part in parts if isinstance(part, dict)],
+        "content": [listed(part) for part in parts if isinstance(part, dict)],
     }
 
 
@@ -102,23 +104,10 @@ def _input_part(part: dict[str, object]) -> dict[str, object]:
     return {"type": "input_text", "text": part.get("text")}
 
 
-def _assistant_message(content: object, item_id: str | None) -> Item:
-    parts = content if isinstance(content, list) else [{"type": "output_text", "text": content}]
-    listed: list[dict[str, object]] = []
-    for part in parts:
-        if not isinstance(part, dict):
-            continue
-        if part.get("type") == "refusal":
-            listed.append({"type": "refusal", "refusal": part.get("refusal")})
-        else:
-            listed.append({"type": "output_text", "text": part.get("text"), "annotations": []})
-    return {
-        "id": item_id or random_id("msg_", 48),
-        "type": "message",
-        "role": "assistant",
-        "status": "completed",
-        "content": listed,
-    }
+def _output_part(part: dict[str, object]) -> dict[str, object]:
+    if part.get("type") == "refusal":
+        return {"type": "refusal", "refusal": part.get("refusal")}
+    return {"type": "output_text", "text": part.get("text"), "annotations": []}
 
 
 def page(items: Sequence[Item], query: Mapping[str, str]) -> dict[str, object]:

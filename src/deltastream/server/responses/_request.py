@@ -20,6 +20,7 @@ from .._params import (
     contains_json,
     int_param,
     invalid,
+    missing,
     number_param,
     output_format,
     wrong_type,
@@ -143,7 +144,7 @@ def _item(item: object, param: str) -> Message | None:
 def _input(body: dict[str, object]) -> tuple[Message, ...]:
     value = body.get("input")
     if value is None:
-        raise invalid("Missing required parameter: 'input'.", "input", "missing_required_parameter")
+        raise missing("input")
     if isinstance(value, str):
         return ({"role": "user", "content": value},)
     if not isinstance(value, list):
@@ -213,10 +214,6 @@ def _flag(body: dict[str, object], name: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise wrong_type(name, "a boolean", value)
     return value
-
-
-def _max_output_tokens(body: dict[str, object]) -> int | None:
-    return int_param(body, "max_output_tokens", MIN_OUTPUT_TOKENS, None)
 
 
 def _sampling(body: dict[str, object]) -> Sampling:
@@ -299,7 +296,7 @@ def validate_responses_request(body: dict[str, object]) -> ResponsesRequest:
             )
     sampling = _sampling(body)
     tool_choice = _tool_choice(body, tools)
-    max_output_tokens = _max_output_tokens(body)
+    max_output_tokens = int_param(body, "max_output_tokens", MIN_OUTPUT_TOKENS, None)
     background = _flag(body, "background", False)
     store = _flag(body, "store", True)
     metadata = body.get("metadata")
