@@ -180,24 +180,22 @@ class _Connection:
         self._write = seconds
 
     def looks_reusable(self, ask_kernel: bool) -> bool:
+        sock = self.sock
         try:
-            if ask_kernel:
-                return not self._readable()
-            sock = self.sock
-            return not (isinstance(sock, ssl.SSLSocket) and sock.pending())
+            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+                return False  # the server said something after the last response
+            return not ask_kernel or not self._polled_readable()
         except (OSError, ValueError):
             return False
 
-    def _readable(self) -> bool:
+    def _polled_readable(self) -> bool:
+        """``readable_now`` with this connection's poller, made once and kept."""
         if not hasattr(select, "poll"):
             return readable_now(self.sock)
-        sock = self.sock
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True
         poller = self._poller
         if poller is None:
             poller = self._poller = select.poll()
-            poller.register(sock, select.POLLIN)
+            poller.register(self.sock, select.POLLIN)
         return bool(poller.poll(0))
 
 
